@@ -1,0 +1,53 @@
+"""The CLI's only way to a node: one JSON request over its control socket."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from appliance.cli.errors import CliError
+from appliance.host import state
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def call(node: str, op: str, args: dict | None = None, timeout: float = DEFAULT_TIMEOUT):
+    """Run one control operation on a local node and return its result."""
+    if not state.exists(node):
+        raise CliError(f"node {node!r} does not exist (see 'ockam node list')")
+    response = raw_call(str(state.socket_path(node)), op, args or {}, timeout)
+    if response is None:
+        raise CliError(f"node {node!r} is not running (start it with 'ockam node start {node}')")
+    if not response.get("ok"):
+        raise CliError(response.get("error") or "the node returned an error")
+    return response.get("result")
+
+
+def raw_call(path: str, op: str, args: dict, timeout: float):
+    """The node's response, or None when nothing answers on the socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+            data = sock.makefile("rb").readline()
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+    except socket.timeout:
+        raise CliError(f"the node did not answer {op} within {timeout:g} s") from None
+    except OSError as exc:
+        raise CliError(f"cannot reach the node: {exc.strerror or exc}") from None
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise CliError("the node sent an unreadable response") from None
+
+
+def is_up(node: str) -> bool:
+    try:
+        response = raw_call(str(state.socket_path(node)), "node.show", {}, 2.0)
+    except CliError:
+        return False
+    return bool(response and response.get("ok"))

@@ -1,0 +1,118 @@
+"""Entry point of `ockam`: global options, then one command group.
+
+Usage:
+  ockam <command> [<args>...]
+  ockam --version
+  ockam --help
+
+Commands:
+  node              create, list, show, delete, start, stop, logs; pick the default node
+  tcp-listener      TCP listeners of a node
+  tcp-connection    outgoing TCP connections of a node
+  relay             relays at another node (older name: forwarder)
+  message           send a message along a route and print the reply
+  tcp-outlet        expose a TCP service at a node
+  tcp-inlet         a local TCP port that reaches an outlet
+
+Global options (anywhere on the line):
+  --output=<fmt>    plain (default) or json
+  -q, --quiet       print nothing but errors
+  -v, --verbose     more detail; repeat for debug logs and tracebacks
+  --no-color        accepted for compatibility (output has no colour)
+
+Run 'ockam <command> --help' for a command's usage.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from docopt import DocoptExit, docopt
+
+from appliance import __version__
+from appliance.cli.errors import CliError
+from appliance.cli.output import Output
+from appliance.host.process import ProcessError
+from appliance.host.state import StateError
+
+COMMAND_MODULES = {
+    "node": "appliance.cli.node_cmd",
+    "tcp-listener": "appliance.cli.tcp_cmd",
+    "tcp-connection": "appliance.cli.tcp_cmd",
+    "relay": "appliance.cli.relay_cmd",
+    "forwarder": "appliance.cli.relay_cmd",
+    "message": "appliance.cli.message_cmd",
+    "tcp-outlet": "appliance.cli.portal_cmd",
+    "tcp-inlet": "appliance.cli.portal_cmd",
+}
+
+
+def split_global_options(argv: list[str]) -> tuple[list[str], Output]:
+    out = Output()
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-q", "--quiet"):
+            out.quiet = True
+        elif arg == "--no-color":
+            pass
+        elif arg in ("-v", "--verbose") or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            out.verbose += 1 if arg == "--verbose" else len(arg) - 1
+        elif arg == "--output" or arg.startswith("--output="):
+            value = arg.partition("=")[2] if "=" in arg else next(args, "")
+            if value not in ("plain", "json"):
+                raise CliError(f"--output must be plain or json, not {value!r}", code=2)
+            out.format = value
+        else:
+            rest.append(arg)
+    return rest, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    out = Output()
+    try:
+        argv, out = split_global_options(argv)
+        return run(argv, out)
+    except CliError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.code
+    except (StateError, ProcessError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with -vv
+        if out.verbose >= 2:
+            raise
+        print(f"Error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str], out: Output) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__.strip())
+        return 0
+    if argv[0] in ("--version", "-V", "version"):
+        print(f"ockam {__version__} (ockam-appliance)")
+        return 0
+    command = argv[0]
+    if command not in COMMAND_MODULES:
+        raise CliError(f"unknown command {command!r} (see 'ockam --help')", code=2)
+    import importlib
+
+    module = importlib.import_module(COMMAND_MODULES[command])
+    usage = module.usage(command)
+    if "-h" in argv or "--help" in argv:
+        print(usage.strip())
+        return 0
+    try:
+        args = docopt(usage, argv=argv, default_help=False)
+    except DocoptExit:
+        raise CliError(f"bad arguments for 'ockam {' '.join(argv[:2])}' "
+                       f"(see 'ockam {command} --help')", code=2) from None
+    return module.run(command, args, out) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""`ockam relay ...` (and its older name `ockam forwarder ...`)."""
+
+from __future__ import annotations
+
+from appliance.cli import client
+from appliance.cli.common import node_arg, route_arg
+from appliance.cli.output import Output, table
+
+USAGE = """
+Usage:
+  ockam {cmd} create [<name>] --at=<route> [--to=<node>]
+  ockam {cmd} list [--to=<node>] [--node=<node>]
+  ockam {cmd} delete <name> [--to=<node>] [--node=<node>]
+
+Creates, on node --to (default: the default node), a relay named <name> (default: default)
+at the node that --at routes to; messages sent there to /service/forward_to_<name> reach --to.
+"""
+
+
+def usage(command: str) -> str:
+    return USAGE.format(cmd=command)
+
+
+def run(_command: str, args, out: Output) -> None:
+    node = node_arg(args["--to"] or args["--node"])
+    if args["create"]:
+        result = client.call(node, "relay.create", {"name": args["<name>"] or "default",
+                                                   "at": route_arg(args["--at"])})
+        out.result(result["address"], data=result,
+                   human=f"Relay created at {args['--at']}\n  Address: {result['address']}")
+    elif args["list"]:
+        relays = client.call(node, "relay.list")
+        rows = [[r["name"], r["direction"], r.get("at", ""), r["remote_route"]] for r in relays]
+        out.result(table(["Name", "Direction", "At", "Remote route"], rows), data=relays)
+    elif args["delete"]:
+        client.call(node, "relay.delete", {"name": args["<name>"]})
+        out.result(f"Deleted relay {args['<name>']}")

@@ -1,0 +1,1 @@
+"""Process life: the state directory, background nodes, signals and service wrappers."""

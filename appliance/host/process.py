@@ -1,0 +1,101 @@
+"""Background nodes: spawn this same program detached, wait until it answers, stop it.
+
+Works the same from source (`python -m appliance`) and frozen by PyInstaller, where
+`sys.executable` is the `ockam` binary itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from appliance.host import state
+
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+
+class ProcessError(Exception):
+    """A node process that would not start or stop."""
+
+
+def self_command() -> list[str]:
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "appliance"]
+
+
+def spawn_node(name: str, args: list[str], is_ready) -> int:
+    """Start `ockam node create NAME --foreground ARGS` detached; return its pid once ready.
+
+    `is_ready()` is polled until it returns True; a child that exits first is reported
+    with the last line it logged (for example a busy port)."""
+    log = state.log_path(name)
+    log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        child = subprocess.Popen(
+            self_command() + ["node", "create", name, "--foreground", *args],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise ProcessError(last_error_line(log) or f"node {name} exited with code {child.returncode}")
+        if is_ready():
+            return child.pid
+        time.sleep(0.05)
+    child.kill()
+    raise ProcessError(f"node {name} did not start within {READY_TIMEOUT:g} s (see {log})")
+
+
+def last_error_line(log) -> str:
+    try:
+        lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1].split("Error: ", 1)[-1] if lines else ""
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def is_our_node(pid: int, name: str) -> bool:
+    """Guard against pid reuse: the process must be a node of this name."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return alive(pid)  # no /proc (not Linux): trust the pid file
+    return b"node" in argv and name.encode() in argv
+
+
+def stop_process(pid: int, name: str, timeout: float = STOP_TIMEOUT) -> None:
+    if not alive(pid) or not is_our_node(pid, name):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)

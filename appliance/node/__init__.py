@@ -1,0 +1,1 @@
+"""The gevent runtime: a node routes messages between workers, sockets and peers."""

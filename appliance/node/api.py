@@ -1,0 +1,136 @@
+"""The control API: JSON requests from the local CLI over a Unix socket.
+
+It is never reachable through a node's transports (it is not a worker), and only the
+node's owner can use it: the socket is 0600 inside a 0700 directory, and each peer's
+uid is checked with SO_PEERCRED. One request per connection:
+`{"op": "relay.create", "args": {...}}\\n` -> `{"ok": true, "result": ...}\\n`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket as _stdsocket
+import struct
+
+import gevent
+from gevent import socket
+from gevent.server import StreamServer
+
+from appliance.node.errors import NodeError
+from appliance.wire.errors import WireError
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 1 << 20
+REQUEST_READ_TIMEOUT = 10.0
+MAX_SOCKET_PATH = 100
+
+# op name -> NodeRuntime method: the only things a request can call
+OPERATIONS = {
+    "node.show": "show",
+    "tcp_listener.create": "tcp_listener_create",
+    "tcp_listener.list": "tcp_listener_list",
+    "tcp_listener.delete": "tcp_listener_delete",
+    "tcp_connection.create": "tcp_connection_create",
+    "tcp_connection.list": "tcp_connection_list",
+    "tcp_connection.delete": "tcp_connection_delete",
+    "relay.create": "relay_create",
+    "relay.list": "relay_list",
+    "relay.delete": "relay_delete",
+    "message.send": "message_send",
+    "tcp_outlet.create": "outlet_create",
+    "tcp_outlet.list": "outlet_list",
+    "tcp_outlet.delete": "outlet_delete",
+    "tcp_inlet.create": "inlet_create",
+    "tcp_inlet.list": "inlet_list",
+    "tcp_inlet.delete": "inlet_delete",
+}
+
+
+class SocketPathTooLong(NodeError):
+    """Unix socket paths are limited to about 100 bytes."""
+
+
+def bind_unix(path: str):
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise SocketPathTooLong(f"control socket path {path!r} is too long; use a shorter OCKAM_HOME")
+    if os.path.exists(path):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    sock.listen(64)
+    return sock
+
+
+def peer_uid(sock) -> int | None:
+    if not hasattr(_stdsocket, "SO_PEERCRED"):
+        return None
+    creds = sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
+
+
+class ControlServer:
+    def __init__(self, runtime, path: str, extra_ops: dict | None = None):
+        self.runtime = runtime
+        self.path = path
+        self.extra_ops = extra_ops or {}
+        self.server = StreamServer(bind_unix(path), self._serve)
+        self.server.start()
+
+    def close(self) -> None:
+        self.server.stop(timeout=1)
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def _serve(self, sock, _addr) -> None:
+        uid = peer_uid(sock)
+        if uid is not None and uid not in (os.getuid(), 0):
+            log.warning("refused a control connection from uid %d", uid)
+            sock.close()
+            return
+        try:
+            with gevent.Timeout(REQUEST_READ_TIMEOUT):
+                line = sock.makefile("rb").readline(MAX_REQUEST + 1)
+            response = self.dispatch(line)
+        except gevent.Timeout:
+            response = {"ok": False, "error": "request not received in time"}
+        try:
+            sock.sendall(json.dumps(response).encode() + b"\n")
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def dispatch(self, line: bytes) -> dict:
+        if len(line) > MAX_REQUEST:
+            return {"ok": False, "error": "request too large"}
+        try:
+            request = json.loads(line)
+            op, args = request["op"], request.get("args") or {}
+            if not isinstance(args, dict):
+                raise TypeError("args must be an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            return {"ok": False, "error": f"malformed request: {exc}"}
+        if op in self.extra_ops:
+            target = self.extra_ops[op]
+        elif op in OPERATIONS:
+            target = getattr(self.runtime, OPERATIONS[op])
+        else:
+            return {"ok": False, "error": f"unknown operation {op!r}"}
+        try:
+            return {"ok": True, "result": target(**args)}
+        except (NodeError, WireError, ValueError) as exc:
+            return {"ok": False, "error": str(exc)}
+        except TypeError as exc:
+            return {"ok": False, "error": f"bad arguments for {op}: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - report, log, keep serving
+            log.exception("control operation %s failed", op)
+            return {"ok": False, "error": f"internal error in {op}: {exc}"}

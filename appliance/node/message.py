@@ -1,0 +1,20 @@
+"""The message a node routes internally: a transport message plus what the node knows of it."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from appliance.wire.address import Route
+
+
+class LocalMessage(NamedTuple):
+    onward: Route
+    return_route: Route
+    payload: bytes
+    # identifier of the authenticated peer when the message came out of a secure channel
+    peer: Optional[str] = None
+
+    def step(self, prepend_return=None) -> "LocalMessage":
+        """The same message with the first onward hop removed (and optionally a return hop added)."""
+        ret = self.return_route if prepend_return is None else (prepend_return,) + self.return_route
+        return self._replace(onward=self.onward[1:], return_route=ret)

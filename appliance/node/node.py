@@ -1,0 +1,93 @@
+"""The node: a registry of workers and the router that moves messages between them.
+
+Routing is Ockam's: the first address of the onward route names the worker that gets the
+message next. A message whose next hop is unknown is dropped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import gevent
+from gevent.event import AsyncResult
+
+from appliance.node.errors import AddressInUse, RequestTimeout
+from appliance.node.message import LocalMessage
+from appliance.node.worker import Worker
+from appliance.wire.address import TCP, Address, Route, route_text
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(self, name: str):
+        self.name = name
+        self.workers: dict[Address, Worker] = {}
+        self.counters: Counter = Counter()
+        # set by the TCP transport: resolves `1#host:port` hops to a connection worker
+        self.tcp_router = None
+
+    # --- registry -------------------------------------------------------------------------
+    def register(self, worker: Worker) -> None:
+        if worker.address in self.workers:
+            raise AddressInUse(f"address {worker.address} is already in use on node {self.name}")
+        self.workers[worker.address] = worker
+
+    def unregister(self, address: Address) -> None:
+        self.workers.pop(address, None)
+
+    def stop(self) -> None:
+        for worker in list(self.workers.values()):
+            try:
+                worker.stop()
+            except Exception:  # noqa: BLE001 - shutting down: one bad worker must not stop the rest
+                log.exception("error stopping worker %s", worker.address)
+        self.workers.clear()
+
+    # --- routing ----------------------------------------------------------------------------
+    def route(self, msg: LocalMessage) -> None:
+        if not msg.onward:
+            self.counters["dropped_empty_route"] += 1
+            return
+        address = msg.onward[0]
+        worker = self.workers.get(address)
+        if worker is None:
+            if address.tt == TCP and self.tcp_router is not None:
+                self.tcp_router(msg)
+                return
+            self.counters["dropped_unknown_address"] += 1
+            log.debug("dropped message for unknown address %s (onward %s)", address, route_text(msg.onward))
+            return
+        try:
+            worker.handle(msg)
+        except Exception:  # noqa: BLE001 - a failing worker must never take the node down
+            self.counters["worker_errors"] += 1
+            log.exception("worker %s failed to handle a message", address)
+
+    def send(self, onward: Route, payload: bytes, return_route: Route = ()) -> None:
+        self.route(LocalMessage(tuple(onward), tuple(return_route), payload))
+
+    def request(self, onward: Route, payload: bytes, timeout: float) -> LocalMessage:
+        """Send from a one-shot address and wait for the first message sent back to it."""
+        waiter = _ReplyWaiter()
+        self.register(waiter)
+        try:
+            self.send(onward, payload, (waiter.address,))
+            try:
+                return waiter.result.get(timeout=timeout)
+            except gevent.Timeout:
+                raise RequestTimeout(
+                    f"no reply from {route_text(tuple(onward))} within {timeout:g} s") from None
+        finally:
+            self.unregister(waiter.address)
+
+
+class _ReplyWaiter(Worker):
+    def __init__(self):
+        self.address = Address.random_local()
+        self.result = AsyncResult()
+
+    def handle(self, msg: LocalMessage) -> None:
+        if not self.result.ready():
+            self.result.set(msg)

@@ -1,0 +1,219 @@
+"""TCP portals: an inlet listens next to the user, an outlet connects next to the service.
+
+For each client connection the inlet sends Ping to the outlet's route. The outlet connects
+to its target FIRST and only then answers Pong from a per-connection worker, or Disconnect
+when the target is down, so a client never waits on a dead target. Both sides then stream
+Payload chunks; end of stream or an error on either side sends Disconnect to the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.server import StreamServer
+
+from appliance.node.errors import ConnectionClosed, NodeError, RouteError
+from appliance.node.message import LocalMessage
+from appliance.node.tcp import connect_tcp, os_reason, tune_socket
+from appliance.node.worker import Worker
+from appliance.node.writer import SocketWriter
+from appliance.wire import portal as portal_wire
+from appliance.wire.address import Address
+from appliance.wire.errors import DecodeError
+from appliance.wire.multiaddr import parse_hostport
+
+log = logging.getLogger(__name__)
+
+CHUNK = 128 * 1024
+PONG_TIMEOUT = 10.0
+TARGET_CONNECT_TIMEOUT = 5.0
+FLUSH_ON_DISCONNECT = 30.0
+
+
+class PortalStream(Worker):
+    """One side of one portal connection: a socket on this node and a route to the other side."""
+
+    def __init__(self, node, sock, registry: set):
+        self.node = node
+        self.sock = sock
+        self.address = Address.random_local()
+        self.remote_route = ()
+        self.writer = SocketWriter(sock, on_error=lambda exc: self.close(notify=True))
+        self.registry = registry
+        self.closed = False
+        node.register(self)
+        registry.add(self)
+
+    def handle(self, msg: LocalMessage) -> None:
+        try:
+            tag, data = portal_wire.decode(msg.payload)
+        except DecodeError as exc:
+            self.node.counters["bad_portal_messages"] += 1
+            log.debug("bad portal message: %s", exc)
+            return
+        if tag == portal_wire.PAYLOAD_TAG:
+            try:
+                self.writer.write(data)
+            except ConnectionClosed:
+                pass
+        elif tag == portal_wire.DISCONNECT[0]:
+            gevent.spawn(self._close_after_flush)
+        else:
+            self.on_control(tag, msg)
+
+    def on_control(self, tag: int, msg: LocalMessage) -> None:
+        log.debug("unexpected portal message %d", tag)
+
+    def pump(self) -> None:
+        """Read the local socket until it ends, sending every chunk to the other side."""
+        sock, node, route, ret = self.sock, self.node, self.remote_route, (self.address,)
+        encode = portal_wire.encode_payload
+        try:
+            while not self.closed:
+                data = sock.recv(CHUNK)
+                if not data:
+                    break
+                node.route(LocalMessage(route, ret, encode(data)))
+        except OSError as exc:
+            log.debug("portal socket error: %s", exc)
+        self.close(notify=True)
+
+    def _close_after_flush(self) -> None:
+        self.writer.flush(FLUSH_ON_DISCONNECT)
+        self.close(notify=False)
+
+    def close(self, notify: bool) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if notify and self.remote_route:
+            self.node.send(self.remote_route, portal_wire.DISCONNECT, (self.address,))
+        self.node.unregister(self.address)
+        self.registry.discard(self)
+        self.writer.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self.close(notify=True)
+
+
+class InletStream(PortalStream):
+    def __init__(self, node, sock, registry, resolve_outlet):
+        super().__init__(node, sock, registry)
+        self.pong = AsyncResult()
+        self.resolve_outlet = resolve_outlet
+
+    def on_control(self, tag: int, msg: LocalMessage) -> None:
+        if tag == portal_wire.PONG[0] and not self.pong.ready():
+            self.pong.set(msg.return_route)
+
+    def run(self) -> None:
+        try:
+            outlet_route = self.resolve_outlet()
+        except NodeError as exc:
+            log.warning("inlet: %s, closing the client", exc)
+            self.close(notify=False)
+            return
+        self.node.send(outlet_route, portal_wire.PING, (self.address,))
+        try:
+            self.remote_route = self.pong.get(timeout=PONG_TIMEOUT)
+        except gevent.Timeout:
+            log.warning("inlet: no answer from the outlet within %g s, closing the client", PONG_TIMEOUT)
+            self.close(notify=False)
+            return
+        if not self.closed:
+            self.pump()
+
+    def _close_after_flush(self) -> None:
+        if not self.pong.ready():
+            self.pong.set(())  # the outlet refused: the target is down
+            self.close(notify=False)
+            return
+        super()._close_after_flush()
+
+
+class Inlet:
+    """Listens on host:port; every accepted client becomes an InletStream to the outlet.
+
+    The outlet route is resolved again for every client, so an inlet recovers when the
+    TCP connection its route used is lost and can be re-opened."""
+
+    def __init__(self, node, bind: str, resolve_outlet, route_text: str, alias: str):
+        self.node = node
+        self.alias = alias
+        self.resolve_outlet = resolve_outlet
+        self.route_text = route_text
+        self.streams: set = set()
+        target = parse_hostport(bind, allow_zero=True)
+        self.server = StreamServer((target.host, target.port), self._accept)
+        try:
+            self.server.start()
+        except OSError as exc:
+            raise RouteError(f"cannot listen on {bind}: {os_reason(exc)}") from None
+        host, port = self.server.address[:2]
+        self.bind = f"{host}:{port}"
+
+    def _accept(self, sock, _peer) -> None:
+        tune_socket(sock)
+        InletStream(self.node, sock, self.streams, self.resolve_outlet).run()
+
+    def close(self) -> None:
+        self.server.stop(timeout=0)
+        for stream in list(self.streams):
+            stream.close(notify=True)
+
+    def describe(self) -> dict:
+        return {"alias": self.alias, "bind_address": self.bind, "outlet_route": self.route_text,
+                "connections": len(self.streams)}
+
+
+class Outlet(Worker):
+    """The service at `/service/<name>`: each Ping opens a connection to the target."""
+
+    def __init__(self, node, name: str, target: str, alias: str):
+        self.node = node
+        self.alias = alias
+        self.address = Address.local(name)
+        self.target_text = target
+        self.target = parse_hostport(target)
+        self.streams: set = set()
+
+    def handle(self, msg: LocalMessage) -> None:
+        try:
+            tag, _ = portal_wire.decode(msg.payload)
+        except DecodeError:
+            tag = None
+        if tag != portal_wire.PING[0]:
+            self.node.counters["bad_portal_messages"] += 1
+            return
+        gevent.spawn(self._open, msg.return_route)
+
+    def _open(self, inlet_route) -> None:
+        try:
+            sock = connect_tcp(self.target, timeout=TARGET_CONNECT_TIMEOUT)
+        except NodeError as exc:
+            log.warning("outlet %s: %s", self.address.inner.decode(), exc)
+            self.node.send(inlet_route, portal_wire.DISCONNECT, (self.address,))
+            return
+        stream = PortalStream(self.node, sock, self.streams)
+        stream.remote_route = inlet_route
+        self.node.send(inlet_route, portal_wire.PONG, (stream.address,))
+        stream.pump()
+
+    def stop(self) -> None:
+        for stream in list(self.streams):
+            stream.close(notify=True)
+
+    def describe(self) -> dict:
+        return {"alias": self.alias, "address": f"/service/{self.address.inner.decode()}",
+                "target": self.target_text, "connections": len(self.streams)}
+
+
+def new_alias() -> str:
+    return os.urandom(8).hex()

@@ -1,0 +1,59 @@
+"""Turning route text into a route of addresses on a running node.
+
+`/service/x` is a local address; `/ip4|ip6|dnsaddr/H/tcp/P` opens (or reuses) a TCP
+connection and stands for its worker address; `/node/n` is node n's TCP listener, found
+through the `node_lookup` the host layer provides.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+from appliance.node.errors import RouteError
+from appliance.wire import multiaddr
+from appliance.wire.address import Address
+from appliance.wire.errors import MultiaddrError
+
+
+class Resolved(NamedTuple):
+    route: tuple
+    opened: list  # TCP connections opened for this route (owned by the caller)
+
+
+NodeLookup = Callable[[str], Optional[str]]  # node name -> "host:port" of its listener
+
+
+def parse_route(text: str) -> list:
+    try:
+        return multiaddr.parse(text)
+    except MultiaddrError as exc:
+        raise RouteError(str(exc)) from None
+
+
+def resolve(tcp, text: str, node_lookup: NodeLookup, reuse: bool = True) -> Resolved:
+    route: list = []
+    opened: list = []
+    try:
+        for segment in parse_route(text):
+            if isinstance(segment, multiaddr.Local):
+                route.append(Address.local(segment.name))
+                continue
+            if isinstance(segment, multiaddr.Node):
+                hostport = node_lookup(segment.name)
+                if hostport is None:
+                    raise RouteError(f"unknown node {segment.name!r} in route {text!r}")
+                segment = multiaddr.parse_hostport(hostport)
+            if isinstance(segment, multiaddr.Tcp):
+                if reuse:
+                    conn = tcp.connection_to(segment)
+                else:
+                    conn = tcp.connect(segment)
+                    opened.append(conn)
+                route.append(conn.address)
+                continue
+            raise RouteError(f"{multiaddr.to_text([segment])} in routes is not supported yet")
+    except Exception:
+        for conn in opened:
+            conn.close()
+        raise
+    return Resolved(tuple(route), opened)

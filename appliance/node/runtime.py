@@ -1,0 +1,171 @@
+"""One running node with everything on it, and the operations its control API offers.
+
+Every public method here is one control request; arguments and results are plain JSON
+values, errors are NodeError subclasses whose text is shown to the user as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from appliance.node import routes
+from appliance.node.errors import AddressInUse, NotFound, RouteError
+from appliance.node.node import Node
+from appliance.node.portal import Inlet, Outlet, new_alias
+from appliance.node.relay import ForwardingService, Relays
+from appliance.node.services import start_default_services
+from appliance.node.tcp import TcpConnection, TcpListener, TcpTransport
+from appliance.wire import bare, multiaddr
+from appliance.wire.errors import DecodeError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MESSAGE_TIMEOUT = 10.0
+
+
+class NodeRuntime:
+    def __init__(self, name: str, node_lookup: routes.NodeLookup = lambda _name: None,
+                 max_frame: int | None = None):
+        self.node = Node(name)
+        self.node_lookup = node_lookup
+        self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}))
+        start_default_services(self.node)
+        self.forwarding = ForwardingService(self.node)
+        self.node.register(self.forwarding)
+        self.relays = Relays(self.node)
+        self.inlets: dict[str, Inlet] = {}
+        self.outlets: dict[str, Outlet] = {}
+        self.pid = os.getpid()
+
+    def resolve(self, text: str, reuse: bool = True) -> routes.Resolved:
+        return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse)
+
+    def shutdown(self) -> None:
+        for inlet in list(self.inlets.values()):
+            inlet.close()
+        for client in list(self.relays.clients.values()):
+            client.stop()
+        self.tcp.close()
+        self.node.stop()
+
+    # --- node -------------------------------------------------------------------------------
+    def show(self) -> dict:
+        return {
+            "name": self.node.name, "pid": self.pid,
+            "listeners": [l.describe() for l in self.tcp.listeners.values()],
+            "transports": self.transports(),
+            "relays": self.relay_list(),
+            "inlets": self.inlet_list(), "outlets": self.outlet_list(),
+            "services": sorted(a.inner.decode() for a, w in self.node.workers.items()
+                               if not isinstance(w, TcpConnection) and len(a.inner) != 32),
+            "counters": dict(self.node.counters),
+        }
+
+    # --- tcp --------------------------------------------------------------------------------
+    def tcp_listener_create(self, address: str) -> dict:
+        return self.tcp.listen(address).describe()
+
+    def tcp_listener_list(self) -> list:
+        return [l.describe() for l in self.tcp.listeners.values()]
+
+    def tcp_listener_delete(self, id: str) -> None:
+        item = self.tcp.find(id)
+        if not isinstance(item, TcpListener):
+            raise NotFound(f"no TCP listener {id!r}")
+        item.close()
+
+    def tcp_connection_create(self, address: str) -> dict:
+        target = multiaddr.parse_hostport(address) if not address.startswith("/") else None
+        if target is None:
+            segments = routes.parse_route(address)
+            if len(segments) != 1 or not isinstance(segments[0], (multiaddr.Tcp, multiaddr.Node)):
+                raise RouteError(f"{address!r} is not a TCP address (HOST:PORT, /ip4/A/tcp/P or /node/N)")
+            target = segments[0]
+            if isinstance(target, multiaddr.Node):
+                hostport = self.node_lookup(target.name)
+                if hostport is None:
+                    raise RouteError(f"unknown node {target.name!r}")
+                target = multiaddr.parse_hostport(hostport)
+        return self.tcp.connect(target).describe()
+
+    def transports(self) -> list:
+        return ([l.describe() for l in self.tcp.listeners.values()]
+                + [c.describe() for c in self.tcp.connections.values()])
+
+    def tcp_connection_list(self) -> list:
+        return self.transports()
+
+    def tcp_connection_delete(self, id: str) -> None:
+        item = self.tcp.find(id)
+        if not isinstance(item, TcpConnection):
+            raise NotFound(f"no TCP connection {id!r}")
+        item.close()
+
+    # --- relays -----------------------------------------------------------------------------
+    def relay_create(self, name: str, at: str) -> dict:
+        routes.parse_route(at)  # fail fast on bad text before anything is opened
+        try:
+            address = self.relays.create(name, at, lambda: self.resolve(at, reuse=False))
+        except ValueError as exc:
+            raise RouteError(str(exc)) from None
+        return {"address": f"/service/{address}", **self.relays.clients[address].describe()}
+
+    def relay_list(self) -> list:
+        return ([c.describe() for c in self.relays.clients.values()]
+                + [r.describe() for r in self.forwarding.relays.values()])
+
+    def relay_delete(self, name: str) -> None:
+        self.relays.delete(name)
+
+    # --- messages ---------------------------------------------------------------------------
+    def message_send(self, route: str, message: str, timeout: float = DEFAULT_MESSAGE_TIMEOUT,
+                     hex: bool = False) -> dict:
+        resolved = self.resolve(route)
+        payload = bytes.fromhex(message) if hex else bare.encode_string(message)
+        reply = self.node.request(resolved.route, payload, timeout)
+        try:
+            text = bare.decode_string(reply.payload)
+        except DecodeError:
+            return {"reply": reply.payload.hex(), "encoding": "hex"}
+        return {"reply": text, "encoding": "utf-8"}
+
+    # --- portals ----------------------------------------------------------------------------
+    def outlet_create(self, to: str, address: str = "outlet", alias: str | None = None) -> dict:
+        name = address.removeprefix("/service/")
+        alias = alias or name
+        if alias in self.outlets:
+            raise AddressInUse(f"an outlet with alias {alias!r} already exists")
+        multiaddr.parse_hostport(to)
+        outlet = Outlet(self.node, name, to, alias)
+        self.node.register(outlet)
+        self.outlets[alias] = outlet
+        return outlet.describe()
+
+    def outlet_list(self) -> list:
+        return [o.describe() for o in self.outlets.values()]
+
+    def outlet_delete(self, alias: str) -> None:
+        outlet = self.outlets.pop(alias, None)
+        if outlet is None:
+            raise NotFound(f"no outlet {alias!r}")
+        self.node.unregister(outlet.address)
+        outlet.stop()
+
+    def inlet_create(self, bind: str, to: str, alias: str | None = None) -> dict:
+        alias = alias or new_alias()
+        if alias in self.inlets:
+            raise AddressInUse(f"an inlet with alias {alias!r} already exists")
+        self.resolve(to)  # fail now, not at the first client, when the route is wrong
+        inlet = Inlet(self.node, bind, lambda: self.resolve(to).route, to, alias)
+        self.inlets[alias] = inlet
+        return inlet.describe()
+
+    def inlet_list(self) -> list:
+        return [i.describe() for i in self.inlets.values()]
+
+    def inlet_delete(self, alias: str) -> None:
+        inlet = self.inlets.pop(alias, None)
+        if inlet is None:
+            raise NotFound(f"no inlet {alias!r}")
+        inlet.close()

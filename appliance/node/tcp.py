@@ -1,0 +1,230 @@
+"""TCP transport: listeners and connections that carry framed transport messages.
+
+Each connection is a worker at a random local address. A message routed to that address
+leaves through the socket without its first hop; a message that arrives gets the address
+prepended to its return route, so replies find their way back through the same socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket as _stdsocket
+
+import gevent
+from gevent import socket
+from gevent.server import StreamServer
+
+from appliance.node.errors import ConnectionClosed, NotFound, RouteError
+from appliance.node.message import LocalMessage
+from appliance.node.worker import Worker
+from appliance.node.writer import SocketWriter
+from appliance.wire.address import Address
+from appliance.wire.errors import WireError
+from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder, encode_frame_header
+from appliance.wire.multiaddr import Tcp, parse_hostport
+from appliance.wire.transport import TransportMessage
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 256 * 1024
+CONNECT_TIMEOUT = 10.0
+KEEPALIVE = (300, 75, 2)  # idle, interval, probes - as Ockam
+
+
+def tune_socket(sock) -> None:
+    """No Nagle delay (we batch ourselves) and TCP keepalive for dead peers."""
+    sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+    sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
+    for opt, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), KEEPALIVE):
+        if hasattr(_stdsocket, opt):
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
+
+
+def os_reason(exc: BaseException) -> str:
+    """The plain reason of a socket error ("Connection refused"), without errno or address."""
+    reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
+    return reason.split(": (")[0]
+
+
+def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT):
+    """Open a TCP socket to host:port or raise RouteError with a one-line reason."""
+    try:
+        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise RouteError(f"cannot resolve {target.host}: {exc.strerror}") from None
+    except (OSError, gevent.Timeout) as exc:
+        raise RouteError(f"cannot connect to {target.hostport}: {os_reason(exc)}") from None
+    sock.settimeout(None)
+    tune_socket(sock)
+    return sock
+
+
+class TcpConnection(Worker):
+    def __init__(self, transport: "TcpTransport", sock, peer: str, outgoing: bool):
+        self.transport = transport
+        self.node = transport.node
+        self.sock = sock
+        self.peer = peer
+        self.outgoing = outgoing
+        self.id = os.urandom(16).hex()
+        self.address = Address.random_local()
+        self.closed = False
+        self._close_callbacks: list = []
+        self.writer = SocketWriter(sock, on_error=lambda exc: self.close())
+        self.writer.write(PROTOCOL_VERSION_BYTE)
+
+    def on_close(self, callback) -> None:
+        if self.closed:
+            callback(self)
+        else:
+            self._close_callbacks.append(callback)
+
+    def handle(self, msg: LocalMessage) -> None:
+        body = TransportMessage(msg.onward[1:], msg.return_route, msg.payload).encode()
+        try:
+            self.writer.write(encode_frame_header(len(body)), body)
+        except ConnectionClosed:
+            self.node.counters["dropped_closed_connection"] += 1
+
+    def read_loop(self) -> None:
+        decoder = FrameDecoder(self.transport.max_frame)
+        node = self.node
+        own = self.address
+        try:
+            while True:
+                data = self.sock.recv(RECV_SIZE)
+                if not data:
+                    break
+                for frame in decoder.feed(data):
+                    if not frame:
+                        continue  # heartbeat
+                    onward, return_route, payload = TransportMessage.decode(frame)
+                    if onward:
+                        node.route(LocalMessage(onward, (own,) + return_route, payload))
+        except WireError as exc:
+            node.counters["bad_frames"] += 1
+            log.warning("closing connection %s from %s: %s", self.id, self.peer, exc)
+        except OSError as exc:
+            log.debug("connection %s to %s failed: %s", self.id, self.peer, exc)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.node.unregister(self.address)
+        self.transport.connections.pop(self.id, None)
+        self.writer.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:  # noqa: BLE001 - one observer must not stop the others
+                log.exception("close callback failed")
+
+    def stop(self) -> None:
+        self.close()
+
+    def describe(self) -> dict:
+        return {"id": self.id, "type": "TCP",
+                "mode": "Remote connection" if self.outgoing else "Incoming connection",
+                "socket_address": self.peer, "worker_address": str(self.address)}
+
+
+def connection_at(node, address: Address) -> "TcpConnection | None":
+    """The TCP connection whose worker address this is, if it is one."""
+    worker = node.workers.get(address)
+    return worker if isinstance(worker, TcpConnection) else None
+
+
+class TcpListener:
+    def __init__(self, transport: "TcpTransport", hostport: str):
+        self.transport = transport
+        self.id = os.urandom(16).hex()
+        target = parse_hostport(hostport, allow_zero=True)
+        self.server = StreamServer((target.host, target.port), self._accept)
+        try:
+            self.server.start()
+        except OSError as exc:
+            raise RouteError(f"cannot listen on {hostport}: {os_reason(exc)}") from None
+        host, port = self.server.address[:2]
+        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _accept(self, sock, peer) -> None:
+        tune_socket(sock)
+        conn = self.transport.adopt(sock, f"{peer[0]}:{peer[1]}", outgoing=False)
+        conn.read_loop()
+
+    def close(self) -> None:
+        self.server.stop(timeout=0)
+        self.transport.listeners.pop(self.id, None)
+
+    def describe(self) -> dict:
+        return {"id": self.id, "type": "TCP", "mode": "Listening",
+                "socket_address": self.address, "worker_address": ""}
+
+
+class TcpTransport:
+    def __init__(self, node, max_frame: int = DEFAULT_MAX_FRAME):
+        self.node = node
+        self.max_frame = max_frame
+        self.listeners: dict[str, TcpListener] = {}
+        self.connections: dict[str, TcpConnection] = {}
+        node.tcp_router = self._route_tcp_address
+
+    def listen(self, hostport: str) -> TcpListener:
+        listener = TcpListener(self, hostport)
+        self.listeners[listener.id] = listener
+        return listener
+
+    def adopt(self, sock, peer: str, outgoing: bool) -> TcpConnection:
+        conn = TcpConnection(self, sock, peer, outgoing)
+        self.node.register(conn)
+        self.connections[conn.id] = conn
+        return conn
+
+    def connect(self, target: Tcp) -> TcpConnection:
+        """A new outgoing connection to target, with its reader running."""
+        sock = connect_tcp(target)
+        conn = self.adopt(sock, target.hostport, outgoing=True)
+        gevent.spawn(conn.read_loop)
+        return conn
+
+    def connection_to(self, target: Tcp) -> TcpConnection:
+        """An open outgoing connection to target, reused when one exists."""
+        for conn in self.connections.values():
+            if conn.outgoing and conn.peer == target.hostport and not conn.closed:
+                return conn
+        return self.connect(target)
+
+    def find(self, ident: str):
+        """A listener or connection by its id or (for connections) worker address."""
+        for item in list(self.listeners.values()) + list(self.connections.values()):
+            if ident in (item.id, str(getattr(item, "address", ""))) or \
+                    ident == getattr(item, "address", Address(0, b"")).inner.decode():
+                return item
+        raise NotFound(f"no TCP listener or connection {ident!r}")
+
+    def _route_tcp_address(self, msg: LocalMessage) -> None:
+        """A `1#host:port` hop: connect (or reuse) in the background, then send through it."""
+        def deliver():
+            try:
+                conn = self.connection_to(parse_hostport(msg.onward[0].inner.decode()))
+            except Exception as exc:  # noqa: BLE001 - bad or unreachable address in a message
+                self.node.counters["dropped_unreachable"] += 1
+                log.debug("cannot route to %s: %s", msg.onward[0], exc)
+                return
+            conn.handle(msg)
+        gevent.spawn(deliver)
+
+    def close(self) -> None:
+        for listener in list(self.listeners.values()):
+            listener.close()
+        for conn in list(self.connections.values()):
+            conn.close()

@@ -1,0 +1,75 @@
+"""Addresses and routes: where a message goes next, and the way back.
+
+An address is a transport type byte plus opaque bytes; its text form is `tt#inner`
+(`0#echo`, `1#127.0.0.1:4000`), where a missing `tt#` means LOCAL. A route is an ordered
+tuple of addresses; each hop removes itself from the front of the onward route.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from appliance.wire import bare
+from appliance.wire.errors import DecodeError
+
+LOCAL = 0
+TCP = 1
+
+MAX_ROUTE_HOPS = 64
+MAX_ADDRESS_BYTES = 1024
+
+
+class Address(NamedTuple):
+    tt: int
+    inner: bytes
+
+    @classmethod
+    def local(cls, name: str | bytes) -> "Address":
+        return cls(LOCAL, name.encode() if isinstance(name, str) else name)
+
+    @classmethod
+    def random_local(cls) -> "Address":
+        """A fresh worker address: 16 random bytes as 32 lowercase hex, like Ockam's."""
+        return cls(LOCAL, os.urandom(16).hex().encode())
+
+    @classmethod
+    def parse(cls, text: str) -> "Address":
+        tt_text, sep, inner = text.partition("#")
+        if not sep:
+            return cls.local(text)
+        if not tt_text.isdigit() or int(tt_text) > 255:
+            raise ValueError(f"bad transport type in address {text!r}")
+        return cls(int(tt_text), inner.encode())
+
+    def __str__(self) -> str:
+        return f"{self.tt}#{self.inner.decode('utf-8', 'replace')}"
+
+    def encode(self) -> bytes:
+        return bytes((self.tt,)) + bare.encode_bytes(self.inner)
+
+
+Route = tuple  # tuple[Address, ...]; an alias that says what the tuple means
+
+
+def encode_route(route: Route) -> bytes:
+    return bare.encode_uint(len(route)) + b"".join(a.encode() for a in route)
+
+
+def read_address(reader: bare.Reader) -> Address:
+    tt = reader.u8()
+    length = reader.uint()
+    if length > MAX_ADDRESS_BYTES:
+        raise DecodeError(f"address of {length} bytes is longer than {MAX_ADDRESS_BYTES}")
+    return Address(tt, reader.raw(length))
+
+
+def read_route(reader: bare.Reader) -> Route:
+    count = reader.uint()
+    if count > MAX_ROUTE_HOPS:
+        raise DecodeError(f"route of {count} hops is longer than {MAX_ROUTE_HOPS}")
+    return tuple(read_address(reader) for _ in range(count))
+
+
+def route_text(route: Route) -> str:
+    return " => ".join(str(a) for a in route) or "(empty)"

@@ -1,0 +1,140 @@
+"""Route text (`/service/x/ip4/127.0.0.1/tcp/4000/...`) parsed into typed segments.
+
+Parsing is pure; turning segments into addresses (opening TCP connections, looking up
+local nodes, creating secure channels) is the runtime's job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+from appliance.wire.errors import MultiaddrError
+
+MAX_SEGMENTS = 64
+
+
+class Local(NamedTuple):
+    """`/service/x` or `/worker/x`: an address on the node the route has reached."""
+    name: str
+
+
+class Node(NamedTuple):
+    """`/node/n`: the TCP listener of local node n."""
+    name: str
+
+
+class Tcp(NamedTuple):
+    """`/ip4/A/tcp/P`, `/ip6/A/tcp/P`, `/dnsaddr/H/tcp/P`: a TCP connection to host:port."""
+    host: str
+    port: int
+
+    @property
+    def hostport(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class Secure(NamedTuple):
+    """`/secure/x`: a secure channel to listener x over the route so far."""
+    listener: str
+
+
+class Project(NamedTuple):
+    """`/project/p`: the access route of project p plus a secure channel to it."""
+    name: str
+
+
+
+
+def _port(text: str, where: str, allow_zero: bool = False) -> int:
+    if not text.isdigit() or not (0 if allow_zero else 1) <= int(text) < 65536:
+        raise MultiaddrError(f"bad TCP port {text!r} in {where}")
+    return int(text)
+
+
+def parse(text: str) -> list:
+    """Parse route text into a list of segments, or raise MultiaddrError."""
+    if not text.startswith("/"):
+        raise MultiaddrError(f"route {text!r} must start with '/' (e.g. /service/echo)")
+    parts = text.split("/")[1:]
+    if parts and parts[-1] == "":
+        parts.pop()
+    segments: list = []
+    i = 0
+    while i < len(parts):
+        proto = parts[i]
+        value = parts[i + 1] if i + 1 < len(parts) else ""
+        if not value:
+            raise MultiaddrError(f"'/{proto}' needs a value in route {text!r}")
+        if proto in ("service", "worker"):
+            segments.append(Local(value))
+            i += 2
+        elif proto == "node":
+            segments.append(Node(value))
+            i += 2
+        elif proto == "secure":
+            segments.append(Secure(value))
+            i += 2
+        elif proto == "project":
+            segments.append(Project(value))
+            i += 2
+        elif proto in ("ip4", "ip6", "dnsaddr"):
+            if i + 3 >= len(parts) or parts[i + 2] != "tcp":
+                raise MultiaddrError(f"'/{proto}/{value}' must be followed by /tcp/PORT in {text!r}")
+            _check_host(proto, value, text)
+            segments.append(Tcp(value, _port(parts[i + 3], text)))
+            i += 4
+        else:
+            raise MultiaddrError(f"unknown protocol '/{proto}' in route {text!r}")
+        if len(segments) > MAX_SEGMENTS:
+            raise MultiaddrError(f"route {text!r} has more than {MAX_SEGMENTS} segments")
+    if not segments:
+        raise MultiaddrError("empty route")
+    return segments
+
+
+def _check_host(proto: str, host: str, text: str) -> None:
+    try:
+        if proto == "ip4":
+            ipaddress.IPv4Address(host)
+        elif proto == "ip6":
+            ipaddress.IPv6Address(host)
+    except ValueError:
+        raise MultiaddrError(f"bad {proto} address {host!r} in {text!r}") from None
+
+
+def parse_hostport(text: str, allow_zero: bool = False) -> Tcp:
+    """`127.0.0.1:7000`, `localhost:7000` or `[::1]:7000` as a Tcp segment.
+
+    Port 0 ("any free port") is only allowed where we bind, never where we connect."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise MultiaddrError(f"expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return Tcp(host, _port(port, text, allow_zero))
+
+
+def to_text(segments: list) -> str:
+    out = []
+    for seg in segments:
+        if isinstance(seg, Local):
+            out.append(f"/service/{seg.name}")
+        elif isinstance(seg, Node):
+            out.append(f"/node/{seg.name}")
+        elif isinstance(seg, Tcp):
+            kind = "ip6" if ":" in seg.host else "ip4" if _is_ip4(seg.host) else "dnsaddr"
+            out.append(f"/{kind}/{seg.host}/tcp/{seg.port}")
+        elif isinstance(seg, Secure):
+            out.append(f"/secure/{seg.listener}")
+        elif isinstance(seg, Project):
+            out.append(f"/project/{seg.name}")
+    return "".join(out)
+
+
+def _is_ip4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+        return True
+    except ValueError:
+        return False
