@@ -1,0 +1,97 @@
+"""Bad input through the real CLI: one line on stderr, a non-zero exit, the node keeps running."""
+
+import socket
+import struct
+import subprocess
+import shutil
+
+import pytest
+
+from tests.helpers import free_port
+
+
+def assert_one_line_error(proc, code=1, match=""):
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert match in lines[0], lines[0]
+
+
+@pytest.fixture
+def n1(ockam):
+    ockam("node", "create", "n1")
+    return ockam
+
+
+def test_unknown_node(ockam):
+    assert_one_line_error(ockam.run("node", "show", "ghost", check=False), match="does not exist")
+    assert_one_line_error(ockam.run("tcp-connection", "list", "--node", "ghost", check=False),
+                          match="does not exist")
+
+
+def test_bad_command_line(ockam):
+    assert_one_line_error(ockam.run("nodez", check=False), code=2, match="unknown command")
+    assert_one_line_error(ockam.run("node", "create", "--bogus", check=False), code=2, match="bad arguments")
+    assert_one_line_error(ockam.run("node", "create", "bad/name", check=False), match="bad node name")
+    assert_one_line_error(ockam.run("--output", "xml", "node", "list", check=False), code=2, match="plain or json")
+
+
+def test_busy_port(n1):
+    port = int(n1("node", "show", "n1", "--output", "json").split('"listener_address": "127.0.0.1:')[1].split('"')[0])
+    assert_one_line_error(n1.run("node", "create", "n2", f"--tcp-listener-address=127.0.0.1:{port}", check=False),
+                          match="Address already in use")
+    assert "n2" not in n1("node", "list")
+    assert_one_line_error(n1.run("tcp-inlet", "create", "--at", "n1", "--from", f"127.0.0.1:{port}",
+                                 "--to", "/service/outlet", check=False), match="Address already in use")
+
+
+def test_malformed_and_unreachable_routes(n1):
+    assert_one_line_error(n1.run("message", "send", "hi", "--from", "n1", "--to", "service/echo", check=False),
+                          match="must start with '/'")
+    assert_one_line_error(n1.run("message", "send", "hi", "--to", "/ip4/127.0.0.1/tcp/99999", check=False),
+                          match="bad TCP port")
+    assert_one_line_error(n1.run("message", "send", "hi", "--from", "n1", "--to",
+                                 f"/ip4/127.0.0.1/tcp/{free_port()}/service/echo", check=False),
+                          match="Connection refused")
+    assert_one_line_error(n1.run("message", "send", "hi", "--from", "n1", "--to", "/service/missing",
+                                 "--timeout", "0.5", check=False), match="no reply")
+    assert n1("message", "send", "still", "--to", "/node/n1/service/uppercase") == "STILL"
+
+
+def test_duplicate_relay_name(n1):
+    n1("node", "create", "n2")
+    n1("node", "create", "n3")
+    n1("relay", "create", "shared", "--at", "/node/n1", "--to", "n2")
+    assert_one_line_error(n1.run("relay", "create", "shared", "--at", "/node/n1", "--to", "n3", check=False),
+                          match="already exists")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (make test installs it)")
+def test_outlet_target_down_gives_the_client_a_closed_connection(n1):
+    n1("tcp-outlet", "create", "--at", "n1", "--to", f"127.0.0.1:{free_port()}")
+    port = free_port()
+    n1("tcp-inlet", "create", "--at", "n1", "--from", f"127.0.0.1:{port}", "--to", "/node/n1/service/outlet")
+    curl = subprocess.run(["curl", "-sS", "--max-time", "20", f"http://127.0.0.1:{port}/"],
+                          capture_output=True, text=True, timeout=30)
+    assert curl.returncode in (52, 56), curl  # empty reply / connection reset, never a timeout (28)
+
+
+def test_garbage_frames_do_not_take_the_node_down(n1):
+    listener = n1("node", "show", "n1", "--output", "json").split('"listener_address": "')[1].split('"')[0]
+    host, port = listener.rsplit(":", 1)
+    for garbage in (b"\x09junk", b"\x01" + struct.pack(">I", 1 << 31), b"\x01\x00\x00\x00\x03\xff\xff\xff"):
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(garbage)
+            while sock.recv(100):
+                pass
+    assert n1("message", "send", "alive", "--to", "/node/n1/service/echo") == "alive"
+
+
+def test_control_socket_is_private(n1):
+    import os
+    from pathlib import Path
+
+    node_dir = Path(n1.home, "nodes", "n1")
+    assert oct(os.stat(node_dir).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(node_dir / "api.sock").st_mode & 0o777) == "0o600"

@@ -1,0 +1,32 @@
+"""Test helpers: free ports, bounded waits, in-process nodes and small servers."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until predicate() is truthy; fail the test after timeout instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        _sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _sleep(seconds: float) -> None:
+    try:
+        import gevent
+
+        gevent.sleep(seconds)
+    except ImportError:  # pragma: no cover
+        time.sleep(seconds)

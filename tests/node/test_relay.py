@@ -1,0 +1,82 @@
+"""Relays between in-process nodes: registration, forwarding, refusal and recovery."""
+
+import pytest
+
+from appliance.node.errors import AddressInUse, RouteError
+from appliance.node.relay import RelayClient, RelayRefused
+from tests.helpers import wait_until
+
+
+@pytest.fixture(autouse=True)
+def fast_relay_timers(monkeypatch):
+    monkeypatch.setattr(RelayClient, "BACKOFF_START", 0.05)
+    monkeypatch.setattr(RelayClient, "BACKOFF_MAX", 0.2)
+    monkeypatch.setattr(RelayClient, "PING_INTERVAL", 0.2)
+    monkeypatch.setattr(RelayClient, "PING_TIMEOUT", 0.2)
+
+
+def test_seed_message_through_a_relay(make_node):
+    relay, private, client = make_node("n2"), make_node("n3"), make_node("n1")
+    created = private.relay_create("n3", "/node/n2")
+    assert created["address"] == "/service/forward_to_n3"
+    reply = client.message_send("/node/n2/service/forward_to_n3/service/uppercase", "hello")
+    assert reply["reply"] == "HELLO"
+
+
+def test_relay_node_only_forwards_to_the_dialled_out_connection(make_node):
+    relay, private, client = make_node("n2"), make_node("n3"), make_node("n1")
+    private.relay_create("n3", "/node/n2")
+    client.message_send("/node/n2/service/forward_to_n3/service/echo", "x")
+    # n3 never received an incoming connection: it dialled out to n2
+    assert [c.outgoing for c in private.tcp.connections.values()] == [True]
+
+
+def test_duplicate_relay_name_is_refused(make_node):
+    make_node("n2")
+    first, second = make_node("n3"), make_node("other")
+    first.relay_create("n3", "/node/n2")
+    with pytest.raises(RelayRefused, match="already exists"):
+        second.relay_create("n3", "/node/n2")
+    assert second.relay_list() == []
+    with pytest.raises(AddressInUse):
+        first.relay_create("n3", "/node/n2")
+
+
+def test_bad_relay_name_and_route(make_node):
+    make_node("n2")
+    private = make_node("n3")
+    with pytest.raises(RouteError, match="bad relay name"):
+        private.relay_create("no/slash", "/node/n2")
+    with pytest.raises(RouteError):
+        private.relay_create("n3", "/nonsense")
+
+
+def test_relay_is_removed_when_its_connection_drops(make_node):
+    relay, private = make_node("n2"), make_node("n3")
+    private.relay_create("n3", "/node/n2")
+    private.relay_delete("n3")
+    wait_until(lambda: not relay.forwarding.relays, what="relay n2 to drop forward_to_n3")
+
+
+def test_relay_re_registers_after_its_connection_is_cut(make_node):
+    relay, private, client = make_node("n2"), make_node("n3"), make_node("n1")
+    private.relay_create("n3", "/node/n2")
+    for conn in list(relay.tcp.connections.values()):
+        conn.close()  # the relay node loses every connection (as after a network cut)
+    wait_until(lambda: private.relays.clients["forward_to_n3"].registrations >= 2, what="re-registration")
+    assert client.message_send("/node/n2/service/forward_to_n3/service/uppercase", "back")["reply"] == "BACK"
+
+
+def test_relay_survives_the_relay_node_restarting(make_node):
+    relay, private = make_node("n2"), make_node("n3")
+    address = make_node.listener("n2")
+    private.relay_create("n3", "/node/n2")
+    relay.shutdown()
+    client_side = private.relays.clients["forward_to_n3"]
+    wait_until(lambda: client_side.remote_route is None, what="the loss to be noticed")
+    again = make_node("n2-again", listen=False)
+    again.tcp.listen(address)
+    wait_until(lambda: "forward_to_n3" in again.forwarding.relays, what="registration at the new relay node")
+    client = make_node("n1")
+    port = address.rsplit(":", 1)[1]
+    assert client.message_send(f"/ip4/127.0.0.1/tcp/{port}/service/forward_to_n3/service/echo", "x")["reply"] == "x"

@@ -1,0 +1,73 @@
+"""Every decoder is total: any bytes give a value or a typed WireError, never another exception."""
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appliance.wire import portal, relay
+from appliance.wire.address import Address
+from appliance.wire.errors import DecodeError, FrameTooLarge, ProtocolVersionMismatch, WireError
+from appliance.wire.framing import FrameDecoder, encode_frame_header
+from appliance.wire.transport import TransportMessage
+
+addresses = st.builds(Address, st.integers(0, 255), st.binary(max_size=40))
+routes = st.lists(addresses, max_size=6).map(tuple)
+
+
+@given(routes, routes, st.binary(max_size=2000))
+def test_transport_message_round_trip(onward, return_route, payload):
+    msg = TransportMessage(onward, return_route, payload)
+    assert TransportMessage.decode(msg.encode()) == msg
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=300))
+def test_transport_decoder_is_total(data):
+    try:
+        TransportMessage.decode(data)
+    except WireError:
+        pass
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=100))
+def test_other_decoders_are_total(data):
+    for decode in (portal.decode, relay.decode_request, relay.RelayReply.decode):
+        try:
+            decode(data)
+        except WireError:
+            pass
+
+
+def test_huge_length_claim_is_rejected_without_allocating():
+    # a payload claiming 2**60 bytes, followed by almost nothing
+    data = b"\x01\x00\x00" + b"\x80\x80\x80\x80\x80\x80\x80\x80\x10" + b"x"
+    with pytest.raises(DecodeError, match="truncated"):
+        TransportMessage.decode(data)
+
+
+def test_route_with_too_many_hops_is_rejected():
+    with pytest.raises(DecodeError, match="hops"):
+        TransportMessage.decode(b"\x01\xe8\x07")
+
+
+def test_framing_splits_and_joins_frames():
+    decoder = FrameDecoder(max_frame=100)
+    stream = b"\x01" + encode_frame_header(3) + b"abc" + encode_frame_header(0) + encode_frame_header(2) + b"xy"
+    frames = []
+    for i in range(len(stream)):  # one byte at a time
+        frames += decoder.feed(stream[i:i + 1])
+    assert frames == [b"abc", b"", b"xy"]
+
+
+def test_framing_rejects_oversized_frame_before_buffering():
+    decoder = FrameDecoder(max_frame=1 << 20)
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(b"\x01" + struct.pack(">I", (1 << 20) + 1))
+
+
+def test_framing_rejects_wrong_protocol_version():
+    with pytest.raises(ProtocolVersionMismatch):
+        FrameDecoder().feed(b"\x02\x00\x00\x00\x00")

@@ -1,0 +1,66 @@
+"""Byte-exact vectors from Ockam (see docs/PROTOCOL.md) and our own wire formats."""
+
+import pytest
+
+from appliance.wire import bare, portal, relay
+from appliance.wire.address import LOCAL, TCP, Address, encode_route
+from appliance.wire.transport import TransportMessage
+
+OCKAM_TRANSPORT_VECTOR = bytes.fromhex(
+    "01 02 01 0e 3132372e302e302e313a34303030 00 07 7072696e746572"
+    " 01 01 0e 3132372e302e302e313a33303030 05 68656c6c6f".replace(" ", ""))
+
+
+def test_transport_message_matches_ockam_vector():
+    msg = TransportMessage(
+        onward=(Address(TCP, b"127.0.0.1:4000"), Address(LOCAL, b"printer")),
+        return_route=(Address(TCP, b"127.0.0.1:3000"),),
+        payload=b"hello")
+    assert msg.encode() == OCKAM_TRANSPORT_VECTOR
+    assert TransportMessage.decode(OCKAM_TRANSPORT_VECTOR) == msg
+
+
+def test_message_send_payload_is_a_bare_string():
+    assert bare.encode_string("hello") == bytes.fromhex("0568656c6c6f")
+
+
+def test_relay_registration_vector():
+    assert relay.encode_request("forward_to_n3") == bytes.fromhex("0d666f72776172645f746f5f6e33")
+    assert relay.decode_request(bytes.fromhex("0d666f72776172645f746f5f6e33")) == "forward_to_n3"
+
+
+def test_relay_reply_encoding():
+    assert relay.RelayReply(True, "forward_to_n3").encode() == bytes.fromhex("000d666f72776172645f746f5f6e33")
+    assert relay.RelayReply.decode(b"\x01\x03bad") == relay.RelayReply(False, "bad")
+
+
+def test_portal_payload_vector():
+    assert portal.encode_payload(b"\x05\x05") == bytes.fromhex("03020505")
+    assert portal.decode(bytes.fromhex("03020505")) == (3, b"\x05\x05")
+
+
+@pytest.mark.parametrize("message,tag", [(portal.PING, 0), (portal.PONG, 1), (portal.DISCONNECT, 2)])
+def test_portal_control_messages(message, tag):
+    assert message == bytes((tag,))
+    assert portal.decode(message) == (tag, b"")
+
+
+@pytest.mark.parametrize("value,encoded", [
+    (0, "00"), (1, "01"), (127, "7f"), (128, "8001"), (300, "ac02"), (16384, "808001"),
+    (2**64 - 1, "ffffffffffffffffff01"),
+])
+def test_uleb128_varints(value, encoded):
+    assert bare.encode_uint(value) == bytes.fromhex(encoded)
+    assert bare.Reader(bytes.fromhex(encoded)).uint() == value
+
+
+def test_address_text_forms():
+    assert Address.parse("echo") == Address(LOCAL, b"echo")
+    assert Address.parse("1#127.0.0.1:4000") == Address(TCP, b"127.0.0.1:4000")
+    assert str(Address(LOCAL, b"f3a318045e7b0420d02d5489ff75f126")) == "0#f3a318045e7b0420d02d5489ff75f126"
+    assert len(Address.random_local().inner) == 32
+
+
+def test_route_encoding():
+    assert encode_route(()) == b"\x00"
+    assert encode_route((Address(LOCAL, b"a"),)) == b"\x01\x00\x01a"
