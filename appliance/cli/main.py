@@ -13,6 +13,7 @@ Commands:
   message           send a message along a route and print the reply
   tcp-outlet        expose a TCP service at a node
   tcp-inlet         a local TCP port that reaches an outlet
+  config            check a TOML topology file
 
 Global options (anywhere on the line):
   --output=<fmt>    plain (default) or json
@@ -32,6 +33,7 @@ from docopt import DocoptExit, docopt
 from appliance import __version__
 from appliance.cli.errors import CliError
 from appliance.cli.output import Output
+from appliance.config.topology import ConfigError
 from appliance.host.process import ProcessError
 from appliance.host.state import StateError
 
@@ -44,6 +46,7 @@ COMMAND_MODULES = {
     "message": "appliance.cli.message_cmd",
     "tcp-outlet": "appliance.cli.portal_cmd",
     "tcp-inlet": "appliance.cli.portal_cmd",
+    "config": "appliance.cli.config_cmd",
 }
 
 
@@ -77,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.code
+    except ConfigError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
     except (StateError, ProcessError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import random
 import shutil
-import sys
 
 from appliance.cli import client
 from appliance.cli.common import node_arg
 from appliance.cli.errors import CliError
 from appliance.cli.output import Output, table
+from appliance.config import topology as topology_file
+from appliance.config.topology import Topology
 from appliance.host import process, state
 
 USAGE = """
 Usage:
-  ockam node create [<name>] [--tcp-listener-address=<addr>] [--foreground]
+  ockam node create [<name>] [--tcp-listener-address=<addr>] [--config=<file>] [--foreground]
+  ockam node run <file>
   ockam node list
   ockam node show [<name>]
   ockam node delete [<name>] [--all]
@@ -24,8 +28,11 @@ Usage:
   ockam node default [<name>]
 
 Options:
-  --tcp-listener-address=<addr>  where the node's TCP listener binds [default: 127.0.0.1:0]
+  --tcp-listener-address=<addr>  where the node's TCP listener binds (default: 127.0.0.1:0)
+  --config=<file>                start what this TOML topology declares (see config/*.toml)
   --foreground                   run in this process instead of in the background
+
+'node run <file>' runs the node a TOML topology describes in the foreground, as a service does.
   --all                          delete every node
 """
 
@@ -38,20 +45,35 @@ def usage(_command: str) -> str:
 
 
 def run(_command: str, args, out: Output) -> int:
-    for verb in ("create", "list", "show", "delete", "start", "stop", "logs", "default"):
+    for verb in ("create", "run", "list", "show", "delete", "start", "stop", "logs", "default"):
         if args[verb]:
             return globals()[f"node_{verb}"](args, out) or 0
     raise CliError("unknown node command")
 
 
+def load_topology(path: str | None, listener: str | None) -> Topology:
+    topology = topology_file.load(path) if path else Topology()
+    if listener:
+        topology = dataclasses.replace(topology, tcp_listener_address=listener)
+    return topology
+
+
+def creation_args(path: str | None, listener: str | None) -> list[str]:
+    """How to start this node again (background spawn, `node start`)."""
+    args = ["--tcp-listener-address", listener] if listener else []
+    return args + (["--config", os.path.abspath(path)] if path else [])
+
+
 def node_create(args, out: Output) -> None:
-    name = state.check_name(args["<name>"] or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
-    listener = args["--tcp-listener-address"]
+    path, listener = args["--config"], args["--tcp-listener-address"]
+    topology = load_topology(path, listener)
+    name = state.check_name(args["<name>"] or topology.name
+                            or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
     if args["--foreground"]:
-        return run_foreground(name, listener, out)
+        return run_foreground(name, topology, creation_args(path, listener), out)
     if state.exists(name) and client.is_up(name):
         raise CliError(f"node {name} already exists and is running")
-    start_background(name, listener)
+    start_background(name, creation_args(path, listener))
     if state.default_node() is None:
         state.set_default_node(name)
     info = state.read_node(name)
@@ -60,11 +82,17 @@ def node_create(args, out: Output) -> None:
                      f"(/dnsaddr/localhost/tcp/{info['listener_address'].rsplit(':', 1)[1]})")
 
 
-def start_background(name: str, listener: str) -> None:
+def node_run(args, out: Output) -> int:
+    topology = load_topology(args["<file>"], None)
+    if not topology.name:
+        raise CliError(f"{args['<file>']}: node.name: missing (needed to run a node from a file)", code=2)
+    return run_foreground(topology.name, topology, creation_args(args["<file>"], None), out)
+
+
+def start_background(name: str, argv: list[str]) -> None:
     directory = state.node_dir(name)
     fresh = not directory.exists()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    argv = ["--tcp-listener-address", listener]
     try:
         process.spawn_node(name, argv, lambda: client.is_up(name))
     except process.ProcessError as exc:
@@ -73,15 +101,15 @@ def start_background(name: str, listener: str) -> None:
         raise CliError(f"node {name} failed to start: {exc}") from None
 
 
-def run_foreground(name: str, listener: str, out: Output) -> int:
+def run_foreground(name: str, topology: Topology, created_args: list[str], out: Output) -> int:
     from appliance.host import runner
     from appliance.node.errors import NodeError
     from appliance.wire.errors import WireError
 
     state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
-    runner.setup_logging(name, out.verbose, to_stderr=sys.stderr.isatty())
+    runner.setup_logging(name, out.verbose, to_stderr=not os.environ.get(process.BACKGROUND_ENV))
     try:
-        runner.run_node(name, listener, ["--tcp-listener-address", listener])
+        runner.run_node(name, topology, created_args)
     except (NodeError, WireError) as exc:
         raise CliError(str(exc)) from None
     return 0
@@ -147,13 +175,16 @@ def node_delete(args, out: Output) -> None:
 
 
 def stop_node(name: str) -> None:
+    """Ask the node for its pid (proof it is that node), then stop that process."""
     try:
-        info = state.read_node(name)
-    except state.StateError:
-        return
-    pid = info.get("pid")
+        pid = client.call(name, "node.show", timeout=5)["pid"]
+    except CliError:
+        try:
+            pid = state.read_node(name).get("pid")
+        except state.StateError:
+            return
     if pid:
-        process.stop_process(pid, name)
+        process.stop_process(pid)
 
 
 def node_start(args, out: Output) -> None:
@@ -161,8 +192,7 @@ def node_start(args, out: Output) -> None:
     info, up = node_status(name)
     if up:
         raise CliError(f"node {name} is already running")
-    listener = info.get("listener_address") or info.get("requested_listener") or "127.0.0.1:0"
-    start_background(name, listener)
+    start_background(name, info.get("args") or [])
     out.result(f"/node/{name}", human=f"Node {name} started")
 
 

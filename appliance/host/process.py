@@ -15,6 +15,7 @@ import time
 from appliance.host import state
 
 READY_TIMEOUT = 15.0
+BACKGROUND_ENV = "OCKAM_BACKGROUND_NODE"  # set for spawned nodes: their stderr is the log file
 STOP_TIMEOUT = 10.0
 
 
@@ -38,6 +39,7 @@ def spawn_node(name: str, args: list[str], is_ready) -> int:
     with open(log, "ab") as out:
         child = subprocess.Popen(
             self_command() + ["node", "create", name, "--foreground", *args],
+            env={**os.environ, BACKGROUND_ENV: "1"},
             stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             start_new_session=True, close_fds=True)
     deadline = time.monotonic() + READY_TIMEOUT
@@ -79,18 +81,19 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-def is_our_node(pid: int, name: str) -> bool:
-    """Guard against pid reuse: the process must be a node of this name."""
+def is_node_process(pid: int) -> bool:
+    """Guard against pid reuse: the process must be an ockam node (`node create|run`)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
     except OSError:
         return alive(pid)  # no /proc (not Linux): trust the pid file
-    return b"node" in argv and name.encode() in argv
+    return b"node" in argv and (b"create" in argv or b"run" in argv)
 
 
-def stop_process(pid: int, name: str, timeout: float = STOP_TIMEOUT) -> None:
-    if not alive(pid) or not is_our_node(pid, name):
+def stop_process(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; returns once the process is gone."""
+    if not alive(pid) or not is_node_process(pid):
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

@@ -129,14 +129,17 @@ class RelayClient(Worker):
             self._reply.set(msg)  # a registration reply
 
     # --- life --------------------------------------------------------------------------------
-    def start(self) -> str:
-        """Register once (errors go to the caller), then keep the registration alive."""
+    def start(self, wait: bool = True) -> str:
+        """Keep the registration alive from now on. With `wait`, register once first and
+        give its errors to the caller; without, the first attempt is made in the background
+        (a service starting before its relay node must simply retry)."""
         self.node.register(self)
-        try:
-            self._register()
-        except Exception:
-            self.stop()
-            raise
+        if wait:
+            try:
+                self._register()
+            except Exception:
+                self.stop()
+                raise
         self._greenlet = gevent.spawn(self._keep_alive)
         return self.relay_address
 
@@ -223,7 +226,7 @@ class Relays:
         self.node = node
         self.clients: dict[str, RelayClient] = {}
 
-    def create(self, name: str, at_text: str, resolve_at) -> str:
+    def create(self, name: str, at_text: str, resolve_at, wait: bool = True) -> str:
         relay_wire.validate_name(name)
         address = relay_wire.relay_address(name)
         if address in self.clients:
@@ -231,7 +234,7 @@ class Relays:
         client = RelayClient(self.node, name, at_text, resolve_at)
         self.clients[address] = client
         try:
-            return client.start()
+            return client.start(wait)
         except Exception:
             del self.clients[address]
             raise

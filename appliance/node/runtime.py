@@ -103,10 +103,10 @@ class NodeRuntime:
         item.close()
 
     # --- relays -----------------------------------------------------------------------------
-    def relay_create(self, name: str, at: str) -> dict:
+    def relay_create(self, name: str, at: str, wait: bool = True) -> dict:
         routes.parse_route(at)  # fail fast on bad text before anything is opened
         try:
-            address = self.relays.create(name, at, lambda: self.resolve(at, reuse=False))
+            address = self.relays.create(name, at, lambda: self.resolve(at, reuse=False), wait)
         except ValueError as exc:
             raise RouteError(str(exc)) from None
         return {"address": f"/service/{address}", **self.relays.clients[address].describe()}
@@ -152,11 +152,14 @@ class NodeRuntime:
         self.node.unregister(outlet.address)
         outlet.stop()
 
-    def inlet_create(self, bind: str, to: str, alias: str | None = None) -> dict:
+    def inlet_create(self, bind: str, to: str, alias: str | None = None, check_route: bool = True) -> dict:
         alias = alias or new_alias()
         if alias in self.inlets:
             raise AddressInUse(f"an inlet with alias {alias!r} already exists")
-        self.resolve(to)  # fail now, not at the first client, when the route is wrong
+        if check_route:
+            self.resolve(to)  # fail now, not at the first client, when the route is wrong
+        else:
+            routes.parse_route(to)
         inlet = Inlet(self.node, bind, lambda: self.resolve(to).route, to, alias)
         self.inlets[alias] = inlet
         return inlet.describe()

@@ -1,0 +1,1 @@
+"""TOML topology: parsed and validated without I/O beyond reading the file."""

@@ -1,0 +1,204 @@
+"""A node's topology from TOML: what to start, validated with file:line:key errors.
+
+    [node]            name, tcp_listener_address
+    [[tcp_connections]] to
+    [[relays]]        name, at
+    [[outlets]]       to, from, alias
+    [[inlets]]        from, to, alias
+    [demo]            http (a built-in HTTP responder, for the one-box demo)
+
+String values may use ${VAR}; an unset variable is an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+from appliance.wire import multiaddr, relay
+from appliance.wire.errors import WireError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """One problem in a topology file, as `file:line: key: message`."""
+
+    def __init__(self, path: str, line: int | None, key: str, message: str):
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class RelaySpec:
+    name: str
+    at: str
+
+
+@dataclass(frozen=True)
+class OutletSpec:
+    to: str
+    address: str = "/service/outlet"
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class InletSpec:
+    bind: str
+    to: str
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str | None = None
+    tcp_listener_address: str = "127.0.0.1:0"
+    tcp_connections: tuple = ()
+    relays: tuple = ()
+    outlets: tuple = ()
+    inlets: tuple = ()
+    demo_http: str | None = None
+    source: str = field(default="", compare=False)
+
+
+def _bind_address(value: str) -> None:
+    multiaddr.parse_hostport(value, allow_zero=True)
+
+
+def _target_address(value: str) -> None:
+    if value.startswith("/"):
+        multiaddr.parse(value)
+    else:
+        multiaddr.parse_hostport(value)
+
+
+def _node_name(value: str) -> None:
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", value):
+        raise ValueError("use letters, digits, '.', '_' or '-' (at most 64)")
+
+
+# section -> (is an array of tables, {key: (type, required, validator)})
+SCHEMA = {
+    "node": (False, {"name": (str, False, _node_name), "tcp_listener_address": (str, False, _bind_address)}),
+    "tcp_connections": (True, {"to": (str, True, _target_address)}),
+    "relays": (True, {"name": (str, True, relay.validate_name), "at": (str, True, multiaddr.parse)}),
+    "outlets": (True, {"to": (str, True, multiaddr.parse_hostport), "from": (str, False, multiaddr.parse),
+                       "alias": (str, False, None)}),
+    "inlets": (True, {"from": (str, True, _bind_address), "to": (str, True, multiaddr.parse),
+                      "alias": (str, False, None)}),
+    "demo": (False, {"http": (str, False, _bind_address)}),
+}
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def _line_index(text: str) -> dict:
+    """Where each (section, table index, key) is written, for error messages."""
+    lines: dict = {}
+    counts: dict = {}
+    section, index = None, 0
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            section = header.group(1)
+            index = counts.get(section, -1) + 1 if line.lstrip().startswith("[[") else 0
+            counts[section] = index
+            lines.setdefault((section, index, None), number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            lines.setdefault((section, index, key.group(1)), number)
+    return lines
+
+
+def _hint(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load(path: str, environ=None) -> Topology:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(path, None, "", f"cannot read: {exc.strerror or exc}") from None
+    return parse(raw.decode("utf-8", "replace"), path, os.environ if environ is None else environ)
+
+
+def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
+    environ = os.environ if environ is None else environ
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(path, int(match.group(1)) if match else None, "",
+                          f"invalid TOML: {str(exc).split(' (at')[0]}") from None
+    lines = _line_index(text)
+    sections: dict = {}
+    for section, value in data.items():
+        if section not in SCHEMA:
+            raise ConfigError(path, lines.get((section, 0, None)), section,
+                              f"unknown section{_hint(section, SCHEMA)}")
+        is_array, keys = SCHEMA[section]
+        tables = value if is_array else [value]
+        if is_array and not (isinstance(value, list) and all(isinstance(t, dict) for t in value)):
+            raise ConfigError(path, lines.get((section, 0, None)), section, f"write it as [[{section}]] tables")
+        if not is_array and not isinstance(value, dict):
+            raise ConfigError(path, None, section, f"write it as a [{section}] table")
+        sections[section] = [_check_table(path, lines, section, i, t, keys, environ) for i, t in enumerate(tables)]
+
+    node = (sections.get("node") or [{}])[0]
+    demo = (sections.get("demo") or [{}])[0]
+    return Topology(
+        name=node.get("name"),
+        tcp_listener_address=node.get("tcp_listener_address", "127.0.0.1:0"),
+        tcp_connections=tuple(t["to"] for t in sections.get("tcp_connections", [])),
+        relays=tuple(RelaySpec(t["name"], t["at"]) for t in sections.get("relays", [])),
+        outlets=tuple(OutletSpec(t["to"], t.get("from", "/service/outlet"), t.get("alias"))
+                      for t in sections.get("outlets", [])),
+        inlets=tuple(InletSpec(t["from"], t["to"], t.get("alias")) for t in sections.get("inlets", [])),
+        demo_http=demo.get("http"),
+        source=path,
+    )
+
+
+def _check_table(path, lines, section, index, table, keys, environ) -> dict:
+    label = f"{section}[{index}]" if SCHEMA[section][0] else section
+    out = {}
+    for key, value in table.items():
+        line = lines.get((section, index, key))
+        if key not in keys:
+            raise ConfigError(path, line, f"{label}.{key}", f"unknown key{_hint(key, keys)}")
+        expected, _, validate = keys[key]
+        if not isinstance(value, expected):
+            raise ConfigError(path, line, f"{label}.{key}",
+                              f"expected a {expected.__name__}, got {type(value).__name__}")
+        value = _interpolate(value, environ, path, line, f"{label}.{key}")
+        if validate is not None:
+            try:
+                validate(value)
+            except (ValueError, WireError) as exc:
+                raise ConfigError(path, line, f"{label}.{key}", str(exc)) from None
+        out[key] = value
+    for key, (_, required, _) in keys.items():
+        if required and key not in out:
+            raise ConfigError(path, lines.get((section, index, None)), f"{label}.{key}", "missing required key")
+    return out
+
+
+def _interpolate(value: str, environ, path, line, key) -> str:
+    def substitute(match):
+        name = match.group(1)
+        if name not in environ:
+            raise ConfigError(path, line, key, f"environment variable {name} is not set")
+        return environ[name]
+
+    return _VAR.sub(substitute, value)

@@ -1,0 +1,39 @@
+"""A tiny built-in HTTP responder, so the one-box demo has a service to reach."""
+
+from __future__ import annotations
+
+from gevent.server import StreamServer
+
+from appliance.node.errors import RouteError
+from appliance.node.tcp import os_reason
+from appliance.wire.multiaddr import parse_hostport
+
+BODY = b"Hello from the ockam-appliance demo service: this answer came through a portal.\n"
+MAX_REQUEST_HEAD = 16384
+
+
+def _respond(sock, _addr) -> None:
+    head = b""
+    try:
+        while b"\r\n\r\n" not in head and len(head) < MAX_REQUEST_HEAD:
+            data = sock.recv(4096)
+            if not data:
+                return
+            head += data
+        is_head = head.startswith(b"HEAD ")
+        sock.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+                     + (b"" if is_head else BODY))
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def start_demo_http(bind: str) -> StreamServer:
+    target = parse_hostport(bind, allow_zero=True)
+    server = StreamServer((target.host, target.port), _respond)
+    try:
+        server.start()
+    except OSError as exc:
+        raise RouteError(f"cannot listen on {bind}: {os_reason(exc)}") from None
+    return server

@@ -1,0 +1,54 @@
+"""Topology files: the shipped examples are valid; every mistake names file, line and key."""
+
+from pathlib import Path
+
+import pytest
+
+from appliance.config.topology import ConfigError, InletSpec, OutletSpec, RelaySpec, load, parse
+
+CONFIG = Path(__file__).parents[2] / "config"
+EXAMPLE_ENV = {"RELAY_LISTEN": "0.0.0.0:4000", "RELAY_HOST": "relay.example.com", "RELAY_PORT": "4000",
+               "SERVICE_ADDRESS": "127.0.0.1:5432", "INLET_ADDRESS": "127.0.0.1:15432"}
+
+
+@pytest.mark.parametrize("file,node", [("default", "demo"), ("relay", "relay"), ("edge", "edge"), ("client", "client")])
+def test_shipped_examples_are_valid(file, node):
+    assert load(str(CONFIG / f"{file}.toml"), environ=EXAMPLE_ENV).name == node
+
+
+def test_default_demo_declares_a_whole_portal():
+    topology = load(str(CONFIG / "default.toml"), environ={})
+    assert topology.relays == (RelaySpec("demo", "/ip4/127.0.0.1/tcp/7000"),)
+    assert topology.outlets == (OutletSpec("127.0.0.1:9000", "/service/outlet"),)
+    assert topology.inlets == (InletSpec("127.0.0.1:6000",
+                                         "/ip4/127.0.0.1/tcp/7000/service/forward_to_demo/service/outlet"),)
+    assert topology.demo_http == "127.0.0.1:9000"
+
+
+def test_environment_interpolation():
+    topology = parse('[[relays]]\nname = "${N}-edge"\nat = "/node/${R}"\n', environ={"N": "x", "R": "relay"})
+    assert topology.relays == (RelaySpec("x-edge", "/node/relay"),)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[node]\nnmae = "x"\n', "f.toml:2: node.nmae: unknown key (did you mean 'name'?)"),
+    ('[nodes]\nname = "x"\n', "f.toml:1: nodes: unknown section (did you mean 'node'?)"),
+    ('[node\n', "f.toml:1: invalid TOML"),
+    ('[node]\nname = 5\n', "f.toml:2: node.name: expected a str, got int"),
+    ('[[inlets]]\nfrom = "127.0.0.1:1"\n', "f.toml:1: inlets[0].to: missing required key"),
+    ('[[relays]]\nname = "a"\nat = "/node/r"\n[[relays]]\nname = "b c"\nat = "/node/r"\n',
+     "f.toml:5: relays[1].name: bad relay name"),
+    ('[[outlets]]\nto = "localhost"\n', "f.toml:2: outlets[0].to: expected HOST:PORT"),
+    ('[[inlets]]\nfrom = "127.0.0.1:1"\nto = "service/x"\n', "f.toml:3: inlets[0].to: route 'service/x' must start"),
+    ('[node]\ntcp_listener_address = "${NOPE}"\n', "f.toml:2: node.tcp_listener_address: environment variable NOPE"),
+    ('relays = 3\n', "f.toml: relays: write it as [[relays]] tables"),
+])
+def test_errors_name_file_line_and_key(text, message):
+    with pytest.raises(ConfigError) as info:
+        parse(text, "f.toml", environ={})
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="cannot read"):
+        load("/nonexistent/topology.toml")
