@@ -139,10 +139,10 @@ def node_show(args, out: Output) -> None:
     details = client.call(name, "node.show") if up else {}
     port = (info.get("listener_address") or ":?").rsplit(":", 1)[1]
     lines = [
-        f"Node:",
+        "Node:",
         f"  Name: {name}",
         f"  Status: {'UP' if up else 'DOWN'}",
-        f"  Route To Node:",
+        "  Route To Node:",
         f"    Short: /node/{name}",
         f"    Verbose: /dnsaddr/localhost/tcp/{port}",
     ]

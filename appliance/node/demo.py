@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from gevent.server import StreamServer
 
-from appliance.node.errors import RouteError
-from appliance.node.tcp import os_reason
-from appliance.wire.multiaddr import parse_hostport
+from appliance.node.tcp import start_server
 
 BODY = b"Hello from the ockam-appliance demo service: this answer came through a portal.\n"
 MAX_REQUEST_HEAD = 16384
@@ -30,10 +28,4 @@ def _respond(sock, _addr) -> None:
 
 
 def start_demo_http(bind: str) -> StreamServer:
-    target = parse_hostport(bind, allow_zero=True)
-    server = StreamServer((target.host, target.port), _respond)
-    try:
-        server.start()
-    except OSError as exc:
-        raise RouteError(f"cannot listen on {bind}: {os_reason(exc)}") from None
-    return server
+    return start_server(bind, _respond)[0]

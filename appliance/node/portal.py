@@ -13,11 +13,10 @@ import os
 
 import gevent
 from gevent.event import AsyncResult
-from gevent.server import StreamServer
 
-from appliance.node.errors import ConnectionClosed, NodeError, RouteError
+from appliance.node.errors import ConnectionClosed, NodeError
 from appliance.node.message import LocalMessage
-from appliance.node.tcp import connect_tcp, os_reason, tune_socket
+from appliance.node.tcp import connect_tcp, start_server, tune_socket
 from appliance.node.worker import Worker
 from appliance.node.writer import SocketWriter
 from appliance.wire import portal as portal_wire
@@ -150,14 +149,7 @@ class Inlet:
         self.resolve_outlet = resolve_outlet
         self.route_text = route_text
         self.streams: set = set()
-        target = parse_hostport(bind, allow_zero=True)
-        self.server = StreamServer((target.host, target.port), self._accept)
-        try:
-            self.server.start()
-        except OSError as exc:
-            raise RouteError(f"cannot listen on {bind}: {os_reason(exc)}") from None
-        host, port = self.server.address[:2]
-        self.bind = f"{host}:{port}"
+        self.server, self.bind = start_server(bind, self._accept)
 
     def _accept(self, sock, _peer) -> None:
         tune_socket(sock)

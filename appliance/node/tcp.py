@@ -47,6 +47,18 @@ def os_reason(exc: BaseException) -> str:
     return reason.split(": (")[0]
 
 
+def start_server(bind: str, handle) -> tuple:
+    """A started StreamServer on HOST:PORT (port 0: any free port) and the address it got."""
+    target = parse_hostport(bind, allow_zero=True)
+    server = StreamServer((target.host, target.port), handle)
+    try:
+        server.start()
+    except OSError as exc:
+        raise RouteError(f"cannot listen on {bind}: {os_reason(exc)}") from None
+    host, port = server.address[:2]
+    return server, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
 def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT):
     """Open a TCP socket to host:port or raise RouteError with a one-line reason."""
     try:
@@ -147,14 +159,7 @@ class TcpListener:
     def __init__(self, transport: "TcpTransport", hostport: str):
         self.transport = transport
         self.id = os.urandom(16).hex()
-        target = parse_hostport(hostport, allow_zero=True)
-        self.server = StreamServer((target.host, target.port), self._accept)
-        try:
-            self.server.start()
-        except OSError as exc:
-            raise RouteError(f"cannot listen on {hostport}: {os_reason(exc)}") from None
-        host, port = self.server.address[:2]
-        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.server, self.address = start_server(hostport, self._accept)
 
     def _accept(self, sock, peer) -> None:
         tune_socket(sock)

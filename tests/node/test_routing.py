@@ -82,7 +82,7 @@ def test_garbage_from_a_peer_closes_only_that_connection(make_node, garbage):
 
 
 def test_heartbeat_frames_are_ignored(make_node):
-    b = make_node("b")
+    make_node("b")
     sock = connect(make_node.listener("b"))
     sock.sendall(b"\x01" + encode_frame_header(0) * 3)
     sock.recv(1)
