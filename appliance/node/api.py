@@ -19,6 +19,7 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from appliance.node.errors import NodeError
+from appliance.secure.errors import SecureError
 from appliance.wire.errors import WireError
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,13 @@ OPERATIONS = {
     "tcp_inlet.create": "inlet_create",
     "tcp_inlet.list": "inlet_list",
     "tcp_inlet.delete": "inlet_delete",
+    "secure_channel_listener.create": "secure_channel_listener_create",
+    "secure_channel_listener.list": "secure_channel_listener_list",
+    "secure_channel_listener.delete": "secure_channel_listener_delete",
+    "secure_channel.create": "secure_channel_create",
+    "secure_channel.list": "secure_channel_list",
+    "secure_channel.show": "secure_channel_show",
+    "secure_channel.delete": "secure_channel_delete",
 }
 
 
@@ -127,7 +135,7 @@ class ControlServer:
             return {"ok": False, "error": f"unknown operation {op!r}"}
         try:
             return {"ok": True, "result": target(**args)}
-        except (NodeError, WireError, ValueError) as exc:
+        except (NodeError, WireError, SecureError, ValueError) as exc:
             return {"ok": False, "error": str(exc)}
         except TypeError as exc:
             return {"ok": False, "error": f"bad arguments for {op}: {exc}"}

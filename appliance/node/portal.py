@@ -35,11 +35,12 @@ FLUSH_ON_DISCONNECT = 30.0
 class PortalStream(Worker):
     """One side of one portal connection: a socket on this node and a route to the other side."""
 
-    def __init__(self, node, sock, registry: set):
+    def __init__(self, node, sock, registry: set, peer: str | None = None):
         self.node = node
         self.sock = sock
         self.address = Address.random_local()
         self.remote_route = ()
+        self.peer = peer  # the identifier at the other side, when it came over a secure channel
         self.writer = SocketWriter(sock, on_error=lambda exc: self.close(notify=True))
         self.registry = registry
         self.closed = False
@@ -52,6 +53,9 @@ class PortalStream(Worker):
         except DecodeError as exc:
             self.node.counters["bad_portal_messages"] += 1
             log.debug("bad portal message: %s", exc)
+            return
+        if msg.peer != self.peer and self.remote_route:
+            self.node.counters["portal_messages_from_wrong_peer"] += 1
             return
         if tag == portal_wire.PAYLOAD_TAG:
             try:
@@ -103,14 +107,21 @@ class PortalStream(Worker):
 
 
 class InletStream(PortalStream):
-    def __init__(self, node, sock, registry, resolve_outlet):
+    def __init__(self, node, sock, registry, resolve_outlet, authorized):
         super().__init__(node, sock, registry)
         self.pong = AsyncResult()
         self.resolve_outlet = resolve_outlet
+        self.authorized = authorized
 
     def on_control(self, tag: int, msg: LocalMessage) -> None:
-        if tag == portal_wire.PONG[0] and not self.pong.ready():
-            self.pong.set(msg.return_route)
+        if tag != portal_wire.PONG[0] or self.pong.ready():
+            return
+        if self.authorized and msg.peer not in self.authorized:
+            self.node.counters["unauthorized"] += 1
+            log.warning("inlet: outlet answered as %s, which is not authorized", msg.peer or "an unauthenticated peer")
+            return
+        self.peer = msg.peer
+        self.pong.set(msg.return_route)
 
     def run(self) -> None:
         try:
@@ -143,9 +154,10 @@ class Inlet:
     The outlet route is resolved again for every client, so an inlet recovers when the
     TCP connection its route used is lost and can be re-opened."""
 
-    def __init__(self, node, bind: str, resolve_outlet, route_text: str, alias: str):
+    def __init__(self, node, bind: str, resolve_outlet, route_text: str, alias: str, authorized=None):
         self.node = node
         self.alias = alias
+        self.authorized = authorized
         self.resolve_outlet = resolve_outlet
         self.route_text = route_text
         self.streams: set = set()
@@ -153,7 +165,7 @@ class Inlet:
 
     def _accept(self, sock, _peer) -> None:
         tune_socket(sock)
-        InletStream(self.node, sock, self.streams, self.resolve_outlet).run()
+        InletStream(self.node, sock, self.streams, self.resolve_outlet, self.authorized).run()
 
     def close(self) -> None:
         self.server.stop(timeout=0)
@@ -162,15 +174,16 @@ class Inlet:
 
     def describe(self) -> dict:
         return {"alias": self.alias, "bind_address": self.bind, "outlet_route": self.route_text,
-                "connections": len(self.streams)}
+                "connections": len(self.streams), "authorized": sorted(self.authorized or ())}
 
 
 class Outlet(Worker):
     """The service at `/service/<name>`: each Ping opens a connection to the target."""
 
-    def __init__(self, node, name: str, target: str, alias: str):
+    def __init__(self, node, name: str, target: str, alias: str, authorized=None):
         self.node = node
         self.alias = alias
+        self.authorized = authorized
         self.address = Address.local(name)
         self.target_text = target
         self.target = parse_hostport(target)
@@ -184,16 +197,21 @@ class Outlet(Worker):
         if tag != portal_wire.PING[0]:
             self.node.counters["bad_portal_messages"] += 1
             return
-        gevent.spawn(self._open, msg.return_route)
+        if self.authorized and msg.peer not in self.authorized:
+            self.node.counters["unauthorized"] += 1
+            log.warning("outlet %s: refused %s (not authorized)", self.alias, msg.peer or "an unauthenticated peer")
+            self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
+            return
+        gevent.spawn(self._open, msg.return_route, msg.peer)
 
-    def _open(self, inlet_route) -> None:
+    def _open(self, inlet_route, peer) -> None:
         try:
             sock = connect_tcp(self.target, timeout=TARGET_CONNECT_TIMEOUT)
         except NodeError as exc:
             log.warning("outlet %s: %s", self.address.inner.decode(), exc)
             self.node.send(inlet_route, portal_wire.DISCONNECT, (self.address,))
             return
-        stream = PortalStream(self.node, sock, self.streams)
+        stream = PortalStream(self.node, sock, self.streams, peer)
         stream.remote_route = inlet_route
         self.node.send(inlet_route, portal_wire.PONG, (stream.address,))
         stream.pump()
@@ -204,7 +222,8 @@ class Outlet(Worker):
 
     def describe(self) -> dict:
         return {"alias": self.alias, "address": f"/service/{self.address.inner.decode()}",
-                "target": self.target_text, "connections": len(self.streams)}
+                "target": self.target_text, "connections": len(self.streams),
+                "authorized": sorted(self.authorized or ())}
 
 
 def new_alias() -> str:

@@ -2,7 +2,8 @@
 
 `/service/x` is a local address; `/ip4|ip6|dnsaddr/H/tcp/P` opens (or reuses) a TCP
 connection and stands for its worker address; `/node/n` is node n's TCP listener, found
-through the `node_lookup` the host layer provides.
+through the `node_lookup` the host layer provides; `/secure/x` runs (or reuses) a secure
+channel handshake with listener x over the route so far, and stands for its encryptor.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class Resolved(NamedTuple):
 
 
 NodeLookup = Callable[[str], Optional[str]]  # node name -> "host:port" of its listener
+# (route to the listener, text of that route) -> the channel's encryptor address
+SecureConnect = Callable[[tuple, str], Address]
 
 
 def parse_route(text: str) -> list:
@@ -30,11 +33,17 @@ def parse_route(text: str) -> list:
         raise RouteError(str(exc)) from None
 
 
-def resolve(tcp, text: str, node_lookup: NodeLookup, reuse: bool = True) -> Resolved:
+def resolve(tcp, text: str, node_lookup: NodeLookup, reuse: bool = True,
+            secure: Optional[SecureConnect] = None) -> Resolved:
     route: list = []
     opened: list = []
     try:
-        for segment in parse_route(text):
+        segments = parse_route(text)
+        for i, segment in enumerate(segments):
+            if isinstance(segment, multiaddr.Secure) and secure is not None:
+                listener_route = tuple(route) + (Address.local(segment.listener),)
+                route = [secure(listener_route, multiaddr.to_text(segments[:i + 1]))]
+                continue
             if isinstance(segment, multiaddr.Local):
                 route.append(Address.local(segment.name))
                 continue

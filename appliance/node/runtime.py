@@ -15,8 +15,12 @@ from appliance.node.node import Node
 from appliance.node.portal import Inlet, Outlet, new_alias
 from appliance.node.relay import ForwardingService, Relays
 from appliance.node.services import start_default_services
+from appliance.node.channel import SecureChannels
 from appliance.node.tcp import TcpConnection, TcpListener, TcpTransport
+from appliance.secure.identity import Identity, is_identifier
+from appliance.secure.suites import suite_by_name
 from appliance.wire import bare, multiaddr
+from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -24,9 +28,19 @@ log = logging.getLogger(__name__)
 DEFAULT_MESSAGE_TIMEOUT = 10.0
 
 
+def check_identifiers(identifiers) -> frozenset | None:
+    """None (anyone) or a set of well-formed identifiers; a malformed one is an error."""
+    if not identifiers:
+        return None
+    for identifier in identifiers:
+        if not is_identifier(identifier):
+            raise RouteError(f"{identifier!r} is not an identifier (I followed by 40 hex digits)")
+    return frozenset(identifiers)
+
+
 class NodeRuntime:
     def __init__(self, name: str, node_lookup: routes.NodeLookup = lambda _name: None,
-                 max_frame: int | None = None):
+                 max_frame: int | None = None, identity: Identity | None = None):
         self.node = Node(name)
         self.node_lookup = node_lookup
         self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}))
@@ -34,16 +48,25 @@ class NodeRuntime:
         self.forwarding = ForwardingService(self.node)
         self.node.register(self.forwarding)
         self.relays = Relays(self.node)
+        self.channels = SecureChannels(self.node, identity or Identity.generate())
+        self.channels.listen("api")
         self.inlets: dict[str, Inlet] = {}
         self.outlets: dict[str, Outlet] = {}
         self.pid = os.getpid()
 
-    def resolve(self, text: str, reuse: bool = True) -> routes.Resolved:
-        return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse)
+    def resolve(self, text: str, reuse: bool = True, authorized=None) -> routes.Resolved:
+        def secure(route, via):
+            return self.channels.channel_to(route, via, authorized).encryptor.address
+        return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse, secure=secure)
+
+    @property
+    def identifier(self) -> str:
+        return self.channels.identity.identifier
 
     def shutdown(self) -> None:
         for inlet in list(self.inlets.values()):
             inlet.close()
+        self.channels.close()
         for client in list(self.relays.clients.values()):
             client.stop()
         self.tcp.close()
@@ -52,7 +75,8 @@ class NodeRuntime:
     # --- node -------------------------------------------------------------------------------
     def show(self) -> dict:
         return {
-            "name": self.node.name, "pid": self.pid,
+            "name": self.node.name, "pid": self.pid, "identifier": self.identifier,
+            "secure_channel_listeners": self.secure_channel_listener_list(),
             "listeners": [l.describe() for l in self.tcp.listeners.values()],
             "transports": self.transports(),
             "relays": self.relay_list(),
@@ -130,14 +154,44 @@ class NodeRuntime:
             return {"reply": reply.payload.hex(), "encoding": "hex"}
         return {"reply": text, "encoding": "utf-8"}
 
+    # --- secure channels ----------------------------------------------------------------------
+    def secure_channel_listener_create(self, address: str = "api", authorized: list | None = None) -> dict:
+        return self.channels.listen(address.removeprefix("/service/"), check_identifiers(authorized)).describe()
+
+    def secure_channel_listener_list(self) -> list:
+        return [l.describe() for l in self.channels.listeners.values()]
+
+    def secure_channel_listener_delete(self, address: str) -> None:
+        self.channels.stop_listener(address.removeprefix("/service/"))
+
+    def secure_channel_create(self, to: str, authorized: list | None = None, suite: str | None = None,
+                              timeout: float = DEFAULT_MESSAGE_TIMEOUT) -> dict:
+        if not isinstance(routes.parse_route(to)[-1], multiaddr.Local):
+            raise RouteError(f"route {to!r} must end at a secure channel listener (e.g. /service/api)")
+        prefix, _, listener = to.rpartition("/service/")
+        resolved = self.resolve(prefix, authorized=authorized) if prefix else routes.Resolved((), [])
+        end = self.channels.create(resolved.route + (Address.local(listener),), to,
+                                   check_identifiers(authorized), suite and suite_by_name(suite), timeout)
+        return end.describe()
+
+    def secure_channel_list(self) -> list:
+        return [e.describe() for e in self.channels.ends.values()]
+
+    def secure_channel_show(self, address: str) -> dict:
+        return self.channels.find(address).describe()
+
+    def secure_channel_delete(self, address: str) -> None:
+        self.channels.find(address).close(notify=True)
+
     # --- portals ----------------------------------------------------------------------------
-    def outlet_create(self, to: str, address: str = "outlet", alias: str | None = None) -> dict:
+    def outlet_create(self, to: str, address: str = "outlet", alias: str | None = None,
+                      authorized: list | None = None) -> dict:
         name = address.removeprefix("/service/")
         alias = alias or name
         if alias in self.outlets:
             raise AddressInUse(f"an outlet with alias {alias!r} already exists")
         multiaddr.parse_hostport(to)
-        outlet = Outlet(self.node, name, to, alias)
+        outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized))
         self.node.register(outlet)
         self.outlets[alias] = outlet
         return outlet.describe()
@@ -152,15 +206,17 @@ class NodeRuntime:
         self.node.unregister(outlet.address)
         outlet.stop()
 
-    def inlet_create(self, bind: str, to: str, alias: str | None = None, check_route: bool = True) -> dict:
+    def inlet_create(self, bind: str, to: str, alias: str | None = None, check_route: bool = True,
+                     authorized: list | None = None) -> dict:
         alias = alias or new_alias()
         if alias in self.inlets:
             raise AddressInUse(f"an inlet with alias {alias!r} already exists")
+        authorized = check_identifiers(authorized)
         if check_route:
-            self.resolve(to)  # fail now, not at the first client, when the route is wrong
+            self.resolve(to, authorized=authorized)  # fail now, not at the first client
         else:
             routes.parse_route(to)
-        inlet = Inlet(self.node, bind, lambda: self.resolve(to).route, to, alias)
+        inlet = Inlet(self.node, bind, lambda: self.resolve(to, authorized=authorized).route, to, alias, authorized)
         self.inlets[alias] = inlet
         return inlet.describe()
 

@@ -7,6 +7,7 @@ from gevent import socket
 
 from appliance.node.errors import RequestTimeout, RouteError
 from appliance.wire import bare
+from appliance.node.worker import Worker
 from appliance.wire.address import Address
 from appliance.wire.framing import encode_frame_header
 from tests.helpers import wait_until
@@ -29,7 +30,7 @@ def test_return_route_has_connection_then_sender(make_node):
     a, b = make_node("a"), make_node("b")
     seen = []
 
-    class Recorder:
+    class Recorder(Worker):
         address = Address.local("recorder")
 
         def handle(self, msg):
@@ -99,7 +100,7 @@ def test_heartbeat_frames_are_ignored(make_node):
 def test_worker_exception_does_not_take_the_node_down(make_node):
     a = make_node("a")
 
-    class Broken:
+    class Broken(Worker):
         address = Address.local("broken")
 
         def handle(self, msg):

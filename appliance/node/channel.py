@@ -1,0 +1,293 @@
+"""Secure channels on a node: Noise XX handshakes over any route, then encrypted routing.
+
+A channel end is two workers. Its decryptor receives the handshake and then ciphertext
+from the peer, and routes what it decrypts locally, tagged with the peer's identifier and
+with the encryptor prepended to the return route (so replies go back through the channel).
+Its encryptor, `/service/<hex>`, is what local senders put in their routes: whatever is
+sent to `[encryptor, ...rest]` comes out at the peer with onward `rest`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import gevent
+from gevent.event import AsyncResult
+
+from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout
+from appliance.node.message import LocalMessage
+from appliance.node.tcp import connection_at
+from appliance.node.worker import Worker
+from appliance.secure.channel import ChannelDecryptor, ChannelEncryptor
+from appliance.secure.errors import DecryptError, HandshakeError, ReplayError, SecureError
+from appliance.secure.identity import Identity, verify_static_key
+from appliance.secure.noise import XXHandshake
+from appliance.secure.suites import Suite, default_suite, suite_by_id
+from appliance.wire import secure_channel as wire
+from appliance.wire.address import Address
+from appliance.wire.errors import DecodeError
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class ChannelRefused(NodeError):
+    """The handshake failed: wrong identity, refused by the peer, or bad messages."""
+
+
+class _Decryptor(Worker):
+    def __init__(self, end: "ChannelEnd"):
+        self.end = end
+        self.address = Address.random_local()
+
+    def handle(self, msg: LocalMessage) -> None:
+        self.end.on_message(msg)
+
+
+class _Encryptor(Worker):
+    def __init__(self, end: "ChannelEnd"):
+        self.end = end
+        self.address = Address.random_local()
+
+    def handle(self, msg: LocalMessage) -> None:
+        self.end.send(msg)
+
+
+class ChannelEnd:
+    def __init__(self, channels: "SecureChannels", initiator: bool, suite: Suite, authorized, via: str):
+        self.channels = channels
+        self.node = channels.node
+        self.initiator = initiator
+        self.suite = suite
+        self.authorized = authorized
+        self.via = via
+        self.handshake = XXHandshake(suite, initiator, channels.static_private)
+        self.decryptor = _Decryptor(self)
+        self.encryptor = _Encryptor(self)
+        self.remote_route: tuple = ()
+        self.peer: str | None = None
+        self.established = AsyncResult()
+        self.closed = False
+        self._enc: ChannelEncryptor | None = None
+        self._dec: ChannelDecryptor | None = None
+        self.node.register(self.decryptor)
+
+    # --- handshake --------------------------------------------------------------------------
+    def proof(self) -> bytes:
+        identity = self.channels.identity
+        if self.handshake is None:
+            raise HandshakeError("handshake already finished")
+        return wire.IdentityProof(identity.public_key, identity.attest_static_key(self.handshake.s[1])).encode()
+
+    def verify_peer(self, payload: bytes) -> None:
+        try:
+            proof = wire.IdentityProof.decode(payload)
+        except DecodeError as exc:
+            raise HandshakeError(f"bad identity proof: {exc}") from None
+        self.peer = verify_static_key(proof.identity_key, self.handshake.rs, proof.signature)
+        if self.authorized and self.peer not in self.authorized:
+            raise HandshakeError(f"identity {self.peer} is not authorized")
+
+    def on_message(self, msg: LocalMessage) -> None:
+        if self.established.ready():
+            self._decrypt(msg)
+            return
+        try:
+            if self._dec is not None:
+                self._confirm(msg)  # initiator: keys are split, waiting for the responder's word
+                return
+            kind, body = wire.decode_step(msg.payload)
+            if kind == wire.REFUSE:
+                raise HandshakeError(f"refused by the peer: {body}")
+            if kind == wire.RESPONSE and self.initiator and self.handshake.step == 1:
+                self.verify_peer(self.handshake.read_message(body))
+                self.remote_route = msg.return_route
+                self.node.send(self.remote_route,
+                               wire.encode_step(wire.FINISH, self.handshake.write_message(self.proof())),
+                               (self.decryptor.address,))
+                self._split()
+            elif kind == wire.FINISH and not self.initiator and self.handshake.step == 2:
+                self.verify_peer(self.handshake.read_message(body))
+                self._split()
+                self.node.send(self.remote_route, self._enc.encrypt(wire.CONFIRM_MESSAGE), (self.decryptor.address,))
+                self._establish()
+            else:
+                raise HandshakeError("unexpected handshake message")
+        except (HandshakeError, DecodeError, SecureError) as exc:
+            self.node.counters["handshakes_failed"] += 1
+            log.warning("secure channel handshake via %s failed: %s", self.via, exc)
+            if self.remote_route and not str(exc).startswith("refused"):
+                self.node.send(self.remote_route, wire.encode_refusal(str(exc)), (self.decryptor.address,))
+            self.fail(ChannelRefused(f"secure channel handshake failed: {exc}"))
+
+    def _confirm(self, msg: LocalMessage) -> None:
+        """The initiator's last step: the responder's first encrypted message must be CONFIRM."""
+        try:
+            plaintext = self._dec.decrypt(msg.payload)
+        except (DecryptError, ReplayError):
+            kind, body = wire.decode_step(msg.payload)  # not encrypted: it may be a refusal
+            raise HandshakeError(f"refused by the peer: {body}" if kind == wire.REFUSE
+                                 else "unexpected message instead of the confirmation") from None
+        if wire.decode_channel_message(plaintext)[0] != wire.CONFIRM:
+            raise HandshakeError("the responder did not confirm the channel")
+        self._establish()
+
+    def start_responder(self, msg: LocalMessage, noise_message: bytes) -> None:
+        self.handshake.read_message(noise_message)
+        self.remote_route = msg.return_route
+        self.node.send(self.remote_route, wire.encode_step(wire.RESPONSE, self.handshake.write_message(self.proof())),
+                       (self.decryptor.address,))
+        gevent.spawn_later(HANDSHAKE_TIMEOUT, self._expire)
+
+    def _expire(self) -> None:
+        if not self.established.ready():
+            self.node.counters["handshakes_timed_out"] += 1
+            self.fail(RequestTimeout("secure channel handshake timed out"))
+
+    def _split(self) -> None:
+        send_key, recv_key = self.handshake.split()
+        self._enc = ChannelEncryptor(self.suite, send_key)
+        self._dec = ChannelDecryptor(self.suite, recv_key)
+        self.handshake = None  # keys are split: forget the handshake secrets
+
+    def _establish(self) -> None:
+        self.node.register(self.encryptor)
+        self.channels.ends[self.encryptor.address.inner.decode()] = self
+        first_hop = connection_at(self.node, self.remote_route[0]) if self.remote_route else None
+        if first_hop is not None:
+            first_hop.on_close(lambda _conn: self.close(notify=False))
+        self.established.set(self)
+        log.info("secure channel %s with %s established via %s", self.encryptor.address, self.peer, self.via)
+
+    def fail(self, exc: Exception) -> None:
+        if not self.established.ready():
+            self.established.set_exception(exc)
+        self.close(notify=False)
+
+    # --- data -------------------------------------------------------------------------------
+    def send(self, msg: LocalMessage) -> None:
+        packet = self._enc.encrypt(wire.encode_payload(msg.onward[1:], msg.return_route, msg.payload))
+        self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), packet))
+
+    def _decrypt(self, msg: LocalMessage) -> None:
+        try:
+            kind, onward, return_route, payload = wire.decode_channel_message(self._dec.decrypt(msg.payload))
+        except (DecryptError, ReplayError, DecodeError) as exc:
+            self.node.counters["channel_messages_rejected"] += 1
+            log.debug("secure channel %s dropped a message: %s", self.encryptor.address, exc)
+            return
+        if kind == wire.CLOSE:
+            self.close(notify=False)
+            return
+        if kind != wire.PAYLOAD:
+            self.node.counters["channel_messages_rejected"] += 1
+            return
+        self.node.route(LocalMessage(onward, (self.encryptor.address,) + return_route, payload, self.peer))
+
+    def close(self, notify: bool = True) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if notify and self._enc is not None:
+            try:
+                self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,),
+                                             self._enc.encrypt(wire.CLOSE_MESSAGE)))
+            except SecureError:
+                pass
+        self.node.unregister(self.decryptor.address)
+        self.node.unregister(self.encryptor.address)
+        self.channels.ends.pop(self.encryptor.address.inner.decode(), None)
+
+    def describe(self) -> dict:
+        return {"address": f"/service/{self.encryptor.address.inner.decode()}", "peer": self.peer,
+                "role": "initiator" if self.initiator else "responder", "route": self.via,
+                "suite": self.suite.protocol_name.decode()}
+
+
+class SecureChannelListener(Worker):
+    """`/service/<name>` (every node has `api`): answers handshakes, optionally only from
+    some identifiers."""
+
+    def __init__(self, channels: "SecureChannels", name: str, authorized):
+        self.channels = channels
+        self.name = name
+        self.address = Address.local(name)
+        self.authorized = authorized
+
+    def handle(self, msg: LocalMessage) -> None:
+        node = self.channels.node
+        try:
+            suite_id, noise_message = wire.decode_init(msg.payload)
+            suite = suite_by_id(suite_id)
+        except (DecodeError, SecureError) as exc:
+            node.counters["handshakes_failed"] += 1
+            node.send(msg.return_route, wire.encode_refusal(str(exc)), (self.address,))
+            return
+        end = ChannelEnd(self.channels, False, suite, self.authorized, f"listener {self.name}")
+        try:
+            end.start_responder(msg, noise_message)
+        except (HandshakeError, SecureError) as exc:
+            node.counters["handshakes_failed"] += 1
+            end.fail(ChannelRefused(str(exc)))
+
+    def describe(self) -> dict:
+        return {"address": f"/service/{self.name}", "authorized": sorted(self.authorized or ())}
+
+
+class SecureChannels:
+    """A node's identity, its Noise static key, its listeners and its channel ends."""
+
+    def __init__(self, node, identity: Identity):
+        self.node = node
+        self.identity = identity
+        self.static_private = os.urandom(32)  # attested by the identity in every handshake
+        self.listeners: dict[str, SecureChannelListener] = {}
+        self.ends: dict[str, ChannelEnd] = {}  # by encryptor address
+
+    def listen(self, name: str = "api", authorized=None) -> SecureChannelListener:
+        if name in self.listeners or Address.local(name) in self.node.workers:
+            raise AddressInUse(f"address {name} is already in use")
+        listener = SecureChannelListener(self, name, frozenset(authorized) if authorized else None)
+        self.node.register(listener)
+        self.listeners[name] = listener
+        return listener
+
+    def stop_listener(self, name: str) -> None:
+        listener = self.listeners.pop(name, None)
+        if listener is None:
+            raise NotFound(f"no secure channel listener {name!r}")
+        self.node.unregister(listener.address)
+
+    def create(self, route: tuple, via: str, authorized=None, suite: Suite | None = None,
+               timeout: float = HANDSHAKE_TIMEOUT) -> ChannelEnd:
+        """Run a handshake to the listener at the end of `route`; block until it is done."""
+        end = ChannelEnd(self, True, suite or default_suite(), frozenset(authorized) if authorized else None, via)
+        self.node.send(route, wire.encode_init(end.suite.id, end.handshake.write_message(b"")),
+                       (end.decryptor.address,))
+        try:
+            return end.established.get(timeout=timeout)
+        except gevent.Timeout:
+            end.fail(RequestTimeout(f"no secure channel handshake answer from {via} within {timeout:g} s"))
+            raise RequestTimeout(f"no secure channel handshake answer from {via} within {timeout:g} s") from None
+
+    def channel_to(self, route: tuple, via: str, authorized=None) -> ChannelEnd:
+        """An established channel over exactly this route (and trust), reused when one exists."""
+        wanted = frozenset(authorized) if authorized else None
+        for end in self.ends.values():
+            if end.initiator and not end.closed and end.via == via and end.authorized == wanted:
+                return end
+        return self.create(route, via, authorized)
+
+    def find(self, address: str) -> ChannelEnd:
+        end = self.ends.get(address.removeprefix("/service/").removeprefix("0#"))
+        if end is None:
+            raise NotFound(f"no secure channel {address!r}")
+        return end
+
+    def close(self) -> None:
+        for end in list(self.ends.values()):
+            end.close(notify=True)
+
+

@@ -1,0 +1,25 @@
+"""Typed errors of the secure layer."""
+
+
+class SecureError(Exception):
+    """Base of every error of the secure layer."""
+
+
+class HandshakeError(SecureError):
+    """A handshake message that is malformed, fails to decrypt, or proves the wrong thing."""
+
+
+class DecryptError(SecureError):
+    """Channel data that is truncated or fails authentication."""
+
+
+class ReplayError(SecureError):
+    """Channel data whose nonce was already seen or is too old for the replay window."""
+
+
+class UnknownSuite(SecureError):
+    """A cipher suite we do not implement (or that this CPU cannot run)."""
+
+
+class IdentityError(SecureError):
+    """A missing, corrupt or unusable identity key."""

@@ -1,0 +1,106 @@
+"""Secure channel messages: the handshake envelope, the identity proof, the inner message.
+
+Handshake (to the listener, then between the two channel ends):
+    01 | version u8 (01) | suite u8 | Noise XX message 1       initiator -> listener
+    02 | Noise XX message 2 (payload: IdentityProof)           responder -> initiator
+    03 | Noise XX message 3 (payload: IdentityProof)           initiator -> responder
+    04 | string reason                                          refusal, either way (plaintext)
+Data: `nonce u64 BE | AEAD ciphertext` of a ChannelMessage (no type byte; see secure/channel.py).
+The responder's first data message is CONFIRM: the initiator counts the channel as
+established only once it has authenticated that (or fails on a refusal instead).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from appliance.wire import bare
+from appliance.wire.address import Route, encode_route, read_route
+from appliance.wire.errors import DecodeError
+
+VERSION = 1
+INIT, RESPONSE, FINISH, REFUSE = 1, 2, 3, 4
+MAX_CREDENTIALS = 16
+
+
+def encode_init(suite_id: int, noise_message: bytes) -> bytes:
+    return bytes((INIT, VERSION, suite_id)) + noise_message
+
+
+def decode_init(message: bytes) -> tuple:
+    """(suite id, Noise message 1)."""
+    if len(message) < 3 or message[0] != INIT:
+        raise DecodeError("not a secure channel request")
+    if message[1] != VERSION:
+        raise DecodeError(f"unsupported secure channel version {message[1]}")
+    return message[2], message[3:]
+
+
+def encode_step(kind: int, noise_message: bytes) -> bytes:
+    return bytes((kind,)) + noise_message
+
+
+def encode_refusal(reason: str) -> bytes:
+    return bytes((REFUSE,)) + bare.encode_string(reason[:500])
+
+
+def decode_step(message: bytes) -> tuple:
+    """(kind, body): body is the Noise message, or the reason text for a refusal."""
+    if not message or message[0] not in (RESPONSE, FINISH, REFUSE):
+        raise DecodeError("not a secure channel handshake message")
+    if message[0] == REFUSE:
+        return REFUSE, bare.decode_string(message[1:])
+    return message[0], message[1:]
+
+
+class IdentityProof(NamedTuple):
+    identity_key: bytes  # Ed25519 public key
+    signature: bytes     # over the Noise static key (secure/identity.py)
+    credentials: tuple = ()
+
+    def encode(self) -> bytes:
+        return b"".join((bytes((VERSION,)), bare.encode_bytes(self.identity_key), bare.encode_bytes(self.signature),
+                         bare.encode_uint(len(self.credentials)),
+                         *(bare.encode_bytes(c) for c in self.credentials)))
+
+    @classmethod
+    def decode(cls, data: bytes) -> "IdentityProof":
+        reader = bare.Reader(data)
+        if reader.u8() != VERSION:
+            raise DecodeError("unsupported identity proof version")
+        key, signature = reader.bytes(), reader.bytes()
+        if len(key) != 32 or len(signature) != 64:
+            raise DecodeError("identity proof has a key or signature of the wrong size")
+        count = reader.uint()
+        if count > MAX_CREDENTIALS:
+            raise DecodeError(f"too many credentials ({count})")
+        credentials = tuple(reader.bytes() for _ in range(count))
+        reader.expect_end()
+        return cls(key, signature, credentials)
+
+
+PAYLOAD, CLOSE, CONFIRM = 0, 1, 2
+
+
+def encode_payload(onward: Route, return_route: Route, payload: bytes) -> bytes:
+    return b"".join((b"\x00", encode_route(onward), encode_route(return_route),
+                     bare.encode_uint(len(payload)), payload))
+
+
+CLOSE_MESSAGE = b"\x01"
+CONFIRM_MESSAGE = b"\x02"
+
+
+def decode_channel_message(data: bytes) -> tuple:
+    """(PAYLOAD, onward, return, payload), or (CLOSE or CONFIRM, (), (), b"")."""
+    reader = bare.Reader(data)
+    tag = reader.u8()
+    if tag in (CLOSE, CONFIRM):
+        reader.expect_end()
+        return tag, (), (), b""
+    if tag != PAYLOAD:
+        raise DecodeError(f"unknown channel message {tag}")
+    onward, return_route = read_route(reader), read_route(reader)
+    payload = reader.bytes()
+    reader.expect_end()
+    return PAYLOAD, onward, return_route, payload
