@@ -13,6 +13,9 @@ Commands:
   message           send a message along a route and print the reply
   tcp-outlet        expose a TCP service at a node
   tcp-inlet         a local TCP port that reaches an outlet
+  identity          the identities nodes authenticate as
+  secure-channel    end-to-end encrypted, mutually authenticated channels
+  secure-channel-listener   where a node accepts secure channels (every node has /service/api)
   config            check a TOML topology file
 
 Global options (anywhere on the line):
@@ -47,6 +50,9 @@ COMMAND_MODULES = {
     "tcp-outlet": "appliance.cli.portal_cmd",
     "tcp-inlet": "appliance.cli.portal_cmd",
     "config": "appliance.cli.config_cmd",
+    "identity": "appliance.cli.identity_cmd",
+    "secure-channel": "appliance.cli.secure_channel_cmd",
+    "secure-channel-listener": "appliance.cli.secure_channel_cmd",
 }
 
 

@@ -13,11 +13,11 @@ from appliance.cli.errors import CliError
 from appliance.cli.output import Output, table
 from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
-from appliance.host import process, state
+from appliance.host import identities, process, state
 
 USAGE = """
 Usage:
-  ockam node create [<name>] [--tcp-listener-address=<addr>] [--config=<file>] [--foreground]
+  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--config=<file>] [--foreground]
   ockam node run <file>
   ockam node list
   ockam node show [<name>]
@@ -29,6 +29,7 @@ Usage:
 
 Options:
   --tcp-listener-address=<addr>  where the node's TCP listener binds (default: 127.0.0.1:0)
+  --identity=<name>              the identity it authenticates as (default: the default identity)
   --config=<file>                start what this TOML topology declares (see config/*.toml)
   --foreground                   run in this process instead of in the background
 
@@ -58,22 +59,24 @@ def load_topology(path: str | None, listener: str | None) -> Topology:
     return topology
 
 
-def creation_args(path: str | None, listener: str | None) -> list[str]:
+def creation_args(path: str | None, listener: str | None, identity: str | None) -> list[str]:
     """How to start this node again (background spawn, `node start`)."""
     args = ["--tcp-listener-address", listener] if listener else []
+    args += ["--identity", identity] if identity else []
     return args + (["--config", os.path.abspath(path)] if path else [])
 
 
 def node_create(args, out: Output) -> None:
-    path, listener = args["--config"], args["--tcp-listener-address"]
+    path, listener, identity = args["--config"], args["--tcp-listener-address"], args["--identity"]
+    identities.load(identity) if identity else identities.load_or_create_default()  # fail early
     topology = load_topology(path, listener)
     name = state.check_name(args["<name>"] or topology.name
                             or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
     if args["--foreground"]:
-        return run_foreground(name, topology, creation_args(path, listener), out)
+        return run_foreground(name, topology, creation_args(path, listener, identity), out)
     if state.exists(name) and client.is_up(name):
         raise CliError(f"node {name} already exists and is running")
-    start_background(name, creation_args(path, listener))
+    start_background(name, creation_args(path, listener, identity))
     if state.default_node() is None:
         state.set_default_node(name)
     info = state.read_node(name)
@@ -86,7 +89,7 @@ def node_run(args, out: Output) -> int:
     topology = load_topology(args["<file>"], None)
     if not topology.name:
         raise CliError(f"{args['<file>']}: node.name: missing (needed to run a node from a file)", code=2)
-    return run_foreground(topology.name, topology, creation_args(args["<file>"], None), out)
+    return run_foreground(topology.name, topology, creation_args(args["<file>"], None, None), out)
 
 
 def start_background(name: str, argv: list[str]) -> None:
@@ -108,8 +111,10 @@ def run_foreground(name: str, topology: Topology, created_args: list[str], out: 
 
     state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
     runner.setup_logging(name, out.verbose, to_stderr=not os.environ.get(process.BACKGROUND_ENV))
+    identity_name = created_args[created_args.index("--identity") + 1] if "--identity" in created_args else None
+    identity = identities.load(identity_name) if identity_name else identities.load_or_create_default()[1]
     try:
-        runner.run_node(name, topology, created_args)
+        runner.run_node(name, topology, created_args, identity)
     except (NodeError, WireError) as exc:
         raise CliError(str(exc)) from None
     return 0
@@ -146,6 +151,10 @@ def node_show(args, out: Output) -> None:
         f"    Short: /node/{name}",
         f"    Verbose: /dnsaddr/localhost/tcp/{port}",
     ]
+    if up:
+        lines.append(f"  Identity: {details['identifier']}")
+        lines.append("  Secure Channel Listeners:")
+        lines += [f"    {l['address']}" for l in details["secure_channel_listeners"]]
     if up:
         lines.append("  Transports:")
         lines += [f"    {t['type']} {t['mode']} {t['socket_address']} {t['worker_address']}".rstrip()

@@ -8,24 +8,26 @@ from appliance.cli.output import Output, table
 
 OUTLET_USAGE = """
 Usage:
-  ockam tcp-outlet create --to=<target> [--at=<node>] [--from=<address>] [--alias=<alias>]
+  ockam tcp-outlet create --to=<target> [--at=<node>] [--from=<address>] [--alias=<alias>] [--authorized=<identifier>...]
   ockam tcp-outlet list [--at=<node>] [--node=<node>]
   ockam tcp-outlet delete <alias> [--at=<node>] [--node=<node>]
 
 Options:
   --from=<address>  the outlet's service address [default: /service/outlet]
   --to=<target>     HOST:PORT of the TCP service to expose
+  --authorized=<identifier>  accept only inlets whose secure channel authenticates as one of these
 """
 
 INLET_USAGE = """
 Usage:
-  ockam tcp-inlet create --to=<route> [--at=<node>] [--from=<bind>] [--alias=<alias>]
+  ockam tcp-inlet create --to=<route> [--at=<node>] [--from=<bind>] [--alias=<alias>] [--authorized=<identifier>...]
   ockam tcp-inlet list [--at=<node>] [--node=<node>]
   ockam tcp-inlet delete <alias> [--at=<node>] [--node=<node>]
 
 Options:
   --from=<bind>  the local HOST:PORT clients connect to [default: 127.0.0.1:4000]
-  --to=<route>   the route to an outlet, e.g. /node/n2/service/outlet
+  --to=<route>   the route to an outlet, e.g. /node/n2/secure/api/service/outlet
+  --authorized=<identifier>  talk only to an outlet whose node authenticates as one of these
 """
 
 
@@ -46,7 +48,8 @@ def run(command: str, args, out: Output) -> None:
         keys = ("alias", "bind_address", "outlet_route", "connections")
         created_value = "bind_address"
     if args["create"]:
-        item = client.call(node, f"{kind}.create", {"alias": args["--alias"], **create})
+        item = client.call(node, f"{kind}.create",
+                           {"alias": args["--alias"], "authorized": args["--authorized"] or None, **create})
         out.result(item[created_value], data=item,
                    human=f"Created {command} {item['alias']}: {item[keys[1]]} => {item[keys[2]]}")
     elif args["list"]:

@@ -22,6 +22,7 @@ from appliance.host import state
 from appliance.node.api import ControlServer
 from appliance.node.demo import start_demo_http
 from appliance.node.runtime import NodeRuntime
+from appliance.secure.identity import Identity
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +64,16 @@ def apply_topology(runtime: NodeRuntime, topology: Topology) -> list:
     return extras
 
 
-def run_node(name: str, topology: Topology, created_args: list[str]) -> None:
+def run_node(name: str, topology: Topology, created_args: list[str], identity: Identity) -> None:
     """Start the node, serve until told to stop, then shut down cleanly."""
-    runtime = NodeRuntime(name, node_lookup=state.listener_of)
+    runtime = NodeRuntime(name, node_lookup=state.listener_of, identity=identity)
     extras = []
     try:
         listener = runtime.tcp.listen(topology.tcp_listener_address)
         stop = Event()
         state.write_node(name, {
             "name": name, "pid": os.getpid(), "listener_address": listener.address,
+            "identifier": identity.identifier,
             "args": created_args, "started": time.time(),
         })
         control = ControlServer(runtime, str(state.socket_path(name)),

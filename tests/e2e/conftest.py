@@ -136,3 +136,51 @@ def threaded_server():
     yield start
     for server in servers:
         server.close()
+
+
+class Tap:
+    """A loopback TCP proxy that records every byte it forwards, both ways."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.captured = bytearray()
+        self._lock = threading.Lock()
+        self.server = ThreadedServer(self._relay)
+        self.port = self.server.port
+
+    def _relay(self, conn):
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        done = threading.Event()
+
+        def pump(src, dst):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    with self._lock:
+                        self.captured += data
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                done.set()
+
+        threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
+        pump(conn, upstream)
+        done.wait()
+        upstream.close()
+
+
+@pytest.fixture
+def tap():
+    taps = []
+
+    def start(target_port: int) -> Tap:
+        t = Tap(target_port)
+        taps.append(t)
+        return t
+
+    yield start
+    for t in taps:
+        t.server.close()
