@@ -7,6 +7,7 @@ measures each one, so only the path differs between rows.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -59,8 +60,9 @@ def socat(target: int):
 
 
 @contextlib.contextmanager
-def ockam_relay_portal(target: int):
-    """inlet (n1) -> relay (n2) <- outlet (n3, dialled out): three node processes."""
+def ockam_relay_portal(target: int, secure: bool = False):
+    """inlet (n1) -> relay (n2) <- outlet (n3, dialled out): three node processes; with
+    `secure`, end-to-end encrypted n1 <-> n3 through the relay."""
     home = tempfile.mkdtemp(prefix="ockam-bench-", dir="/tmp")
     env = {**os.environ, "OCKAM_HOME": home}
 
@@ -76,7 +78,7 @@ def ockam_relay_portal(target: int):
         ockam("node", "create", "n1")
         ockam("tcp-outlet", "create", "--at", "n3", "--to", f"127.0.0.1:{target}")
         ockam("tcp-inlet", "create", "--at", "n1", "--from", f"127.0.0.1:{port}",
-              "--to", "/node/n2/service/forward_to_n3/service/outlet")
+              "--to", f"/node/n2/service/forward_to_n3{'/secure/api' if secure else ''}/service/outlet")
         yield port
     finally:
         subprocess.run(ockam_command() + ["node", "delete", "--all"], env=env, capture_output=True)
@@ -87,4 +89,5 @@ PATHS = {
     "direct": direct,
     "socat": socat,
     "ockam portal via relay (plain)": ockam_relay_portal,
+    "ockam portal via relay (encrypted)": functools.partial(ockam_relay_portal, secure=True),
 }

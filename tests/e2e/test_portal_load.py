@@ -68,6 +68,7 @@ def test_100_mb_both_ways_with_matching_sha256(relay_portal, threaded_server):
         writer.start()
         client_saw = recv_exactly(sock, BULK)
         writer.join()
+        assert server_done.wait(120), f"the target did not receive all 100 MB: {server.errors}"
     assert not server.errors
     assert server_saw["sha256"] == hashlib.sha256(upstream).hexdigest()
     assert client_saw == hashlib.sha256(downstream).hexdigest()
