@@ -17,7 +17,7 @@ from appliance.host import identities, process, state
 
 USAGE = """
 Usage:
-  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--config=<file>] [--foreground]
+  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--relay-authorized=<identifier>...] [--config=<file>] [--foreground]
   ockam node run <file>
   ockam node list
   ockam node show [<name>]
@@ -30,6 +30,8 @@ Usage:
 Options:
   --tcp-listener-address=<addr>  where the node's TCP listener binds (default: 127.0.0.1:0)
   --identity=<name>              the identity it authenticates as (default: the default identity)
+  --relay-authorized=<identifier>  only these identities may create relays at this node (over a
+                                 secure channel); by default anyone may
   --config=<file>                start what this TOML topology declares (see config/*.toml)
   --foreground                   run in this process instead of in the background
 
@@ -52,31 +54,37 @@ def run(_command: str, args, out: Output) -> int:
     raise CliError("unknown node command")
 
 
-def load_topology(path: str | None, listener: str | None) -> Topology:
+def load_topology(path: str | None, listener: str | None, relay_authorized=()) -> Topology:
+    """The file's topology (or an empty one), with command-line options taking precedence."""
     topology = topology_file.load(path) if path else Topology()
     if listener:
         topology = dataclasses.replace(topology, tcp_listener_address=listener)
+    if relay_authorized:
+        topology = dataclasses.replace(topology, relay_authorized=tuple(relay_authorized))
     return topology
 
 
-def creation_args(path: str | None, listener: str | None, identity: str | None) -> list[str]:
+def creation_args(path: str | None, listener: str | None, identity: str | None, relay_authorized=()) -> list[str]:
     """How to start this node again (background spawn, `node start`)."""
     args = ["--tcp-listener-address", listener] if listener else []
     args += ["--identity", identity] if identity else []
+    for identifier in relay_authorized:
+        args += ["--relay-authorized", identifier]
     return args + (["--config", os.path.abspath(path)] if path else [])
 
 
 def node_create(args, out: Output) -> None:
     path, listener, identity = args["--config"], args["--tcp-listener-address"], args["--identity"]
+    relay_authorized = args["--relay-authorized"]
     identities.load(identity) if identity else identities.load_or_create_default()  # fail early
-    topology = load_topology(path, listener)
+    topology = load_topology(path, listener, relay_authorized)
     name = state.check_name(args["<name>"] or topology.name
                             or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
     if args["--foreground"]:
-        return run_foreground(name, topology, creation_args(path, listener, identity), out)
+        return run_foreground(name, topology, creation_args(path, listener, identity, relay_authorized), out)
     if state.exists(name) and client.is_up(name):
         raise CliError(f"node {name} already exists and is running")
-    start_background(name, creation_args(path, listener, identity))
+    start_background(name, creation_args(path, listener, identity, relay_authorized))
     if state.default_node() is None:
         state.set_default_node(name)
     info = state.read_node(name)

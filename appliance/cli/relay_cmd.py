@@ -8,12 +8,14 @@ from appliance.cli.output import Output, table
 
 USAGE = """
 Usage:
-  ockam {cmd} create [<name>] --at=<route> [--to=<node>]
+  ockam {cmd} create [<name>] --at=<route> [--to=<node>] [--authorized=<identifier>...]
   ockam {cmd} list [--to=<node>] [--node=<node>]
   ockam {cmd} delete <name> [--to=<node>] [--node=<node>]
 
 Creates, on node --to (default: the default node), a relay named <name> (default: default)
 at the node that --at routes to; messages sent there to /service/forward_to_<name> reach --to.
+With /secure/api in --at the registration travels in a secure channel, and --authorized
+requires the relay node to authenticate as one of these identifiers.
 """
 
 
@@ -25,7 +27,8 @@ def run(_command: str, args, out: Output) -> None:
     node = node_arg(args["--to"] or args["--node"])
     if args["create"]:
         result = client.call(node, "relay.create", {"name": args["<name>"] or "default",
-                                                   "at": route_arg(args["--at"])})
+                                                   "at": route_arg(args["--at"]),
+                                                   "authorized": args["--authorized"] or None})
         out.result(result["address"], data=result,
                    human=f"Relay created at {args['--at']}\n  Address: {result['address']}")
     elif args["list"]:

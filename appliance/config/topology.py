@@ -1,6 +1,6 @@
 """A node's topology from TOML: what to start, validated with file:line:key errors.
 
-    [node]            name, tcp_listener_address
+    [node]            name, tcp_listener_address, relay_authorized (list of identifiers)
     [[tcp_connections]] to
     [[relays]]        name, at
     [[outlets]]       to, from, alias
@@ -18,6 +18,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from appliance.secure.identity import is_identifier
 from appliance.wire import multiaddr, relay
 from appliance.wire.errors import WireError
 
@@ -59,6 +60,7 @@ class InletSpec:
 class Topology:
     name: str | None = None
     tcp_listener_address: str = "127.0.0.1:0"
+    relay_authorized: tuple = ()  # identifiers allowed to create relays here (empty: anyone)
     tcp_connections: tuple = ()
     relays: tuple = ()
     outlets: tuple = ()
@@ -78,6 +80,12 @@ def _target_address(value: str) -> None:
         multiaddr.parse_hostport(value)
 
 
+def _identifiers(values: list) -> None:
+    for value in values:
+        if not isinstance(value, str) or not is_identifier(value):
+            raise ValueError(f"{value!r} is not an identifier (I followed by 40 hex digits)")
+
+
 def _node_name(value: str) -> None:
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", value):
         raise ValueError("use letters, digits, '.', '_' or '-' (at most 64)")
@@ -85,7 +93,8 @@ def _node_name(value: str) -> None:
 
 # section -> (is an array of tables, {key: (type, required, validator)})
 SCHEMA = {
-    "node": (False, {"name": (str, False, _node_name), "tcp_listener_address": (str, False, _bind_address)}),
+    "node": (False, {"name": (str, False, _node_name), "tcp_listener_address": (str, False, _bind_address),
+                      "relay_authorized": (list, False, _identifiers)}),
     "tcp_connections": (True, {"to": (str, True, _target_address)}),
     "relays": (True, {"name": (str, True, relay.validate_name), "at": (str, True, multiaddr.parse)}),
     "outlets": (True, {"to": (str, True, multiaddr.parse_hostport), "from": (str, False, multiaddr.parse),
@@ -160,6 +169,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
     return Topology(
         name=node.get("name"),
         tcp_listener_address=node.get("tcp_listener_address", "127.0.0.1:0"),
+        relay_authorized=tuple(node.get("relay_authorized", ())),
         tcp_connections=tuple(t["to"] for t in sections.get("tcp_connections", [])),
         relays=tuple(RelaySpec(t["name"], t["at"]) for t in sections.get("relays", [])),
         outlets=tuple(OutletSpec(t["to"], t.get("from", "/service/outlet"), t.get("alias"))
@@ -181,7 +191,8 @@ def _check_table(path, lines, section, index, table, keys, environ) -> dict:
         if not isinstance(value, expected):
             raise ConfigError(path, line, f"{label}.{key}",
                               f"expected a {expected.__name__}, got {type(value).__name__}")
-        value = _interpolate(value, environ, path, line, f"{label}.{key}")
+        if isinstance(value, str):
+            value = _interpolate(value, environ, path, line, f"{label}.{key}")
         if validate is not None:
             try:
                 validate(value)

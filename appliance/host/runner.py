@@ -66,7 +66,8 @@ def apply_topology(runtime: NodeRuntime, topology: Topology) -> list:
 
 def run_node(name: str, topology: Topology, created_args: list[str], identity: Identity) -> None:
     """Start the node, serve until told to stop, then shut down cleanly."""
-    runtime = NodeRuntime(name, node_lookup=state.listener_of, identity=identity)
+    runtime = NodeRuntime(name, node_lookup=state.listener_of, identity=identity,
+                          relay_authorized=topology.relay_authorized)
     extras = []
     try:
         listener = runtime.tcp.listen(topology.tcp_listener_address)

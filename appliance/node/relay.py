@@ -30,11 +30,12 @@ SERVICE = "forwarding_service"
 class RelayWorker(Worker):
     """`forward_to_<name>` on the relay node: swaps itself for the registered route."""
 
-    def __init__(self, service: "ForwardingService", address: str, forward_route, connection):
+    def __init__(self, service: "ForwardingService", address: str, forward_route, connection, owner):
         self.service = service
         self.address = Address.local(address)
         self.forward_route = forward_route
-        self.connection = connection  # the transport it was registered through, if any
+        self.connection = connection  # the TCP connection it was registered through, if any
+        self.owner = owner  # identifier of the registering node, when it came over a secure channel
 
     def handle(self, msg: LocalMessage) -> None:
         self.service.node.route(msg._replace(onward=self.forward_route + msg.onward[1:]))
@@ -44,18 +45,20 @@ class RelayWorker(Worker):
 
     @property
     def alive(self) -> bool:
-        return self.connection is None or not self.connection.closed
+        """Its first hop (a TCP connection or a secure channel) still exists on this node."""
+        return self.forward_route[0] in self.service.node.workers
 
     def describe(self) -> dict:
         return {"name": self.address.inner.decode(), "remote_route": route_text(self.forward_route),
-                "direction": "incoming"}
+                "direction": "incoming", "owner": self.owner}
 
 
 class ForwardingService(Worker):
-    def __init__(self, node):
+    def __init__(self, node, authorized=None):
         self.node = node
         self.address = Address.local(SERVICE)
         self.relays: dict[str, RelayWorker] = {}
+        self.authorized = authorized  # None: anyone may register; else these identifiers only
 
     def handle(self, msg: LocalMessage) -> None:
         try:
@@ -63,17 +66,23 @@ class ForwardingService(Worker):
         except DecodeError as exc:
             self._refuse(msg, f"bad registration: {exc}")
             return
+        if self.authorized is not None and msg.peer not in self.authorized:
+            self.node.counters["unauthorized"] += 1
+            self._refuse(msg, f"{msg.peer or 'an unauthenticated node'} may not create relays at node "
+                              f"{self.node.name} (register over a secure channel as an authorized identity)")
+            return
         existing = self.relays.get(name)
         if existing is not None:
-            if existing.alive and existing.forward_route != msg.return_route:
+            same_owner = existing.owner is not None and existing.owner == msg.peer
+            if existing.alive and existing.forward_route != msg.return_route and not same_owner:
                 self._refuse(msg, f"relay {name} already exists at node {self.node.name}")
                 return
-            self._remove(existing)
+            self._remove(existing)  # stale, re-registered from the same route, or taken over by its owner
         elif Address.local(name) in self.node.workers:
             self._refuse(msg, f"address {name} is in use at node {self.node.name}")
             return
         connection = connection_at(self.node, msg.return_route[0]) if msg.return_route else None
-        relay = RelayWorker(self, name, msg.return_route, connection)
+        relay = RelayWorker(self, name, msg.return_route, connection, msg.peer)
         self.node.register(relay)
         self.relays[name] = relay
         if connection is not None:
@@ -152,7 +161,8 @@ class RelayClient(Worker):
 
     def _register(self) -> None:
         route, self._owned = self._resolve_at()
-        self.connection = connection_at(self.node, route[0]) if route else None
+        first_hop = connection_at(self.node, route[0]) if route else None
+        self.connection = first_hop or (self._owned[0] if self._owned else None)
         self._reply = AsyncResult()
         self.node.send(route + (Address.local(SERVICE),),
                        relay_wire.encode_request(self.relay_address), (self.address,))

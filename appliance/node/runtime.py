@@ -40,12 +40,13 @@ def check_identifiers(identifiers) -> frozenset | None:
 
 class NodeRuntime:
     def __init__(self, name: str, node_lookup: routes.NodeLookup = lambda _name: None,
-                 max_frame: int | None = None, identity: Identity | None = None):
+                 max_frame: int | None = None, identity: Identity | None = None,
+                 relay_authorized=None):
         self.node = Node(name)
         self.node_lookup = node_lookup
         self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}))
         start_default_services(self.node)
-        self.forwarding = ForwardingService(self.node)
+        self.forwarding = ForwardingService(self.node, check_identifiers(relay_authorized))
         self.node.register(self.forwarding)
         self.relays = Relays(self.node)
         self.channels = SecureChannels(self.node, identity or Identity.generate())
@@ -55,8 +56,12 @@ class NodeRuntime:
         self.pid = os.getpid()
 
     def resolve(self, text: str, reuse: bool = True, authorized=None) -> routes.Resolved:
+        """Route text to addresses; with `reuse`, existing TCP connections and secure
+        channels over the same route are used, else new ones are made (relays own theirs)."""
         def secure(route, via):
-            return self.channels.channel_to(route, via, authorized).encryptor.address
+            if reuse:
+                return self.channels.channel_to(route, via, authorized).encryptor.address
+            return self.channels.create(route, via, authorized).encryptor.address
         return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse, secure=secure)
 
     @property
@@ -127,10 +132,12 @@ class NodeRuntime:
         item.close()
 
     # --- relays -----------------------------------------------------------------------------
-    def relay_create(self, name: str, at: str, wait: bool = True) -> dict:
+    def relay_create(self, name: str, at: str, wait: bool = True, authorized: list | None = None) -> dict:
         routes.parse_route(at)  # fail fast on bad text before anything is opened
+        authorized = check_identifiers(authorized)
         try:
-            address = self.relays.create(name, at, lambda: self.resolve(at, reuse=False), wait)
+            address = self.relays.create(name, at, lambda: self.resolve(at, reuse=False, authorized=authorized),
+                                         wait)
         except ValueError as exc:
             raise RouteError(str(exc)) from None
         return {"address": f"/service/{address}", **self.relays.clients[address].describe()}

@@ -13,8 +13,8 @@ def make_node():
     runtimes = []
     listeners = {}
 
-    def make(name: str, listen: bool = True) -> NodeRuntime:
-        runtime = NodeRuntime(name, node_lookup=listeners.get)
+    def make(name: str, listen: bool = True, **options) -> NodeRuntime:
+        runtime = NodeRuntime(name, node_lookup=listeners.get, **options)
         if listen:
             listeners[name] = runtime.tcp.listen("127.0.0.1:0").address
         runtimes.append(runtime)

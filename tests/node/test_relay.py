@@ -82,3 +82,48 @@ def test_relay_survives_the_relay_node_restarting(make_node):
     client = make_node("n1")
     port = address.rsplit(":", 1)[1]
     assert client.message_send(f"/ip4/127.0.0.1/tcp/{port}/service/forward_to_n3/service/echo", "x")["reply"] == "x"
+
+
+def test_relay_node_can_require_authorized_registrations(make_node):
+    from appliance.secure.identity import Identity
+
+    member = Identity.generate()
+    make_node("n2", relay_authorized=[member.identifier])
+    private = make_node("n3", identity=member)
+    stranger = make_node("stranger")
+    with pytest.raises(RelayRefused, match="an unauthenticated node may not create relays"):
+        private.relay_create("plain", "/node/n2")
+    with pytest.raises(RelayRefused, match=f"{stranger.identifier} may not create relays"):
+        stranger.relay_create("other", "/node/n2/secure/api")
+    assert private.relay_create("n3", "/node/n2/secure/api")["address"] == "/service/forward_to_n3"
+    client = make_node("n1")
+    assert client.message_send("/node/n2/service/forward_to_n3/service/uppercase", "in")["reply"] == "IN"
+
+
+def test_the_same_identity_takes_over_its_relay_name_at_once(make_node):
+    from appliance.secure.identity import Identity
+
+    owner = Identity.generate()
+    make_node("n2")
+    first = make_node("n3", identity=owner)
+    first.relay_create("n3", "/node/n2/secure/api")
+    # a restarted n3 (same identity) registers while the old registration still looks alive
+    second = make_node("n3-restarted", identity=owner)
+    second.relay_create("n3", "/node/n2/secure/api")
+    stranger = make_node("stranger")
+    with pytest.raises(RelayRefused, match="already exists"):
+        stranger.relay_create("n3", "/node/n2/secure/api")
+    client = make_node("n1")
+    reply = client.message_send("/node/n2/service/forward_to_n3/secure/api/service/echo", "who")
+    assert reply["reply"] == "who"
+    assert client.secure_channel_list()[0]["peer"] == owner.identifier
+
+
+def test_relay_create_can_require_the_relay_node_identity(make_node):
+    relay_node = make_node("n2")
+    private = make_node("n3")
+    from appliance.node.channel import ChannelRefused
+
+    with pytest.raises(ChannelRefused, match="not authorized"):
+        private.relay_create("n3", "/node/n2/secure/api", authorized=["I" + "2" * 40])
+    assert private.relay_create("n3", "/node/n2/secure/api", authorized=[relay_node.identifier])
