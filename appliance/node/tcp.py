@@ -209,11 +209,13 @@ class TcpTransport:
         return self.connect(target)
 
     def find(self, ident: str):
-        """A listener or connection by its id or (for connections) worker address."""
-        for item in list(self.listeners.values()) + list(self.connections.values()):
-            if ident in (item.id, str(getattr(item, "address", ""))) or \
-                    ident == getattr(item, "address", Address(0, b"")).inner.decode():
-                return item
+        """A listener by id or socket address, or a connection by id or worker address."""
+        for listener in self.listeners.values():
+            if ident in (listener.id, listener.address):
+                return listener
+        for conn in self.connections.values():
+            if ident in (conn.id, str(conn.address), conn.address.inner.decode()):
+                return conn
         raise NotFound(f"no TCP listener or connection {ident!r}")
 
     def _route_tcp_address(self, msg: LocalMessage) -> None:
