@@ -31,14 +31,9 @@ from __future__ import annotations
 
 import sys
 
-from docopt import DocoptExit, docopt
-
 from appliance import __version__
 from appliance.cli.errors import CliError
 from appliance.cli.output import Output
-from appliance.config.topology import ConfigError
-from appliance.host.process import ProcessError
-from appliance.host.state import StateError
 
 COMMAND_MODULES = {
     "node": "appliance.cli.node_cmd",
@@ -79,6 +74,13 @@ def split_global_options(argv: list[str]) -> tuple[list[str], Output]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv in (["--version"], ["-V"], ["version"]):  # answered before anything heavy is imported
+        print(f"ockam {__version__} (ockam-appliance)")
+        return 0
+    from appliance.config.topology import ConfigError
+    from appliance.host.process import ProcessError
+    from appliance.host.state import StateError
+
     out = Output()
     try:
         argv, out = split_global_options(argv)
@@ -112,6 +114,8 @@ def run(argv: list[str], out: Output) -> int:
     if command not in COMMAND_MODULES:
         raise CliError(f"unknown command {command!r} (see 'ockam --help')", code=2)
     import importlib
+
+    from docopt import DocoptExit, docopt
 
     module = importlib.import_module(COMMAND_MODULES[command])
     usage = module.usage(command)

@@ -24,6 +24,7 @@ Usage:
   ockam node delete [<name>] [--all]
   ockam node start [<name>]
   ockam node stop [<name>]
+  ockam node reload [<name>]
   ockam node logs [<name>]
   ockam node default [<name>]
 
@@ -36,6 +37,7 @@ Options:
   --foreground                   run in this process instead of in the background
 
 'node run <file>' runs the node a TOML topology describes in the foreground, as a service does.
+'node reload' (or SIGHUP) applies an edited topology file without touching unchanged items.
   --all                          delete every node
 """
 
@@ -48,7 +50,7 @@ def usage(_command: str) -> str:
 
 
 def run(_command: str, args, out: Output) -> int:
-    for verb in ("create", "run", "list", "show", "delete", "start", "stop", "logs", "default"):
+    for verb in ("create", "run", "list", "show", "delete", "start", "stop", "reload", "logs", "default"):
         if args[verb]:
             return globals()[f"node_{verb}"](args, out) or 0
     raise CliError("unknown node command")
@@ -219,6 +221,14 @@ def node_stop(args, out: Output) -> None:
         raise CliError(f"node {name} is not running")
     stop_node(name)
     out.result(f"Stopped node {name}")
+
+
+def node_reload(args, out: Output) -> None:
+    """Re-read the node's topology file and apply the difference (as SIGHUP does)."""
+    name = node_arg(args["<name>"])
+    summary = client.call(name, "node.reload")
+    out.result(f"Reloaded node {name}: {len(summary['added'])} started, {summary['removed']} stopped, "
+               f"{summary['unchanged']} unchanged", data=summary)
 
 
 def node_logs(args, out: Output) -> None:

@@ -29,6 +29,15 @@ def self_command() -> list[str]:
     return [sys.executable, "-m", "appliance"]
 
 
+def child_environment() -> dict:
+    env = {**os.environ, BACKGROUND_ENV: "1"}
+    if getattr(sys, "frozen", False):
+        # A onefile child would otherwise reuse our extraction directory, which is deleted
+        # when this CLI exits; the node must unpack its own copy (PyInstaller >= 6.9).
+        env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    return env
+
+
 def spawn_node(name: str, args: list[str], is_ready) -> int:
     """Start `ockam node create NAME --foreground ARGS` detached; return its pid once ready.
 
@@ -39,7 +48,7 @@ def spawn_node(name: str, args: list[str], is_ready) -> int:
     with open(log, "ab") as out:
         child = subprocess.Popen(
             self_command() + ["node", "create", name, "--foreground", *args],
-            env={**os.environ, BACKGROUND_ENV: "1"},
+            env=child_environment(),
             stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             start_new_session=True, close_fds=True)
     deadline = time.monotonic() + READY_TIMEOUT

@@ -17,10 +17,11 @@ import time
 import gevent
 from gevent.event import Event
 
+from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
 from appliance.host import state
+from appliance.host.deployment import Deployment, ReloadError
 from appliance.node.api import ControlServer
-from appliance.node.demo import start_demo_http
 from appliance.node.runtime import NodeRuntime
 from appliance.secure.identity import Identity
 
@@ -40,35 +41,33 @@ def setup_logging(name: str, verbosity: int, to_stderr: bool) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
 
 
-def apply_topology(runtime: NodeRuntime, topology: Topology) -> list:
-    """Start what the topology declares; returns extra servers to close at shutdown.
-
-    Relays and inlets do not wait for their far side: a service may start before the relay
-    box is reachable, and they connect (and re-connect) in the background."""
-    extras = []
-    if topology.demo_http:
-        extras.append(start_demo_http(topology.demo_http))
-        log.info("demo HTTP service on %s", topology.demo_http)
-    for target in topology.tcp_connections:
-        runtime.tcp_connection_create(target)
-        log.info("TCP connection to %s", target)
-    for relay in topology.relays:
-        runtime.relay_create(relay.name, relay.at, wait=False)
-        log.info("relay %s at %s", relay.name, relay.at)
-    for outlet in topology.outlets:
-        runtime.outlet_create(outlet.to, outlet.address, outlet.alias)
-        log.info("outlet %s => %s", outlet.address, outlet.to)
-    for inlet in topology.inlets:
-        created = runtime.inlet_create(inlet.bind, inlet.to, inlet.alias, check_route=False)
-        log.info("inlet %s => %s (try: curl %s)", created["bind_address"], inlet.to, created["bind_address"])
-    return extras
+def reload_from_file(deployment: Deployment) -> dict:
+    """Read the topology file again and apply it (SIGHUP and `ockam node reload`)."""
+    source = deployment.topology.source
+    if not source:
+        raise ReloadError("this node was not started from a topology file")
+    try:
+        new = topology_file.load(source)
+    except topology_file.ConfigError as exc:
+        raise ReloadError(f"{exc}; the previous configuration is still in force") from None
+    return deployment.reload(new)
 
 
 def run_node(name: str, topology: Topology, created_args: list[str], identity: Identity) -> None:
     """Start the node, serve until told to stop, then shut down cleanly."""
     runtime = NodeRuntime(name, node_lookup=state.listener_of, identity=identity,
                           relay_authorized=topology.relay_authorized)
-    extras = []
+    deployment = Deployment(runtime, topology)
+
+    def reload() -> dict:
+        try:
+            summary = reload_from_file(deployment)
+        except ReloadError as exc:
+            log.error("reload failed: %s", exc)
+            raise
+        log.info("reloaded %s: %s", topology.source, summary)
+        return summary
+
     try:
         listener = runtime.tcp.listen(topology.tcp_listener_address)
         stop = Event()
@@ -77,19 +76,29 @@ def run_node(name: str, topology: Topology, created_args: list[str], identity: I
             "identifier": identity.identifier,
             "args": created_args, "started": time.time(),
         })
-        control = ControlServer(runtime, str(state.socket_path(name)),
-                                extra_ops={"node.stop": lambda: gevent.spawn_later(0.05, stop.set) and None})
+        control = ControlServer(runtime, str(state.socket_path(name)), extra_ops={
+            "node.stop": lambda: gevent.spawn_later(0.05, stop.set) and None,
+            "node.reload": reload,
+        })
         try:
-            extras = apply_topology(runtime, topology)
+            deployment.start()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 gevent.signal_handler(signum, stop.set)
+            gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(_logged, reload))
             log.info("node %s is up, listening on %s", name, listener.address)
             stop.wait()
             log.info("node %s stopping", name)
         finally:
             control.close()
     finally:
-        for server in extras:
-            server.stop(timeout=0)
+        deployment.stop()
         runtime.shutdown()
     state.update_node(name, pid=None)
+
+
+def _logged(fn) -> None:
+    """Run fn, whose errors are already logged (a signal handler has nobody to report to)."""
+    try:
+        fn()
+    except ReloadError:
+        pass

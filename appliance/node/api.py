@@ -57,6 +57,10 @@ OPERATIONS = {
 }
 
 
+class ControlError(Exception):
+    """Base for errors of operations that upper layers add (reload): shown to the user as is."""
+
+
 class SocketPathTooLong(NodeError):
     """Unix socket paths are limited to about 100 bytes."""
 
@@ -135,7 +139,7 @@ class ControlServer:
             return {"ok": False, "error": f"unknown operation {op!r}"}
         try:
             return {"ok": True, "result": target(**args)}
-        except (NodeError, WireError, SecureError, ValueError) as exc:
+        except (NodeError, WireError, SecureError, ValueError, ControlError) as exc:
             return {"ok": False, "error": str(exc)}
         except TypeError as exc:
             return {"ok": False, "error": f"bad arguments for {op}: {exc}"}

@@ -1,5 +1,6 @@
 """Nodes started from TOML through the real CLI: `node run` (what `make run` does) and `node create --config`."""
 
+import os
 import signal
 import subprocess
 import urllib.request
@@ -67,3 +68,77 @@ def _try(fn, *args):
         return None
 
 
+
+
+def _write_topology(path, listener, inlets, outlets):
+    lines = ['[node]', 'name = "edge"', f'tcp_listener_address = "127.0.0.1:{listener}"', '']
+    for bind, target in outlets:
+        lines += ['[[outlets]]', f'from = "/service/{bind}"', f'to = "127.0.0.1:{target}"', '']
+    for bind, outlet in inlets:
+        lines += ['[[inlets]]', f'from = "127.0.0.1:{bind}"', f'to = "/node/edge/service/{outlet}"', '']
+    path.write_text("\n".join(lines))
+
+
+def test_reload_adds_and_removes_without_touching_live_connections(ockam, tmp_path, threaded_server):
+    import socket
+
+    def echo(conn):
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            conn.sendall(data)
+
+    target = threaded_server(echo).port
+    listener, first, second = free_port(), free_port(), free_port()
+    path = tmp_path / "edge.toml"
+    _write_topology(path, listener, [(first, "o1")], [("o1", target)])
+    ockam("node", "create", "--config", str(path))
+    live = socket.create_connection(("127.0.0.1", first), timeout=10)
+    live.sendall(b"before")
+    assert live.recv(100) == b"before"
+
+    _write_topology(path, listener, [(first, "o1"), (second, "o2")], [("o1", target), ("o2", target)])
+    summary = ockam("node", "reload", "edge", "--output", "json")
+    assert '"removed": 0' in summary and '"unchanged": 2' in summary
+    with socket.create_connection(("127.0.0.1", second), timeout=10) as new:
+        new.sendall(b"new inlet")
+        assert new.recv(100) == b"new inlet"
+    live.sendall(b"still here")
+    assert live.recv(100) == b"still here", "an unchanged inlet keeps its live connections"
+
+    # a broken file: the reload fails with file:line:key and nothing changes
+    path.write_text(path.read_text() + '\n[[inlets]]\nfrom = "127.0.0.1:1"\nroute = "/x"\n')
+    proc = ockam.run("node", "reload", "edge", check=False)
+    assert proc.returncode == 1 and "inlets[2].route: unknown key" in proc.stderr
+    assert "previous configuration is still in force" in proc.stderr
+
+    # SIGHUP applies the file too: drop the second inlet
+    _write_topology(path, listener, [(first, "o1")], [("o1", target)])
+    pid = [p for p in ockam.node_pids()][0]
+    os.kill(pid, signal.SIGHUP)
+    wait_until(lambda: _try(socket.create_connection, ("127.0.0.1", second), 1) is None, what="inlet 2 to go")
+    live.sendall(b"after hup")
+    assert live.recv(100) == b"after hup"
+    live.close()
+
+
+def test_reload_that_cannot_apply_keeps_the_old_configuration(ockam, tmp_path):
+    import socket
+
+    listener, inlet = free_port(), free_port()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    path = tmp_path / "edge.toml"
+    _write_topology(path, listener, [(inlet, "o1")], [])
+    ockam("node", "create", "--config", str(path))
+    _write_topology(path, listener, [(inlet, "o1"), (busy.getsockname()[1], "o1")], [])
+    proc = ockam.run("node", "reload", "edge", check=False)
+    assert proc.returncode == 1 and "Address already in use" in proc.stderr
+    assert [i["bind_address"] for i in __import__("json").loads(
+        ockam("tcp-inlet", "list", "--at", "edge", "--output", "json"))] == [f"127.0.0.1:{inlet}"]
+    _write_topology(path, free_port(), [(inlet, "o1")], [])
+    proc = ockam.run("node", "reload", "edge", check=False)
+    assert "needs a restart" in proc.stderr
+    busy.close()

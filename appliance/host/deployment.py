@@ -1,0 +1,121 @@
+"""What a topology file started on a node, and how a new version of the file is applied.
+
+A reload compares the items of the old and new topology: items in both are left alone
+(with their live connections), removed ones are stopped, new ones started. If anything
+fails, what this reload did is undone and the node keeps its old configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, NamedTuple
+
+from appliance.config.topology import InletSpec, OutletSpec, RelaySpec, Topology
+from appliance.node.api import ControlError
+from appliance.node.demo import start_demo_http
+
+log = logging.getLogger(__name__)
+
+# node-level settings that a reload cannot change without a restart
+RESTART_FIELDS = ("name", "tcp_listener_address", "relay_authorized", "demo_http")
+
+
+class ReloadError(ControlError):
+    """The new topology could not be applied; the old one is still in force."""
+
+
+class Item(NamedTuple):
+    describe: str
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
+class Deployment:
+    def __init__(self, runtime, topology: Topology):
+        self.runtime = runtime
+        self.topology = topology
+        self.running: dict = {}  # item key -> Item
+        self.demo = None
+
+    def start(self) -> None:
+        if self.topology.demo_http:
+            self.demo = start_demo_http(self.topology.demo_http)
+            log.info("demo HTTP service on %s", self.topology.demo_http)
+        for key, item in self._items(self.topology).items():
+            item.start()
+            self.running[key] = item
+            log.info("started %s", item.describe)
+
+    def stop(self) -> None:
+        if self.demo is not None:
+            self.demo.stop(timeout=0)
+
+    def reload(self, new: Topology) -> dict:
+        fixed = [f for f in RESTART_FIELDS if getattr(new, f) != getattr(self.topology, f)]
+        if fixed:
+            raise ReloadError(f"changing {', '.join(fixed)} needs a restart; nothing was changed")
+        wanted = self._items(new)
+        removed = [k for k in self.running if k not in wanted]
+        added = [k for k in wanted if k not in self.running]
+        stopped, started = [], []
+        try:
+            for key in removed:
+                self.running[key].stop()
+                stopped.append(key)
+            for key in added:
+                wanted[key].start()
+                started.append(key)
+        except Exception as exc:
+            for key in reversed(started):
+                wanted[key].stop()
+            for key in stopped:
+                self.running[key].start()
+            raise ReloadError(f"{wanted[added[len(started)]].describe if len(started) < len(added) else ''}: "
+                              f"{exc}; the previous configuration is still in force") from None
+        for key in removed:
+            log.info("reload: stopped %s", self.running.pop(key).describe)
+        for key in added:
+            self.running[key] = wanted[key]
+            log.info("reload: started %s", wanted[key].describe)
+        self.topology = new
+        return {"added": [wanted[k].describe for k in added], "removed": len(removed),
+                "unchanged": len(self.running) - len(added)}
+
+    # --- one Item per thing a topology declares --------------------------------------------
+    def _items(self, topology: Topology) -> dict:
+        items = {}
+        for target in topology.tcp_connections:
+            items[("tcp", target)] = self._connection(target)
+        for relay in topology.relays:
+            items[("relay", relay)] = self._relay(relay)
+        for outlet in topology.outlets:
+            items[("outlet", outlet)] = self._outlet(outlet)
+        for inlet in topology.inlets:
+            items[("inlet", inlet)] = self._inlet(inlet)
+        return items
+
+    def _connection(self, target: str) -> Item:
+        runtime, holder = self.runtime, {}
+
+        def start():
+            holder["id"] = runtime.tcp_connection_create(target)["id"]
+
+        return Item(f"TCP connection to {target}", start, lambda: runtime.tcp_connection_delete(holder["id"]))
+
+    def _relay(self, spec: RelaySpec) -> Item:
+        runtime = self.runtime
+        return Item(f"relay {spec.name} at {spec.at}",
+                    lambda: runtime.relay_create(spec.name, spec.at, wait=False),
+                    lambda: runtime.relay_delete(spec.name))
+
+    def _outlet(self, spec: OutletSpec) -> Item:
+        runtime, alias = self.runtime, spec.alias or spec.address.removeprefix("/service/")
+        return Item(f"outlet {spec.address} => {spec.to}",
+                    lambda: runtime.outlet_create(spec.to, spec.address, alias),
+                    lambda: runtime.outlet_delete(alias))
+
+    def _inlet(self, spec: InletSpec) -> Item:
+        runtime, alias = self.runtime, spec.alias or f"inlet-{spec.bind}"
+        return Item(f"inlet {spec.bind} => {spec.to}",
+                    lambda: runtime.inlet_create(spec.bind, spec.to, alias, check_route=False),
+                    lambda: runtime.inlet_delete(alias))
