@@ -17,6 +17,7 @@ Commands:
   secure-channel    end-to-end encrypted, mutually authenticated channels
   secure-channel-listener   where a node accepts secure channels (every node has /service/api)
   config            check a TOML topology file
+  service           install a topology as a systemd unit or Windows service
 
 Global options (anywhere on the line):
   --output=<fmt>    plain (default) or json
@@ -48,6 +49,7 @@ COMMAND_MODULES = {
     "identity": "appliance.cli.identity_cmd",
     "secure-channel": "appliance.cli.secure_channel_cmd",
     "secure-channel-listener": "appliance.cli.secure_channel_cmd",
+    "service": "appliance.cli.service_cmd",
 }
 
 

@@ -83,7 +83,9 @@ def node_create(args, out: Output) -> None:
     name = state.check_name(args["<name>"] or topology.name
                             or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
     if args["--foreground"]:
-        return run_foreground(name, topology, creation_args(path, listener, identity, relay_authorized), out)
+        background = bool(os.environ.get(process.BACKGROUND_ENV))  # then stderr is the log file already
+        return serve(prepare_node_service(name, topology, creation_args(path, listener, identity, relay_authorized),
+                                          out.verbose, log_to_stderr=not background))
     if state.exists(name) and client.is_up(name):
         raise CliError(f"node {name} already exists and is running")
     start_background(name, creation_args(path, listener, identity, relay_authorized))
@@ -96,10 +98,16 @@ def node_create(args, out: Output) -> None:
 
 
 def node_run(args, out: Output) -> int:
-    topology = load_topology(args["<file>"], None)
+    service = build_node_service(args["<file>"], verbosity=out.verbose)
+    return serve(service)
+
+
+def build_node_service(config: str, verbosity: int = 0, log_to_stderr: bool = True):
+    """The NodeService a topology file describes (for `node run` and service managers)."""
+    topology = load_topology(config, None)
     if not topology.name:
-        raise CliError(f"{args['<file>']}: node.name: missing (needed to run a node from a file)", code=2)
-    return run_foreground(topology.name, topology, creation_args(args["<file>"], None, None), out)
+        raise CliError(f"{config}: node.name: missing (needed to run a node from a file)", code=2)
+    return prepare_node_service(topology.name, topology, creation_args(config, None, None), verbosity, log_to_stderr)
 
 
 def start_background(name: str, argv: list[str]) -> None:
@@ -114,17 +122,23 @@ def start_background(name: str, argv: list[str]) -> None:
         raise CliError(f"node {name} failed to start: {exc}") from None
 
 
-def run_foreground(name: str, topology: Topology, created_args: list[str], out: Output) -> int:
+def prepare_node_service(name: str, topology: Topology, created_args: list[str], verbosity: int,
+                         log_to_stderr: bool):
     from appliance.host import runner
+
+    state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
+    runner.setup_logging(name, verbosity, to_stderr=log_to_stderr)
+    identity_name = created_args[created_args.index("--identity") + 1] if "--identity" in created_args else None
+    identity = identities.load(identity_name) if identity_name else identities.load_or_create_default()[1]
+    return runner.NodeService(name, topology, created_args, identity)
+
+
+def serve(service) -> int:
     from appliance.node.errors import NodeError
     from appliance.wire.errors import WireError
 
-    state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
-    runner.setup_logging(name, out.verbose, to_stderr=not os.environ.get(process.BACKGROUND_ENV))
-    identity_name = created_args[created_args.index("--identity") + 1] if "--identity" in created_args else None
-    identity = identities.load(identity_name) if identity_name else identities.load_or_create_default()[1]
     try:
-        runner.run_node(name, topology, created_args, identity)
+        service.run()
     except (NodeError, WireError) as exc:
         raise CliError(str(exc)) from None
     return 0

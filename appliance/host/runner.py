@@ -1,17 +1,20 @@
-"""Run one node in the foreground until SIGTERM/SIGINT or a `node.stop` request.
+"""Run one node in the foreground until asked to stop, then stop gracefully.
 
 This is what a background node, a systemd unit and a Windows service all execute: start
-the node, then everything its topology declares, in order (listener, connections, relays,
-outlets, inlets), and serve until told to stop.
+the node, then everything its topology declares, and serve. A stop request (SIGTERM,
+SIGINT, `node.stop`, the Windows service manager) closes the listeners, lets open portal
+connections finish for a grace period, then closes the rest.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
 import os
 import signal
 import sys
+import threading
 import time
 
 import gevent
@@ -19,7 +22,7 @@ from gevent.event import Event
 
 from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
-from appliance.host import state
+from appliance.host import state, systemd
 from appliance.host.deployment import Deployment, ReloadError
 from appliance.node.api import ControlServer
 from appliance.node.runtime import NodeRuntime
@@ -30,6 +33,17 @@ log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_MAX_BYTES = 10 << 20
 LOG_BACKUPS = 3
+LOG_FORMAT_ENV = "OCKAM_LOG_FORMAT"  # "json": one JSON object per line
+DEFAULT_GRACE = 10.0
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
 
 
 def setup_logging(name: str, verbosity: int, to_stderr: bool) -> None:
@@ -38,67 +52,102 @@ def setup_logging(name: str, verbosity: int, to_stderr: bool) -> None:
         state.log_path(name), maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)]
     if to_stderr:
         handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+    formatter = JsonLines() if os.environ.get(LOG_FORMAT_ENV) == "json" else logging.Formatter(LOG_FORMAT)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=level, handlers=handlers, force=True)
 
 
-def reload_from_file(deployment: Deployment) -> dict:
-    """Read the topology file again and apply it (SIGHUP and `ockam node reload`)."""
-    source = deployment.topology.source
-    if not source:
-        raise ReloadError("this node was not started from a topology file")
-    try:
-        new = topology_file.load(source)
-    except topology_file.ConfigError as exc:
-        raise ReloadError(f"{exc}; the previous configuration is still in force") from None
-    return deployment.reload(new)
+class NodeService:
+    """A node with its topology, run by `run()` until `request_stop()` (from any thread)."""
 
+    def __init__(self, name: str, topology: Topology, created_args: list[str], identity: Identity,
+                 grace: float = DEFAULT_GRACE):
+        self.name = name
+        self.topology = topology
+        self.created_args = created_args
+        self.identity = identity
+        self.grace = grace
+        self._stop = Event()
+        self._wakeup = None  # a loop watcher other threads may trigger
+        self._stop_requested = threading.Event()
+        self.ready = threading.Event()
 
-def run_node(name: str, topology: Topology, created_args: list[str], identity: Identity) -> None:
-    """Start the node, serve until told to stop, then shut down cleanly."""
-    runtime = NodeRuntime(name, node_lookup=state.listener_of, identity=identity,
-                          relay_authorized=topology.relay_authorized)
-    deployment = Deployment(runtime, topology)
+    def request_stop(self) -> None:
+        """Thread-safe: wake the node's loop and tell it to stop."""
+        self._stop_requested.set()
+        if self._wakeup is not None:
+            self._wakeup.send()
 
-    def reload() -> dict:
+    def reload(self, deployment: Deployment) -> dict:
+        """Read the topology file again and apply it (SIGHUP and `ockam node reload`)."""
+        source = deployment.topology.source
+        if not source:
+            raise ReloadError("this node was not started from a topology file")
+        systemd.notify("RELOADING=1")
         try:
-            summary = reload_from_file(deployment)
+            new = topology_file.load(source)
+            summary = deployment.reload(new)
+        except topology_file.ConfigError as exc:
+            log.error("reload failed: %s", exc)
+            raise ReloadError(f"{exc}; the previous configuration is still in force") from None
         except ReloadError as exc:
             log.error("reload failed: %s", exc)
             raise
-        log.info("reloaded %s: %s", topology.source, summary)
+        finally:
+            systemd.notify("READY=1")
+        log.info("reloaded %s: %s", source, summary)
         return summary
 
-    try:
-        listener = runtime.tcp.listen(topology.tcp_listener_address)
-        stop = Event()
-        state.write_node(name, {
-            "name": name, "pid": os.getpid(), "listener_address": listener.address,
-            "identifier": identity.identifier,
-            "args": created_args, "started": time.time(),
-        })
-        control = ControlServer(runtime, str(state.socket_path(name)), extra_ops={
-            "node.stop": lambda: gevent.spawn_later(0.05, stop.set) and None,
-            "node.reload": reload,
-        })
+    def run(self) -> None:
+        runtime = NodeRuntime(self.name, node_lookup=state.listener_of, identity=self.identity,
+                              relay_authorized=self.topology.relay_authorized)
+        deployment = Deployment(runtime, self.topology)
+        self._wakeup = gevent.get_hub().loop.async_()
+        self._wakeup.start(self._stop.set)
+        if self._stop_requested.is_set():
+            self._stop.set()
+        watchdog = None
         try:
-            deployment.start()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                gevent.signal_handler(signum, stop.set)
-            gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(_logged, reload))
-            log.info("node %s is up, listening on %s", name, listener.address)
-            stop.wait()
-            log.info("node %s stopping", name)
+            listener = runtime.tcp.listen(self.topology.tcp_listener_address)
+            state.write_node(self.name, {
+                "name": self.name, "pid": os.getpid(), "listener_address": listener.address,
+                "identifier": self.identity.identifier, "args": self.created_args, "started": time.time(),
+            })
+            control = ControlServer(runtime, str(state.socket_path(self.name)), extra_ops={
+                "node.stop": lambda: gevent.spawn_later(0.05, self._stop.set) and None,
+                "node.reload": lambda: self.reload(deployment),
+            })
+            try:
+                deployment.start()
+                if threading.current_thread() is threading.main_thread():
+                    for signum in (signal.SIGTERM, signal.SIGINT):
+                        gevent.signal_handler(signum, self._stop.set)
+                    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(_quietly, self.reload, deployment))
+                log.info("node %s is up, listening on %s, identity %s",
+                         self.name, listener.address, self.identity.identifier)
+                systemd.notify("READY=1", f"STATUS=listening on {listener.address}")
+                watchdog = systemd.start_watchdog()
+                self.ready.set()
+                self._stop.wait()
+                log.info("node %s stopping (grace %g s for open portal connections)", self.name, self.grace)
+                systemd.notify("STOPPING=1")
+                runtime.drain(self.grace)
+            finally:
+                control.close()
         finally:
-            control.close()
-    finally:
-        deployment.stop()
-        runtime.shutdown()
-    state.update_node(name, pid=None)
+            if watchdog is not None:
+                watchdog.kill()
+            self._wakeup.close()
+            deployment.stop()
+            runtime.shutdown()
+        state.update_node(self.name, pid=None)
+        log.info("node %s stopped", self.name)
 
 
-def _logged(fn) -> None:
-    """Run fn, whose errors are already logged (a signal handler has nobody to report to)."""
+def _quietly(fn, *args) -> None:
+    """Run fn, whose errors it has already logged (a signal handler has nobody to report to)."""
     try:
-        fn()
+        fn(*args)
     except ReloadError:
         pass

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+
+import gevent
 
 from appliance.node import routes
 from appliance.node.errors import AddressInUse, NotFound, RouteError
@@ -67,6 +70,19 @@ class NodeRuntime:
     @property
     def identifier(self) -> str:
         return self.channels.identity.identifier
+
+    def drain(self, grace: float) -> None:
+        """Stop taking new connections, then give open portal connections `grace` seconds."""
+        for inlet in self.inlets.values():
+            inlet.server.stop(timeout=0)
+        for listener in list(self.tcp.listeners.values()):
+            listener.close()
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and self.open_portal_connections():
+            gevent.sleep(0.1)
+
+    def open_portal_connections(self) -> int:
+        return sum(len(i.streams) for i in self.inlets.values()) + sum(len(o.streams) for o in self.outlets.values())
 
     def shutdown(self) -> None:
         for inlet in list(self.inlets.values()):

@@ -1,0 +1,125 @@
+"""The Windows service adapter, run on Linux against fake pywin32 modules.
+
+The fakes record what the adapter asks of the service manager; the service itself runs a
+real node (in a thread, as the service manager would) and is stopped from another thread.
+"""
+
+import socket
+import sys
+import threading
+import types
+
+import pytest
+
+from tests.helpers import free_port, wait_until
+
+
+class FakeServiceFramework:
+    def __init__(self, args):
+        self.args = args
+        self.statuses = []
+
+    def ReportServiceStatus(self, status):
+        self.statuses.append(status)
+
+
+@pytest.fixture
+def pywin32(monkeypatch):
+    calls = []
+    win32service = types.SimpleNamespace(
+        SERVICE_RUNNING=4, SERVICE_STOPPED=1, SERVICE_START_PENDING=2, SERVICE_STOP_PENDING=3,
+        SERVICE_AUTO_START=2, SC_MANAGER_ALL_ACCESS=0xF003F, SERVICE_ALL_ACCESS=0xF01FF,
+        SC_ACTION_RESTART=1, SERVICE_CONFIG_FAILURE_ACTIONS=2,
+        OpenSCManager=lambda *a: calls.append(("OpenSCManager",)) or "scm",
+        OpenService=lambda *a: calls.append(("OpenService", a[1])) or "svc",
+        ChangeServiceConfig2=lambda handle, level, info: calls.append(("FailureActions", info["Actions"])),
+        CloseServiceHandle=lambda h: None)
+    win32serviceutil = types.SimpleNamespace(
+        ServiceFramework=FakeServiceFramework,
+        InstallService=lambda cls, name, display, **kw: calls.append(("InstallService", name, kw)),
+        SetServiceCustomOption=lambda name, key, value: calls.append(("Option", name, key, value)),
+        StartService=lambda name: calls.append(("StartService", name)),
+        StopService=lambda name: calls.append(("StopService", name)),
+        RemoveService=lambda name: calls.append(("RemoveService", name)),
+        QueryServiceStatus=lambda name: (16, 4, 0))
+    servicemanager = types.SimpleNamespace(
+        LogInfoMsg=lambda msg: calls.append(("Log", msg)),
+        Initialize=lambda: calls.append(("Initialize",)),
+        PrepareToHostSingle=lambda cls: calls.append(("Host", cls._svc_name_)),
+        StartServiceCtrlDispatcher=lambda: calls.append(("Dispatch",)))
+    for name, module in (("win32service", win32service), ("win32serviceutil", win32serviceutil),
+                         ("servicemanager", servicemanager)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return calls
+
+
+@pytest.fixture
+def topology(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCKAM_HOME", str(tmp_path / "home"))
+    inlet = free_port()
+    path = tmp_path / "win.toml"
+    path.write_text(f'[node]\nname = "win"\n\n[demo]\nhttp = "127.0.0.1:{free_port()}"\n\n'
+                    f'[[outlets]]\nto = "127.0.0.1:{free_port()}"\n\n'
+                    f'[[inlets]]\nfrom = "127.0.0.1:{inlet}"\nto = "/service/outlet"\n')
+    return path, inlet
+
+
+def test_install_registers_the_service_with_restart_on_failure(pywin32, topology):
+    from appliance.host import service_windows
+
+    path, _ = topology
+    result = service_windows.install(str(path), None, start=True)
+    assert result["service"] == "ockam-win"
+    (install,) = [c for c in pywin32 if c[0] == "InstallService"]
+    assert install[1] == "ockam-win" and install[2]["startType"] == 2
+    assert "service run --config" in install[2]["exeArgs"] and install[2]["exeArgs"].endswith("--name win")
+    assert ("FailureActions", [(1, 2000)] * 3) in pywin32
+    assert ("StartService", "ockam-win") in pywin32
+    assert service_windows.status("win") == {"service": "ockam-win", "state": "running"}
+    service_windows.uninstall("win")
+    assert ("RemoveService", "ockam-win") in pywin32
+
+
+def test_service_runs_the_node_and_stops_from_the_manager_thread(pywin32, topology):
+    from appliance.host import service_windows
+
+    path, inlet = topology
+    cls = service_windows.service_class(str(path), "win")
+    service = cls(["ockam-win"])
+    runner = threading.Thread(target=service.SvcDoRun)
+    runner.start()
+    try:
+        assert service.node_created.wait(15)
+        assert service.node.ready.wait(15)
+        wait_until(lambda: _port_open(inlet), what="the service's inlet")
+        service.SvcStop()  # from this thread, as the service manager's handler thread would
+        runner.join(timeout=30)
+        assert not runner.is_alive(), "the node must stop when the service manager asks"
+    finally:
+        if runner.is_alive():
+            service.node.request_stop()
+            runner.join(timeout=10)
+    assert service.statuses == [4, 3]  # running, then stop pending
+    assert not _port_open(inlet)
+
+
+def test_dispatcher_is_handed_the_service(pywin32, topology):
+    from appliance.host import service_windows
+
+    path, _ = topology
+    service_windows.run(str(path), "win")
+    assert [c[0] for c in pywin32[-3:]] == ["Initialize", "Host", "Dispatch"]
+
+
+def test_without_pywin32_the_error_is_clear(monkeypatch, topology):
+    from appliance.host import service_windows
+    from appliance.host.state import StateError
+
+    monkeypatch.setitem(sys.modules, "win32service", None)
+    with pytest.raises(StateError, match="need pywin32"):
+        service_windows.install(str(topology[0]), None)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
