@@ -30,3 +30,12 @@ def _sleep(seconds: float) -> None:
         gevent.sleep(seconds)
     except ImportError:  # pragma: no cover
         time.sleep(seconds)
+
+
+def echo_until_eof(sock) -> None:
+    """Send back everything received until the peer closes (works for gevent and std sockets)."""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        sock.sendall(data)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import echo_until_eof, wait_until
 
 
 def ockam_command() -> list[str]:
@@ -122,6 +122,12 @@ class ThreadedServer:
 
     def close(self):
         self.sock.close()
+
+
+@pytest.fixture
+def echo_target(threaded_server) -> int:
+    """The port of a loopback TCP echo server."""
+    return threaded_server(echo_until_eof).port
 
 
 @pytest.fixture

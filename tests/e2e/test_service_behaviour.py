@@ -43,17 +43,9 @@ def start(ockam, path, **env):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def echo_handler(conn):
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            return
-        conn.sendall(data)
-
-
-def test_notify_ready_watchdog_reloading_stopping(ockam, tmp_path, notify_socket, threaded_server):
+def test_notify_ready_watchdog_reloading_stopping(ockam, tmp_path, notify_socket, echo_target):
     path, sock = notify_socket
-    topology = write_topology(tmp_path / "svc.toml", free_port(), threaded_server(echo_handler).port)
+    topology = write_topology(tmp_path / "svc.toml", free_port(), echo_target)
     proc = start(ockam, topology, NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
     try:
         assert "READY=1" in read_states(sock, "READY=1")
@@ -68,9 +60,9 @@ def test_notify_ready_watchdog_reloading_stopping(ockam, tmp_path, notify_socket
             proc.kill()
 
 
-def test_sigterm_lets_open_portal_connections_finish(ockam, tmp_path, threaded_server):
+def test_sigterm_lets_open_portal_connections_finish(ockam, tmp_path, echo_target):
     inlet = free_port()
-    topology = write_topology(tmp_path / "svc.toml", inlet, threaded_server(echo_handler).port)
+    topology = write_topology(tmp_path / "svc.toml", inlet, echo_target)
     proc = start(ockam, topology)
     try:
         live = wait_until(lambda: _connect(inlet), timeout=15, what="the inlet")
@@ -90,8 +82,8 @@ def test_sigterm_lets_open_portal_connections_finish(ockam, tmp_path, threaded_s
             proc.kill()
 
 
-def test_json_log_lines(ockam, tmp_path, threaded_server):
-    topology = write_topology(tmp_path / "svc.toml", free_port(), threaded_server(echo_handler).port)
+def test_json_log_lines(ockam, tmp_path, echo_target):
+    topology = write_topology(tmp_path / "svc.toml", free_port(), echo_target)
     proc = start(ockam, topology, OCKAM_LOG_FORMAT="json")
     log = Path(ockam.home, "nodes", "svc", "node.log")
     wait_until(lambda: log.exists() and "is up" in log.read_text(), timeout=15, what="the node to start")

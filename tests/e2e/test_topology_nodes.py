@@ -79,17 +79,10 @@ def _write_topology(path, listener, inlets, outlets):
     path.write_text("\n".join(lines))
 
 
-def test_reload_adds_and_removes_without_touching_live_connections(ockam, tmp_path, threaded_server):
+def test_reload_adds_and_removes_without_touching_live_connections(ockam, tmp_path, echo_target):
     import socket
 
-    def echo(conn):
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                return
-            conn.sendall(data)
-
-    target = threaded_server(echo).port
+    target = echo_target
     listener, first, second = free_port(), free_port(), free_port()
     path = tmp_path / "edge.toml"
     _write_topology(path, listener, [(first, "o1")], [("o1", target)])

@@ -6,6 +6,7 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from appliance.node.runtime import NodeRuntime
+from tests.helpers import echo_until_eof
 
 
 @pytest.fixture
@@ -31,11 +32,7 @@ def echo_server():
     """A TCP echo server on loopback; yields its host:port."""
     def echo(sock, _addr):
         try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                sock.sendall(data)
+            echo_until_eof(sock)
         except OSError:
             pass
         finally:
