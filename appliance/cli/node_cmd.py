@@ -128,7 +128,8 @@ def prepare_node_service(name: str, topology: Topology, created_args: list[str],
 
     state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
     runner.setup_logging(name, verbosity, to_stderr=log_to_stderr)
-    identity_name = created_args[created_args.index("--identity") + 1] if "--identity" in created_args else None
+    identity_name = created_args[created_args.index("--identity") + 1] if "--identity" in created_args \
+        else topology.identity
     identity = identities.load(identity_name) if identity_name else identities.load_or_create_default()[1]
     return runner.NodeService(name, topology, created_args, identity)
 

@@ -1,10 +1,11 @@
 """A node's topology from TOML: what to start, validated with file:line:key errors.
 
-    [node]            name, tcp_listener_address, relay_authorized (list of identifiers)
+    [node]            name, identity, tcp_listener_address, relay_authorized (identifiers)
     [[tcp_connections]] to
-    [[relays]]        name, at
-    [[outlets]]       to, from, alias
-    [[inlets]]        from, to, alias
+    [[secure_channel_listeners]] address, authorized
+    [[relays]]        name, at, authorized
+    [[outlets]]       to, from, alias, authorized
+    [[inlets]]        from, to, alias, authorized
     [demo]            http (a built-in HTTP responder, for the one-box demo)
 
 String values may use ${VAR}; an unset variable is an error.
@@ -40,6 +41,7 @@ class ConfigError(Exception):
 class RelaySpec:
     name: str
     at: str
+    authorized: tuple = ()  # identifiers the relay node must authenticate as (with /secure in `at`)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class OutletSpec:
     to: str
     address: str = "/service/outlet"
     alias: str | None = None
+    authorized: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,23 @@ class InletSpec:
     bind: str
     to: str
     alias: str | None = None
+    authorized: tuple = ()
+
+
+@dataclass(frozen=True)
+class ListenerSpec:
+    address: str
+    authorized: tuple = ()
 
 
 @dataclass(frozen=True)
 class Topology:
     name: str | None = None
+    identity: str | None = None  # an identity name under $OCKAM_HOME/identities
     tcp_listener_address: str = "127.0.0.1:0"
     relay_authorized: tuple = ()  # identifiers allowed to create relays here (empty: anyone)
     tcp_connections: tuple = ()
+    secure_channel_listeners: tuple = ()
     relays: tuple = ()
     outlets: tuple = ()
     inlets: tuple = ()
@@ -93,14 +105,18 @@ def _node_name(value: str) -> None:
 
 # section -> (is an array of tables, {key: (type, required, validator)})
 SCHEMA = {
-    "node": (False, {"name": (str, False, _node_name), "tcp_listener_address": (str, False, _bind_address),
+    "node": (False, {"name": (str, False, _node_name), "identity": (str, False, _node_name),
+                      "tcp_listener_address": (str, False, _bind_address),
                       "relay_authorized": (list, False, _identifiers)}),
     "tcp_connections": (True, {"to": (str, True, _target_address)}),
-    "relays": (True, {"name": (str, True, relay.validate_name), "at": (str, True, multiaddr.parse)}),
+    "secure_channel_listeners": (True, {"address": (str, True, multiaddr.parse),
+                                        "authorized": (list, False, _identifiers)}),
+    "relays": (True, {"name": (str, True, relay.validate_name), "at": (str, True, multiaddr.parse),
+                      "authorized": (list, False, _identifiers)}),
     "outlets": (True, {"to": (str, True, multiaddr.parse_hostport), "from": (str, False, multiaddr.parse),
-                       "alias": (str, False, None)}),
+                       "alias": (str, False, None), "authorized": (list, False, _identifiers)}),
     "inlets": (True, {"from": (str, True, _bind_address), "to": (str, True, multiaddr.parse),
-                      "alias": (str, False, None)}),
+                      "alias": (str, False, None), "authorized": (list, False, _identifiers)}),
     "demo": (False, {"http": (str, False, _bind_address)}),
 }
 
@@ -168,13 +184,18 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
     demo = (sections.get("demo") or [{}])[0]
     return Topology(
         name=node.get("name"),
+        identity=node.get("identity"),
         tcp_listener_address=node.get("tcp_listener_address", "127.0.0.1:0"),
         relay_authorized=tuple(node.get("relay_authorized", ())),
         tcp_connections=tuple(t["to"] for t in sections.get("tcp_connections", [])),
-        relays=tuple(RelaySpec(t["name"], t["at"]) for t in sections.get("relays", [])),
-        outlets=tuple(OutletSpec(t["to"], t.get("from", "/service/outlet"), t.get("alias"))
-                      for t in sections.get("outlets", [])),
-        inlets=tuple(InletSpec(t["from"], t["to"], t.get("alias")) for t in sections.get("inlets", [])),
+        secure_channel_listeners=tuple(ListenerSpec(t["address"], tuple(t.get("authorized", ())))
+                                       for t in sections.get("secure_channel_listeners", [])),
+        relays=tuple(RelaySpec(t["name"], t["at"], tuple(t.get("authorized", ())))
+                     for t in sections.get("relays", [])),
+        outlets=tuple(OutletSpec(t["to"], t.get("from", "/service/outlet"), t.get("alias"),
+                                 tuple(t.get("authorized", ()))) for t in sections.get("outlets", [])),
+        inlets=tuple(InletSpec(t["from"], t["to"], t.get("alias"), tuple(t.get("authorized", ())))
+                     for t in sections.get("inlets", [])),
         demo_http=demo.get("http"),
         source=path,
     )

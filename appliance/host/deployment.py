@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Callable, NamedTuple
 
-from appliance.config.topology import InletSpec, OutletSpec, RelaySpec, Topology
+from appliance.config.topology import InletSpec, ListenerSpec, OutletSpec, RelaySpec, Topology
 from appliance.node.api import ControlError
 from appliance.node.demo import start_demo_http
 
 log = logging.getLogger(__name__)
 
 # node-level settings that a reload cannot change without a restart
-RESTART_FIELDS = ("name", "tcp_listener_address", "relay_authorized", "demo_http")
+RESTART_FIELDS = ("name", "identity", "tcp_listener_address", "relay_authorized", "demo_http")
 
 
 class ReloadError(ControlError):
@@ -86,6 +86,8 @@ class Deployment:
         items = {}
         for target in topology.tcp_connections:
             items[("tcp", target)] = self._connection(target)
+        for listener in topology.secure_channel_listeners:
+            items[("listener", listener)] = self._listener(listener)
         for relay in topology.relays:
             items[("relay", relay)] = self._relay(relay)
         for outlet in topology.outlets:
@@ -102,20 +104,27 @@ class Deployment:
 
         return Item(f"TCP connection to {target}", start, lambda: runtime.tcp_connection_delete(holder["id"]))
 
+    def _listener(self, spec: ListenerSpec) -> Item:
+        runtime = self.runtime
+        return Item(f"secure channel listener {spec.address}",
+                    lambda: runtime.secure_channel_listener_create(spec.address, list(spec.authorized)),
+                    lambda: runtime.secure_channel_listener_delete(spec.address))
+
     def _relay(self, spec: RelaySpec) -> Item:
         runtime = self.runtime
         return Item(f"relay {spec.name} at {spec.at}",
-                    lambda: runtime.relay_create(spec.name, spec.at, wait=False),
+                    lambda: runtime.relay_create(spec.name, spec.at, wait=False, authorized=list(spec.authorized)),
                     lambda: runtime.relay_delete(spec.name))
 
     def _outlet(self, spec: OutletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or spec.address.removeprefix("/service/")
         return Item(f"outlet {spec.address} => {spec.to}",
-                    lambda: runtime.outlet_create(spec.to, spec.address, alias),
+                    lambda: runtime.outlet_create(spec.to, spec.address, alias, list(spec.authorized)),
                     lambda: runtime.outlet_delete(alias))
 
     def _inlet(self, spec: InletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or f"inlet-{spec.bind}"
         return Item(f"inlet {spec.bind} => {spec.to}",
-                    lambda: runtime.inlet_create(spec.bind, spec.to, alias, check_route=False),
+                    lambda: runtime.inlet_create(spec.bind, spec.to, alias, check_route=False,
+                                                 authorized=list(spec.authorized)),
                     lambda: runtime.inlet_delete(alias))

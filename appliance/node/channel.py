@@ -104,15 +104,15 @@ class ChannelEnd:
             if kind == wire.RESPONSE and self.initiator and self.handshake.step == 1:
                 self.verify_peer(self.handshake.read_message(body))
                 self.remote_route = msg.return_route
-                self.node.send(self.remote_route,
-                               wire.encode_step(wire.FINISH, self.handshake.write_message(self.proof())),
-                               (self.decryptor.address,))
+                finish = wire.encode_step(wire.FINISH, self.handshake.write_message(self.proof()))
+                # split before sending: a local peer answers inside this send (delivery is synchronous)
                 self._split()
+                self.node.send(self.remote_route, finish, (self.decryptor.address,))
             elif kind == wire.FINISH and not self.initiator and self.handshake.step == 2:
                 self.verify_peer(self.handshake.read_message(body))
                 self._split()
-                self.node.send(self.remote_route, self._enc.encrypt(wire.CONFIRM_MESSAGE), (self.decryptor.address,))
                 self._establish()
+                self.node.send(self.remote_route, self._enc.encrypt(wire.CONFIRM_MESSAGE), (self.decryptor.address,))
             else:
                 raise HandshakeError("unexpected handshake message")
         except (HandshakeError, DecodeError, SecureError) as exc:

@@ -52,3 +52,32 @@ def test_errors_name_file_line_and_key(text, message):
 def test_missing_file():
     with pytest.raises(ConfigError, match="cannot read"):
         load("/nonexistent/topology.toml")
+
+
+def test_trust_keys():
+    member = "I" + "a" * 40
+    topology = parse(f'''
+[node]
+identity = "gateway"
+relay_authorized = ["{member}"]
+
+[[secure_channel_listeners]]
+address = "/service/members"
+authorized = ["{member}"]
+
+[[relays]]
+name = "edge"
+at = "/node/relay/secure/api"
+authorized = ["{member}"]
+
+[[outlets]]
+to = "127.0.0.1:5432"
+authorized = ["{member}"]
+''', environ={})
+    assert topology.identity == "gateway" and topology.relay_authorized == (member,)
+    assert topology.secure_channel_listeners[0].authorized == (member,)
+    assert topology.relays[0].authorized == (member,) and topology.outlets[0].authorized == (member,)
+    with pytest.raises(ConfigError, match=r"f.toml:3: outlets\[0\].authorized: 'bob' is not an identifier"):
+        parse('[[outlets]]\nto = "127.0.0.1:1"\nauthorized = ["bob"]\n', "f.toml", environ={})
+    with pytest.raises(ConfigError, match=r"expected a list, got str"):
+        parse('[[outlets]]\nto = "127.0.0.1:1"\nauthorized = "I"\n', "f.toml", environ={})
