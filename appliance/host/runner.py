@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -99,6 +100,16 @@ class NodeService:
         log.info("reloaded %s: %s", source, summary)
         return summary
 
+    def _control_server(self, runtime, deployment):
+        """The CLI's way in; without Unix sockets (CPython on Windows) the node runs without it."""
+        if not hasattr(socket, "AF_UNIX"):
+            log.warning("no Unix sockets on this platform: the node runs without its control API")
+            return None
+        return ControlServer(runtime, str(state.socket_path(self.name)), extra_ops={
+            "node.stop": lambda: gevent.spawn_later(0.05, self._stop.set) and None,
+            "node.reload": lambda: self.reload(deployment),
+        })
+
     def run(self) -> None:
         runtime = NodeRuntime(self.name, node_lookup=state.listener_of, identity=self.identity,
                               relay_authorized=self.topology.relay_authorized)
@@ -114,10 +125,7 @@ class NodeService:
                 "name": self.name, "pid": os.getpid(), "listener_address": listener.address,
                 "identifier": self.identity.identifier, "args": self.created_args, "started": time.time(),
             })
-            control = ControlServer(runtime, str(state.socket_path(self.name)), extra_ops={
-                "node.stop": lambda: gevent.spawn_later(0.05, self._stop.set) and None,
-                "node.reload": lambda: self.reload(deployment),
-            })
+            control = self._control_server(runtime, deployment)
             try:
                 deployment.start()
                 if threading.current_thread() is threading.main_thread():
@@ -134,7 +142,8 @@ class NodeService:
                 systemd.notify("STOPPING=1")
                 runtime.drain(self.grace)
             finally:
-                control.close()
+                if control is not None:
+                    control.close()
         finally:
             if watchdog is not None:
                 watchdog.kill()

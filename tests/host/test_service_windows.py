@@ -80,8 +80,12 @@ def test_install_registers_the_service_with_restart_on_failure(pywin32, topology
     assert ("RemoveService", "ockam-win") in pywin32
 
 
-def test_service_runs_the_node_and_stops_from_the_manager_thread(pywin32, topology):
-    from appliance.host import service_windows
+@pytest.mark.parametrize("unix_sockets", [True, False], ids=["with-af-unix", "like-windows"])
+def test_service_runs_the_node_and_stops_from_the_manager_thread(pywin32, topology, monkeypatch, unix_sockets):
+    from appliance.host import runner, service_windows
+
+    if not unix_sockets:  # CPython on Windows has no AF_UNIX: the node runs without its control API
+        monkeypatch.delattr(runner.socket, "AF_UNIX")
 
     path, inlet = topology
     cls = service_windows.service_class(str(path), "win")
