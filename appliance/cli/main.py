@@ -18,6 +18,7 @@ Commands:
   secure-channel-listener   where a node accepts secure channels (every node has /service/api)
   config            check a TOML topology file
   service           install a topology as a systemd unit or Windows service
+  project           a self-hosted project node: information, tickets, enrollment
 
 Global options (anywhere on the line):
   --output=<fmt>    plain (default) or json
@@ -50,6 +51,7 @@ COMMAND_MODULES = {
     "secure-channel": "appliance.cli.secure_channel_cmd",
     "secure-channel-listener": "appliance.cli.secure_channel_cmd",
     "service": "appliance.cli.service_cmd",
+    "project": "appliance.cli.project_cmd",
 }
 
 

@@ -38,16 +38,24 @@ def run(_command: str, args, out: Output) -> None:
     out.result(result["reply"], data=result)
 
 
-def send_from_ephemeral_node(request: dict) -> dict:
-    from appliance.host import state
-    from appliance.node.errors import NodeError
+def ephemeral_runtime(identity_name: str | None = None):
+    """A node inside this command: the default (or named) identity, the known projects."""
+    from appliance.host import identities, projects, state
     from appliance.node.runtime import NodeRuntime
+
+    identity = identities.load(identity_name) if identity_name else identities.load_or_create_default()[1]
+    return NodeRuntime("ephemeral", node_lookup=state.listener_of, identity=identity, projects=projects.load_all())
+
+
+def send_from_ephemeral_node(request: dict) -> dict:
+    from appliance.node.errors import NodeError
+    from appliance.secure.errors import SecureError
     from appliance.wire.errors import WireError
 
-    runtime = NodeRuntime("ephemeral", node_lookup=state.listener_of)
+    runtime = ephemeral_runtime()
     try:
         return runtime.message_send(**request)
-    except (NodeError, WireError, ValueError) as exc:
+    except (NodeError, WireError, SecureError, ValueError) as exc:
         raise CliError(str(exc)) from None
     finally:
         runtime.shutdown()

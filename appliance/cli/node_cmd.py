@@ -13,11 +13,11 @@ from appliance.cli.errors import CliError
 from appliance.cli.output import Output, table
 from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
-from appliance.host import identities, process, state
+from appliance.host import identities, process, projects, state
 
 USAGE = """
 Usage:
-  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--relay-authorized=<identifier>...] [--config=<file>] [--foreground]
+  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--relay-authorized=<identifier>...] [--project=<file>] [--enrollment-ticket=<ticket>] [--config=<file>] [--foreground]
   ockam node run <file>
   ockam node list
   ockam node show [<name>]
@@ -33,6 +33,8 @@ Options:
   --identity=<name>              the identity it authenticates as (default: the default identity)
   --relay-authorized=<identifier>  only these identities may create relays at this node (over a
                                  secure channel); by default anyone may
+  --project=<file>               the project it belongs to ('ockam project information --output json')
+  --enrollment-ticket=<ticket>   enroll its identity in the ticket's project first
   --config=<file>                start what this TOML topology declares (see config/*.toml)
   --foreground                   run in this process instead of in the background
 
@@ -79,6 +81,12 @@ def node_create(args, out: Output) -> None:
     path, listener, identity = args["--config"], args["--tcp-listener-address"], args["--identity"]
     relay_authorized = args["--relay-authorized"]
     identities.load(identity) if identity else identities.load_or_create_default()  # fail early
+    if args["--project"]:
+        projects.save(projects.read_project_file(args["--project"]))
+    if args["--enrollment-ticket"]:
+        from appliance.cli.project_cmd import enroll
+
+        enroll(projects.decode_ticket(args["--enrollment-ticket"]), identity)
     topology = load_topology(path, listener, relay_authorized)
     name = state.check_name(args["<name>"] or topology.name
                             or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")

@@ -8,7 +8,7 @@ from appliance.cli.output import Output, table
 
 OUTLET_USAGE = """
 Usage:
-  ockam tcp-outlet create --to=<target> [--at=<node>] [--from=<address>] [--alias=<alias>] [--authorized=<identifier>...]
+  ockam tcp-outlet create --to=<target> [--at=<node>] [--from=<address>] [--alias=<alias>] [--authorized=<identifier>...] [--allow=<key=value>...]
   ockam tcp-outlet list [--at=<node>] [--node=<node>]
   ockam tcp-outlet delete <alias> [--at=<node>] [--node=<node>]
 
@@ -16,6 +16,7 @@ Options:
   --from=<address>  the outlet's service address [default: /service/outlet]
   --to=<target>     HOST:PORT of the TCP service to expose
   --authorized=<identifier>  accept only inlets whose secure channel authenticates as one of these
+  --allow=<key=value>        accept only peers whose project credential has these attributes
 """
 
 INLET_USAGE = """
@@ -39,6 +40,10 @@ def run(command: str, args, out: Output) -> None:
     node = node_arg(args["--at"] or args["--node"])
     if command == "tcp-outlet":
         create, kind = {"to": args["--to"], "address": args["--from"]}, "tcp_outlet"
+        if args["--allow"]:
+            from appliance.cli.project_cmd import parse_attribute
+
+            create["allow"] = dict(parse_attribute(a) for a in args["--allow"])
         columns = ["Alias", "Address", "Target", "Connections"]
         keys = ("alias", "address", "target", "connections")
         created_value = "address"

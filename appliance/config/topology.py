@@ -6,6 +6,7 @@
     [[relays]]        name, at, authorized
     [[outlets]]       to, from, alias, authorized
     [[inlets]]        from, to, alias, authorized
+    [project]         name, address (HOST:PORT members reach), credential_ttl (seconds)
     [demo]            http (a built-in HTTP responder, for the one-box demo)
 
 String values may use ${VAR}; an unset variable is an error.
@@ -78,6 +79,7 @@ class Topology:
     outlets: tuple = ()
     inlets: tuple = ()
     demo_http: str | None = None
+    project: tuple = ()  # (name, address or "", credential_ttl) when this node is a project node
     source: str = field(default="", compare=False)
 
 
@@ -96,6 +98,11 @@ def _identifiers(values: list) -> None:
     for value in values:
         if not isinstance(value, str) or not is_identifier(value):
             raise ValueError(f"{value!r} is not an identifier (I followed by 40 hex digits)")
+
+
+def _positive(value: int) -> None:
+    if value <= 0:
+        raise ValueError("must be a positive number of seconds")
 
 
 def _node_name(value: str) -> None:
@@ -118,6 +125,8 @@ SCHEMA = {
     "inlets": (True, {"from": (str, True, _bind_address), "to": (str, True, multiaddr.parse),
                       "alias": (str, False, None), "authorized": (list, False, _identifiers)}),
     "demo": (False, {"http": (str, False, _bind_address)}),
+    "project": (False, {"name": (str, True, _node_name), "address": (str, False, multiaddr.parse_hostport),
+                        "credential_ttl": (int, False, _positive)}),
 }
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -182,6 +191,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
 
     node = (sections.get("node") or [{}])[0]
     demo = (sections.get("demo") or [{}])[0]
+    project = (sections.get("project") or [{}])[0]
     return Topology(
         name=node.get("name"),
         identity=node.get("identity"),
@@ -197,6 +207,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         inlets=tuple(InletSpec(t["from"], t["to"], t.get("alias"), tuple(t.get("authorized", ())))
                      for t in sections.get("inlets", [])),
         demo_http=demo.get("http"),
+        project=(project["name"], project.get("address", ""), project.get("credential_ttl", 3600)) if project else (),
         source=path,
     )
 

@@ -17,7 +17,7 @@ from appliance.node.demo import start_demo_http
 log = logging.getLogger(__name__)
 
 # node-level settings that a reload cannot change without a restart
-RESTART_FIELDS = ("name", "identity", "tcp_listener_address", "relay_authorized", "demo_http")
+RESTART_FIELDS = ("name", "identity", "tcp_listener_address", "relay_authorized", "demo_http", "project")
 
 
 class ReloadError(ControlError):

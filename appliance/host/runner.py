@@ -23,9 +23,10 @@ from gevent.event import Event
 
 from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
-from appliance.host import state, systemd
+from appliance.host import projects, state, systemd
 from appliance.host.deployment import Deployment, ReloadError
 from appliance.node.api import ControlServer
+from appliance.node.project import ProjectNode
 from appliance.node.runtime import NodeRuntime
 from appliance.secure.identity import Identity
 
@@ -111,8 +112,19 @@ class NodeService:
         })
 
     def run(self) -> None:
-        runtime = NodeRuntime(self.name, node_lookup=state.listener_of, identity=self.identity,
-                              relay_authorized=self.topology.relay_authorized)
+        self._serve(self._runtime())
+
+    def _runtime(self) -> NodeRuntime:
+        project_node = None
+        if self.topology.project:
+            name, address, ttl = self.topology.project
+            members, save = projects.members_store(self.name)
+            project_node = ProjectNode(name, address, members, save, ttl)
+        return NodeRuntime(self.name, node_lookup=state.listener_of, identity=self.identity,
+                           relay_authorized=self.topology.relay_authorized, projects=projects.load_all(),
+                           project_node=project_node)
+
+    def _serve(self, runtime: NodeRuntime) -> None:
         deployment = Deployment(runtime, self.topology)
         self._wakeup = gevent.get_hub().loop.async_()
         self._wakeup.start(self._stop.set)
@@ -121,6 +133,8 @@ class NodeService:
         watchdog = None
         try:
             listener = runtime.tcp.listen(self.topology.tcp_listener_address)
+            if runtime.authority is not None and not runtime.project_node.public_address:
+                runtime.project_node = runtime.project_node._replace(public_address=listener.address)
             state.write_node(self.name, {
                 "name": self.name, "pid": os.getpid(), "listener_address": listener.address,
                 "identifier": self.identity.identifier, "args": self.created_args, "started": time.time(),

@@ -54,6 +54,10 @@ OPERATIONS = {
     "secure_channel.list": "secure_channel_list",
     "secure_channel.show": "secure_channel_show",
     "secure_channel.delete": "secure_channel_delete",
+    "project.info": "project_info",
+    "project.ticket": "project_ticket",
+    "project.enroll": "project_enroll",
+    "project.list": "project_list",
 }
 
 

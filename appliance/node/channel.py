@@ -17,6 +17,7 @@ from gevent.event import AsyncResult
 
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout
 from appliance.node.message import LocalMessage
+from appliance.node.project import Trust
 from appliance.node.tcp import connection_at
 from appliance.node.worker import Worker
 from appliance.secure.channel import ChannelDecryptor, ChannelEncryptor
@@ -79,7 +80,8 @@ class ChannelEnd:
         identity = self.channels.identity
         if self.handshake is None:
             raise HandshakeError("handshake already finished")
-        return wire.IdentityProof(identity.public_key, identity.attest_static_key(self.handshake.s[1])).encode()
+        return wire.IdentityProof(identity.public_key, identity.attest_static_key(self.handshake.s[1]),
+                                  self.channels.trust.presentable()).encode()
 
     def verify_peer(self, payload: bytes) -> None:
         try:
@@ -89,6 +91,7 @@ class ChannelEnd:
         self.peer = verify_static_key(proof.identity_key, self.handshake.rs, proof.signature)
         if self.authorized and self.peer not in self.authorized:
             raise HandshakeError(f"identity {self.peer} is not authorized")
+        self.channels.trust.learn(self.peer, proof.credentials)
 
     def on_message(self, msg: LocalMessage) -> None:
         if self.established.ready():
@@ -239,9 +242,10 @@ class SecureChannelListener(Worker):
 class SecureChannels:
     """A node's identity, its Noise static key, its listeners and its channel ends."""
 
-    def __init__(self, node, identity: Identity):
+    def __init__(self, node, identity: Identity, trust: Trust):
         self.node = node
         self.identity = identity
+        self.trust = trust
         self.static_private = os.urandom(32)  # attested by the identity in every handshake
         self.listeners: dict[str, SecureChannelListener] = {}
         self.ends: dict[str, ChannelEnd] = {}  # by encryptor address

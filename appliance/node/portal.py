@@ -180,10 +180,12 @@ class Inlet:
 class Outlet(Worker):
     """The service at `/service/<name>`: each Ping opens a connection to the target."""
 
-    def __init__(self, node, name: str, target: str, alias: str, authorized=None):
+    def __init__(self, node, name: str, target: str, alias: str, authorized=None, allow=None, attributes_of=None):
         self.node = node
         self.alias = alias
         self.authorized = authorized
+        self.allow = allow or {}  # attributes the peer must prove with a project credential
+        self.attributes_of = attributes_of
         self.address = Address.local(name)
         self.target_text = target
         self.target = parse_hostport(target)
@@ -197,12 +199,24 @@ class Outlet(Worker):
         if tag != portal_wire.PING[0]:
             self.node.counters["bad_portal_messages"] += 1
             return
-        if self.authorized and msg.peer not in self.authorized:
+        refusal = self._refusal(msg.peer)
+        if refusal:
             self.node.counters["unauthorized"] += 1
-            log.warning("outlet %s: refused %s (not authorized)", self.alias, msg.peer or "an unauthenticated peer")
+            log.warning("outlet %s: refused %s (%s)", self.alias, msg.peer or "an unauthenticated peer", refusal)
             self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
             return
         gevent.spawn(self._open, msg.return_route, msg.peer)
+
+    def _refusal(self, peer: str | None) -> str | None:
+        if self.authorized and peer not in self.authorized:
+            return "not authorized"
+        if self.allow:
+            attributes = self.attributes_of(peer) if self.attributes_of else None
+            if attributes is None:
+                return "no valid project credential"
+            if any(attributes.get(k) != v for k, v in self.allow.items()):
+                return f"credential lacks {self.allow}"
+        return None
 
     def _open(self, inlet_route, peer) -> None:
         try:
@@ -223,7 +237,7 @@ class Outlet(Worker):
     def describe(self) -> dict:
         return {"alias": self.alias, "address": f"/service/{self.address.inner.decode()}",
                 "target": self.target_text, "connections": len(self.streams),
-                "authorized": sorted(self.authorized or ())}
+                "authorized": sorted(self.authorized or ()), "allow": self.allow}
 
 
 def new_alias() -> str:

@@ -54,11 +54,12 @@ class RelayWorker(Worker):
 
 
 class ForwardingService(Worker):
-    def __init__(self, node, authorized=None):
+    def __init__(self, node, policy=None):
         self.node = node
         self.address = Address.local(SERVICE)
         self.relays: dict[str, RelayWorker] = {}
-        self.authorized = authorized  # None: anyone may register; else these identifiers only
+        # policy(peer identifier or None, relay address) -> reason to refuse, or None to allow
+        self.policy = policy
 
     def handle(self, msg: LocalMessage) -> None:
         try:
@@ -66,10 +67,10 @@ class ForwardingService(Worker):
         except DecodeError as exc:
             self._refuse(msg, f"bad registration: {exc}")
             return
-        if self.authorized is not None and msg.peer not in self.authorized:
+        refusal = self.policy(msg.peer, name) if self.policy else None
+        if refusal:
             self.node.counters["unauthorized"] += 1
-            self._refuse(msg, f"{msg.peer or 'an unauthenticated node'} may not create relays at node "
-                              f"{self.node.name} (register over a secure channel as an authorized identity)")
+            self._refuse(msg, refusal)
             return
         existing = self.relays.get(name)
         if existing is not None:

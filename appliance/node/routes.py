@@ -34,12 +34,15 @@ def parse_route(text: str) -> list:
 
 
 def resolve(tcp, text: str, node_lookup: NodeLookup, reuse: bool = True,
-            secure: Optional[SecureConnect] = None) -> Resolved:
+            secure: Optional[SecureConnect] = None, project=None) -> Resolved:
     route: list = []
     opened: list = []
     try:
         segments = parse_route(text)
         for i, segment in enumerate(segments):
+            if isinstance(segment, multiaddr.Project) and project is not None:
+                route.append(project(segment.name, opened))
+                continue
             if isinstance(segment, multiaddr.Secure) and secure is not None:
                 listener_route = tuple(route) + (Address.local(segment.listener),)
                 route = [secure(listener_route, multiaddr.to_text(segments[:i + 1]))]

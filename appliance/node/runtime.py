@@ -19,9 +19,13 @@ from appliance.node.portal import Inlet, Outlet, new_alias
 from appliance.node.relay import ForwardingService, Relays
 from appliance.node.services import start_default_services
 from appliance.node.channel import SecureChannels
+from appliance.node.project import Authority, ProjectError, ProjectInfo, ProjectNode, Trust
 from appliance.node.tcp import TcpConnection, TcpListener, TcpTransport
+from appliance.secure.credential import Credential
+from appliance.secure.errors import SecureError
 from appliance.secure.identity import Identity, is_identifier
 from appliance.secure.suites import suite_by_name
+from appliance.wire import authority as authority_wire
 from appliance.wire import bare, multiaddr
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError
@@ -44,15 +48,23 @@ def check_identifiers(identifiers) -> frozenset | None:
 class NodeRuntime:
     def __init__(self, name: str, node_lookup: routes.NodeLookup = lambda _name: None,
                  max_frame: int | None = None, identity: Identity | None = None,
-                 relay_authorized=None):
+                 relay_authorized=None, projects=(), project_node: ProjectNode | None = None):
+        identity = identity or Identity.generate()
         self.node = Node(name)
         self.node_lookup = node_lookup
         self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}))
         start_default_services(self.node)
-        self.forwarding = ForwardingService(self.node, check_identifiers(relay_authorized))
+        self.trust = Trust(projects)
+        self.authority = None
+        if project_node is not None:
+            self.authority = Authority(self.node, project_node.name, identity, project_node.members,
+                                       project_node.save, project_node.credential_ttl)
+            self.node.register(self.authority)
+            self.project_node = project_node
+        self.forwarding = ForwardingService(self.node, self._relay_policy(check_identifiers(relay_authorized)))
         self.node.register(self.forwarding)
         self.relays = Relays(self.node)
-        self.channels = SecureChannels(self.node, identity or Identity.generate())
+        self.channels = SecureChannels(self.node, identity, self.trust)
         self.channels.listen("api")
         self.inlets: dict[str, Inlet] = {}
         self.outlets: dict[str, Outlet] = {}
@@ -65,7 +77,53 @@ class NodeRuntime:
             if reuse:
                 return self.channels.channel_to(route, via, authorized).encryptor.address
             return self.channels.create(route, via, authorized).encryptor.address
-        return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse, secure=secure)
+
+        def project(name, opened):
+            return self._project_hop(name, opened, reuse)
+
+        return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse, secure=secure, project=project)
+
+    def _project_hop(self, name: str, opened: list, reuse: bool) -> Address:
+        """`/project/NAME`: TCP to its access route, then a secure channel to its `api`
+        authenticated as the project's identity; on the way, refresh our credential."""
+        info = self.trust.projects.get(name)
+        if info is None:
+            raise RouteError(f"unknown project {name!r} (create the node with --project FILE, or enroll)")
+        if reuse:
+            conn = self.tcp.connection_to(info.target)
+        else:
+            conn = self.tcp.connect(info.target)
+            opened.append(conn)
+        api = (conn.address, Address.local("api"))
+        via, pinned = f"/project/{name}", {info.identifier}
+        end = self.channels.channel_to(api, via, pinned) if reuse else self.channels.create(api, via, pinned)
+        if self.trust.needs_credential(name):
+            self._fetch_credential(name, end.encryptor.address)
+        return end.encryptor.address
+
+    def _fetch_credential(self, project: str, channel: Address) -> None:
+        reply = self.node.request((channel, Address.local("authority")), authority_wire.ISSUE_REQUEST, 10.0)
+        try:
+            ok, body = authority_wire.decode_reply(reply.payload)
+            if ok:
+                self.trust.own[project] = Credential.decode(body)
+            else:
+                log.debug("no credential from project %s: %s", project, body)
+        except (DecodeError, SecureError) as exc:
+            log.warning("bad credential reply from project %s: %s", project, exc)
+
+    def _relay_policy(self, relay_authorized):
+        """Who may register relays here: listed identities and/or project members."""
+        policies = []
+        if relay_authorized:
+            policies.append(lambda peer, name: None if peer in relay_authorized else
+                            f"{peer or 'an unauthenticated node'} may not create relays at node {self.node.name} "
+                            "(register over a secure channel as an authorized identity)")
+        if self.authority is not None:
+            policies.append(self.authority.relay_policy)
+        if not policies:
+            return None
+        return lambda peer, name: next(filter(None, (p(peer, name) for p in policies)), None)
 
     @property
     def identifier(self) -> str:
@@ -206,15 +264,44 @@ class NodeRuntime:
     def secure_channel_delete(self, address: str) -> None:
         self.channels.find(address).close(notify=True)
 
+    # --- projects ---------------------------------------------------------------------------
+    def project_info(self) -> dict:
+        if self.authority is None:
+            raise ProjectError(f"node {self.node.name} is not a project node")
+        host, port = self.project_node.public_address.rsplit(":", 1)
+        return ProjectInfo(self.authority.project, host, int(port), self.channels.identity.public_key).to_json()
+
+    def project_ticket(self, attributes: dict | None = None, relay: str | None = None,
+                       expires_in: int = 3600) -> dict:
+        if self.authority is None:
+            raise ProjectError(f"node {self.node.name} is not a project node")
+        attributes = dict(attributes or {})
+        if relay:
+            attributes["relay"] = relay
+        return {"project": self.project_info(), "token": self.authority.create_ticket(attributes, int(expires_in))}
+
+    def project_enroll(self, project: dict, token: str) -> dict:
+        info = ProjectInfo.from_json(project)
+        self.trust.projects[info.name] = info
+        reply = self.node.request(self.resolve(f"/project/{info.name}").route + (Address.local("authority"),),
+                                  authority_wire.encode_enroll(token), 10.0)
+        ok, body = authority_wire.decode_reply(reply.payload)
+        if not ok:
+            raise ProjectError(f"enrollment refused: {body}")
+        return {"project": info.name, "identifier": self.identifier}
+
+    def project_list(self) -> list:
+        return [p.to_json() for p in self.trust.projects.values()]
+
     # --- portals ----------------------------------------------------------------------------
     def outlet_create(self, to: str, address: str = "outlet", alias: str | None = None,
-                      authorized: list | None = None) -> dict:
+                      authorized: list | None = None, allow: dict | None = None) -> dict:
         name = address.removeprefix("/service/")
         alias = alias or name
         if alias in self.outlets:
             raise AddressInUse(f"an outlet with alias {alias!r} already exists")
         multiaddr.parse_hostport(to)
-        outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized))
+        outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized), allow, self.trust.attributes_of)
         self.node.register(outlet)
         self.outlets[alias] = outlet
         return outlet.describe()

@@ -1,0 +1,91 @@
+"""`ockam project ...`: a self-hosted project node (relay + authority) and its members."""
+
+from __future__ import annotations
+
+from appliance.cli import client
+from appliance.cli.common import node_arg
+from appliance.cli.errors import CliError
+from appliance.cli.output import Output, table
+from appliance.host import projects, state
+
+USAGE = """
+Usage:
+  ockam project information [<name>] [--at=<node>]
+  ockam project ticket [<name>] [--at=<node>] [--attribute=<key=value>...] [--relay=<name>] [--expires-in=<seconds>]
+  ockam project enroll <ticket> [--identity=<name>]
+  ockam project list
+
+A project node is a node whose topology has a [project] section. 'information' prints what
+edge nodes need (save it, then 'ockam node create NAME --project FILE'). 'ticket' makes a
+one-time enrollment ticket; 'enroll' spends it, making this identity a member (members may
+create relays at the project and get credentials with the ticket's attributes; --relay
+limits the member to that relay name).
+
+Options:
+  --expires-in=<seconds>  how long the ticket can be used [default: 3600]
+"""
+
+
+def usage(_command: str) -> str:
+    return USAGE
+
+
+def run(_command: str, args, out: Output) -> None:
+    if args["information"]:
+        info = client.call(project_node(args["<name>"], args["--at"]), "project.info")
+        lines = [f"Project {info['name']}", f"  Id: {info['id']}", f"  Identity: {info['identity']}",
+                 f"  Access route: {info['access_route']}"]
+        out.result("\n".join(lines), data=info)
+    elif args["ticket"]:
+        attributes = dict(parse_attribute(a) for a in args["--attribute"])
+        try:
+            expires_in = int(args["--expires-in"])
+        except ValueError:
+            raise CliError("--expires-in must be a number of seconds", code=2) from None
+        ticket = client.call(project_node(args["<name>"], args["--at"]), "project.ticket",
+                             {"attributes": attributes, "relay": args["--relay"], "expires_in": expires_in})
+        out.result(projects.encode_ticket(ticket))
+    elif args["enroll"]:
+        ticket = projects.decode_ticket(args["<ticket>"])
+        result = enroll(ticket, args["--identity"])
+        out.result(f"{result['identifier']} is now a member of project {result['project']}", data=result)
+    elif args["list"]:
+        known = [p.to_json() for p in projects.load_all()]
+        out.result(table(["Name", "Identity", "Access route"], [[p["name"], p["identity"], p["access_route"]]
+                                                                 for p in known]), data=known)
+
+
+def parse_attribute(text: str) -> tuple:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise CliError(f"--attribute takes KEY=VALUE, not {text!r}", code=2)
+    return key, value
+
+
+def project_node(name: str | None, at: str | None) -> str:
+    """The local project node: --at, or the running node that serves project `name`."""
+    if at:
+        return node_arg(at)
+    for node in state.node_names():
+        response = client.raw_call(str(state.socket_path(node)), "project.info", {}, 5.0)
+        if response and response.get("ok") and response["result"]["name"] == (name or response["result"]["name"]):
+            return node
+    raise CliError(f"no running project node{' for ' + name if name else ''} here (give --at NODE)")
+
+
+def enroll(ticket: dict, identity_name: str | None) -> dict:
+    """Spend a ticket as this identity, from a temporary node; remember the project."""
+    from appliance.cli.message_cmd import ephemeral_runtime
+    from appliance.node.errors import NodeError
+    from appliance.node.project import ProjectInfo
+    from appliance.wire.errors import WireError
+
+    runtime = ephemeral_runtime(identity_name)
+    try:
+        result = runtime.project_enroll(ticket["project"], ticket["token"])
+    except (NodeError, WireError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        runtime.shutdown()
+    projects.save(ProjectInfo.from_json(ticket["project"]))
+    return result

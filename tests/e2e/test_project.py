@@ -1,0 +1,108 @@
+"""Managed relays: the seed's commands against a self-hosted project node started in the test."""
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.test_cli_errors import assert_one_line_error
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+
+@pytest.fixture
+def project(ockam, tmp_path):
+    """A project node `default` on 127.0.0.1; returns the path of project.json."""
+    def start(credential_ttl: int = 3600):
+        port = free_port()
+        config = tmp_path / "project.toml"
+        config.write_text(f'[node]\nname = "project"\ntcp_listener_address = "127.0.0.1:{port}"\n\n'
+                          f'[project]\nname = "default"\ncredential_ttl = {credential_ttl}\n')
+        ockam("node", "create", "--config", str(config))
+        info = tmp_path / "project.json"
+        info.write_text(ockam("project", "information", "--output", "json"))
+        return info
+    return start
+
+
+def test_managed_relays_transcript(ockam, project, http_server):
+    info_path = project()
+    info = json.loads(info_path.read_text())
+    assert info["name"] == "default" and info["access_route"].endswith("/service/api")
+    assert set(info) >= {"id", "identity", "access_route", "authority_access_route", "authority_identity"}
+    ockam("node", "create", "n1", "--project", str(info_path))
+    ockam("node", "create", "n3", "--project", str(info_path))
+    assert ockam("forwarder", "create", "n3", "--at", "/project/default", "--to", "/node/n3") == "/service/forward_to_n3"
+    assert ockam("message", "send", "hello", "--to", "/project/default/service/forward_to_n3/service/uppercase") == "HELLO"
+    target = free_port()
+    http_server(target)
+    ockam("tcp-outlet", "create", "--at", "/node/n3", "--from", "/service/outlet", "--to", f"127.0.0.1:{target}")
+    inlet = free_port()
+    ockam("tcp-inlet", "create", "--at", "/node/n1", "--from", f"127.0.0.1:{inlet}",
+          "--to", "/project/default/service/forward_to_n3/service/outlet")
+    curl = subprocess.run(["curl", "-sS", "--max-time", "20", "--head", f"127.0.0.1:{inlet}"],
+                          capture_output=True, text=True, timeout=30)
+    assert curl.stdout.splitlines()[0].strip() == "HTTP/1.0 200 OK", curl
+    ockam("node", "delete", "--all")
+
+
+def test_non_members_are_refused_until_they_enroll(ockam, project):
+    info_path = project()
+    ockam("identity", "create", "outsider")
+    ockam("node", "create", "edge", "--identity", "outsider", "--project", str(info_path))
+    assert_one_line_error(ockam.run("relay", "create", "edge", "--at", "/project/default", "--to", "edge",
+                                    check=False), match="is not a member of project default")
+    ticket = ockam("project", "ticket", "--relay", "edge", "--attribute", "role=edge")
+    assert ticket.startswith("ockam-ticket:")
+    assert "is now a member" in ockam("project", "enroll", ticket, "--identity", "outsider")
+    assert_one_line_error(ockam.run("project", "enroll", ticket, "--identity", "outsider", check=False),
+                          match="not valid (unknown, used or expired)")
+    assert_one_line_error(ockam.run("relay", "create", "other", "--at", "/project/default", "--to", "edge",
+                                    check=False), match="may only create relay edge")
+    assert ockam("relay", "create", "edge", "--at", "/project/default", "--to", "edge") == "/service/forward_to_edge"
+
+
+def test_outlet_allow_needs_a_live_credential(ockam, project, http_server):
+    info_path = project(credential_ttl=4)
+    ockam("identity", "create", "client")
+    ockam("node", "create", "n3", "--project", str(info_path))
+    ticket = ockam("project", "ticket", "--attribute", "role=client")
+    ockam("node", "create", "n1", "--identity", "client", "--project", str(info_path), "--enrollment-ticket", ticket)
+    ockam("relay", "create", "n3", "--at", "/project/default", "--to", "n3")
+    target = free_port()
+    http_server(target)
+    ockam("tcp-outlet", "create", "--at", "n3", "--to", f"127.0.0.1:{target}", "--allow", "role=client")
+    inlet = free_port()
+    ockam("tcp-inlet", "create", "--at", "n1", "--from", f"127.0.0.1:{inlet}",
+          "--to", "/project/default/service/forward_to_n3/secure/api/service/outlet")
+
+    def curl():
+        return subprocess.run(["curl", "-sS", "--max-time", "20", "--head", f"127.0.0.1:{inlet}"],
+                              capture_output=True, text=True, timeout=30)
+
+    assert curl().stdout.startswith("HTTP/1.0 200 OK")
+    time.sleep(4.5)  # the credential n1 presented when its channel to n3 was made has expired
+    refused = curl()
+    assert refused.returncode in (52, 56), refused
+
+
+def test_relays_come_back_after_the_project_node_restarts(ockam, project):
+    from tests.helpers import wait_until
+
+    info_path = project()
+    ockam("identity", "create", "edge-id")
+    ockam("node", "create", "edge", "--identity", "edge-id", "--project", str(info_path),
+          "--enrollment-ticket", ockam("project", "ticket"))
+    ockam("relay", "create", "edge", "--at", "/project/default", "--to", "edge")
+    ockam("node", "stop", "project")
+    ockam("node", "start", "project")  # same identity, same port, members kept on disk
+
+    def reachable():
+        proc = ockam.run("message", "send", "back", "--timeout", "2",
+                         "--to", "/project/default/service/forward_to_edge/service/uppercase", check=False)
+        return proc.stdout.strip() == "BACK"
+
+    wait_until(reachable, timeout=40, interval=0.5, what="the relay to be re-established")
