@@ -17,7 +17,7 @@ from appliance.host import identities, process, projects, state
 
 USAGE = """
 Usage:
-  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--relay-authorized=<identifier>...] [--project=<file>] [--enrollment-ticket=<ticket>] [--config=<file>] [--foreground]
+  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--relay-authorized=<identifier>...] [--project=<file>] [--enrollment-ticket=<ticket>] [--as-project=<name>] [--config=<file>] [--foreground]
   ockam node run <file>
   ockam node list
   ockam node show [<name>]
@@ -35,6 +35,7 @@ Options:
                                  secure channel); by default anyone may
   --project=<file>               the project it belongs to ('ockam project information --output json')
   --enrollment-ticket=<ticket>   enroll its identity in the ticket's project first
+  --as-project=<name>            make it the project node (relay + authority) of project <name>
   --config=<file>                start what this TOML topology declares (see config/*.toml)
   --foreground                   run in this process instead of in the background
 
@@ -58,9 +59,12 @@ def run(_command: str, args, out: Output) -> int:
     raise CliError("unknown node command")
 
 
-def load_topology(path: str | None, listener: str | None, relay_authorized=()) -> Topology:
+def load_topology(path: str | None, listener: str | None, relay_authorized=(), as_project=None) -> Topology:
     """The file's topology (or an empty one), with command-line options taking precedence."""
     topology = topology_file.load(path) if path else Topology()
+    if as_project:
+        state.check_name(as_project)
+        topology = dataclasses.replace(topology, project=(as_project, "", topology_file.DEFAULT_CREDENTIAL_TTL))
     if listener:
         topology = dataclasses.replace(topology, tcp_listener_address=listener)
     if relay_authorized:
@@ -68,9 +72,11 @@ def load_topology(path: str | None, listener: str | None, relay_authorized=()) -
     return topology
 
 
-def creation_args(path: str | None, listener: str | None, identity: str | None, relay_authorized=()) -> list[str]:
+def creation_args(path: str | None, listener: str | None, identity: str | None, relay_authorized=(),
+                  as_project=None) -> list[str]:
     """How to start this node again (background spawn, `node start`)."""
     args = ["--tcp-listener-address", listener] if listener else []
+    args += ["--as-project", as_project] if as_project else []
     args += ["--identity", identity] if identity else []
     for identifier in relay_authorized:
         args += ["--relay-authorized", identifier]
@@ -79,7 +85,7 @@ def creation_args(path: str | None, listener: str | None, identity: str | None, 
 
 def node_create(args, out: Output) -> None:
     path, listener, identity = args["--config"], args["--tcp-listener-address"], args["--identity"]
-    relay_authorized = args["--relay-authorized"]
+    relay_authorized, as_project = args["--relay-authorized"], args["--as-project"]
     identities.load(identity) if identity else identities.load_or_create_default()  # fail early
     if args["--project"]:
         projects.save(projects.read_project_file(args["--project"]))
@@ -87,16 +93,17 @@ def node_create(args, out: Output) -> None:
         from appliance.cli.project_cmd import enroll
 
         enroll(projects.decode_ticket(args["--enrollment-ticket"]), identity)
-    topology = load_topology(path, listener, relay_authorized)
+    topology = load_topology(path, listener, relay_authorized, as_project)
     name = state.check_name(args["<name>"] or topology.name
                             or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
     if args["--foreground"]:
         background = bool(os.environ.get(process.BACKGROUND_ENV))  # then stderr is the log file already
-        return serve(prepare_node_service(name, topology, creation_args(path, listener, identity, relay_authorized),
+        return serve(prepare_node_service(name, topology,
+                                          creation_args(path, listener, identity, relay_authorized, as_project),
                                           out.verbose, log_to_stderr=not background))
     if state.exists(name) and client.is_up(name):
         raise CliError(f"node {name} already exists and is running")
-    start_background(name, creation_args(path, listener, identity, relay_authorized))
+    start_background(name, creation_args(path, listener, identity, relay_authorized, as_project))
     if state.default_node() is None:
         state.set_default_node(name)
     info = state.read_node(name)

@@ -7,6 +7,7 @@
     [[outlets]]       to, from, alias, authorized
     [[inlets]]        from, to, alias, authorized
     [project]         name, address (HOST:PORT members reach), credential_ttl (seconds)
+    [membership]      project (path of a project.json), enrollment_ticket
     [demo]            http (a built-in HTTP responder, for the one-box demo)
 
 String values may use ${VAR}; an unset variable is an error.
@@ -80,6 +81,8 @@ class Topology:
     inlets: tuple = ()
     demo_http: str | None = None
     project: tuple = ()  # (name, address or "", credential_ttl) when this node is a project node
+    member_of: str | None = None  # path of the project.json of the project this node belongs to
+    enrollment_ticket: str | None = None
     source: str = field(default="", compare=False)
 
 
@@ -98,6 +101,15 @@ def _identifiers(values: list) -> None:
     for value in values:
         if not isinstance(value, str) or not is_identifier(value):
             raise ValueError(f"{value!r} is not an identifier (I followed by 40 hex digits)")
+
+
+DEFAULT_CREDENTIAL_TTL = 3600
+
+
+def _relative_to(config_path: str, path: str) -> str:
+    """A path in a topology file is relative to the file."""
+    return path if os.path.isabs(path) or config_path.startswith("<") else \
+        os.path.join(os.path.dirname(os.path.abspath(config_path)), path)
 
 
 def _positive(value: int) -> None:
@@ -127,6 +139,7 @@ SCHEMA = {
     "demo": (False, {"http": (str, False, _bind_address)}),
     "project": (False, {"name": (str, True, _node_name), "address": (str, False, multiaddr.parse_hostport),
                         "credential_ttl": (int, False, _positive)}),
+    "membership": (False, {"project": (str, True, None), "enrollment_ticket": (str, False, None)}),
 }
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -192,6 +205,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
     node = (sections.get("node") or [{}])[0]
     demo = (sections.get("demo") or [{}])[0]
     project = (sections.get("project") or [{}])[0]
+    membership = (sections.get("membership") or [{}])[0]
     return Topology(
         name=node.get("name"),
         identity=node.get("identity"),
@@ -207,7 +221,10 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         inlets=tuple(InletSpec(t["from"], t["to"], t.get("alias"), tuple(t.get("authorized", ())))
                      for t in sections.get("inlets", [])),
         demo_http=demo.get("http"),
-        project=(project["name"], project.get("address", ""), project.get("credential_ttl", 3600)) if project else (),
+        project=(project["name"], project.get("address", ""), project.get("credential_ttl", DEFAULT_CREDENTIAL_TTL))
+        if project else (),
+        member_of=_relative_to(path, membership["project"]) if membership else None,
+        enrollment_ticket=membership.get("enrollment_ticket"),
         source=path,
     )
 

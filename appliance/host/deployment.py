@@ -17,7 +17,8 @@ from appliance.node.demo import start_demo_http
 log = logging.getLogger(__name__)
 
 # node-level settings that a reload cannot change without a restart
-RESTART_FIELDS = ("name", "identity", "tcp_listener_address", "relay_authorized", "demo_http", "project")
+RESTART_FIELDS = ("name", "identity", "tcp_listener_address", "relay_authorized", "demo_http", "project",
+                  "member_of", "enrollment_ticket")
 
 
 class ReloadError(ControlError):

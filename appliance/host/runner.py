@@ -26,6 +26,7 @@ from appliance.config.topology import Topology
 from appliance.host import projects, state, systemd
 from appliance.host.deployment import Deployment, ReloadError
 from appliance.node.api import ControlServer
+from appliance.node.errors import NodeError
 from appliance.node.project import ProjectNode
 from appliance.node.runtime import NodeRuntime
 from appliance.secure.identity import Identity
@@ -111,10 +112,28 @@ class NodeService:
             "node.reload": lambda: self.reload(deployment),
         })
 
+    def _join_project(self, runtime: NodeRuntime) -> None:
+        """Get a credential from the project this node belongs to; spend the topology's
+        enrollment ticket only when this identity is not a member yet (tickets work once)."""
+        if not self.topology.member_of:
+            return
+        info = projects.read_project_file(self.topology.member_of)
+        try:
+            runtime.resolve(f"/project/{info.name}")
+            if info.name not in runtime.trust.own and self.topology.enrollment_ticket:
+                ticket = projects.decode_ticket(self.topology.enrollment_ticket)
+                runtime.project_enroll(ticket["project"], ticket["token"])
+                runtime.resolve(f"/project/{info.name}")  # now as a member: fetch the credential
+                log.info("enrolled in project %s", info.name)
+        except (NodeError, state.StateError) as exc:
+            log.error("could not join project %s: %s (relays there will keep retrying)", info.name, exc)
+
     def run(self) -> None:
         self._serve(self._runtime())
 
     def _runtime(self) -> NodeRuntime:
+        if self.topology.member_of:
+            projects.save(projects.read_project_file(self.topology.member_of))
         project_node = None
         if self.topology.project:
             name, address, ttl = self.topology.project
@@ -141,6 +160,7 @@ class NodeService:
             })
             control = self._control_server(runtime, deployment)
             try:
+                self._join_project(runtime)
                 deployment.start()
                 if threading.current_thread() is threading.main_thread():
                     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -7,11 +7,13 @@ import pytest
 from appliance.config.topology import ConfigError, InletSpec, OutletSpec, RelaySpec, load, parse
 
 CONFIG = Path(__file__).parents[2] / "config"
-EXAMPLE_ENV = {"RELAY_LISTEN": "0.0.0.0:4000", "RELAY_HOST": "relay.example.com", "RELAY_PORT": "4000",
+EXAMPLE_ENV = {"PROJECT_LISTEN": "0.0.0.0:4000", "PROJECT_ADDRESS": "relay.example.com:4000",
+               "RELAY_LISTEN": "0.0.0.0:4000", "RELAY_HOST": "relay.example.com", "RELAY_PORT": "4000",
                "SERVICE_ADDRESS": "127.0.0.1:5432", "INLET_ADDRESS": "127.0.0.1:15432"}
 
 
-@pytest.mark.parametrize("file,node", [("default", "demo"), ("relay", "relay"), ("edge", "edge"), ("client", "client")])
+@pytest.mark.parametrize("file,node", [("default", "demo"), ("relay", "relay"), ("edge", "edge"), ("client", "client"),
+                                       ("project", "project")])
 def test_shipped_examples_are_valid(file, node):
     assert load(str(CONFIG / f"{file}.toml"), environ=EXAMPLE_ENV).name == node
 

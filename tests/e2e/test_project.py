@@ -106,3 +106,30 @@ def test_relays_come_back_after_the_project_node_restarts(ockam, project):
         return proc.stdout.strip() == "BACK"
 
     wait_until(reachable, timeout=40, interval=0.5, what="the relay to be re-established")
+
+
+def test_project_node_by_command_and_members_from_toml(ockam, tmp_path):
+    ockam("node", "create", "hub", "--as-project", "lab")
+    info = tmp_path / "lab.json"
+    info.write_text(ockam("project", "information", "lab", "--output", "json"))
+    ticket = ockam("project", "ticket", "lab", "--relay", "plc")
+    ockam("identity", "create", "plc-id")
+    edge = tmp_path / "edge.toml"
+    edge.write_text('[node]\nname = "plc"\nidentity = "plc-id"\n\n'
+                    '[membership]\nproject = "lab.json"\nenrollment_ticket = "${TICKET}"\n\n'
+                    '[[relays]]\nname = "plc"\nat = "/project/lab"\n')
+    proc = ockam.run("node", "create", "--config", str(edge), check=False)
+    assert proc.returncode == 2 and "environment variable TICKET is not set" in proc.stderr
+    ockam.env["TICKET"] = ticket
+    ockam("node", "create", "--config", str(edge))
+
+    from tests.helpers import wait_until
+
+    def reachable():
+        return ockam.run("message", "send", "hi", "--timeout", "2", "--to",
+                         "/project/lab/service/forward_to_plc/service/uppercase", check=False).stdout.strip() == "HI"
+
+    wait_until(reachable, timeout=20, interval=0.5, what="the TOML member's relay")
+    ockam("node", "stop", "plc")
+    ockam("node", "start", "plc")  # restarts do not spend the (used) ticket again: already a member
+    wait_until(reachable, timeout=30, interval=0.5, what="the relay after a restart")
