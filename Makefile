@@ -4,13 +4,15 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SYSTEM_TOOLS := curl iperf3 socat
+BENCH_TOOLS  := redis-server redis-benchmark sshd
+BENCH_PACKAGES := redis-server redis-tools openssh-server openssh-client
 
 BUILD_STAMP := $(VENV)/.build-installed
 # reproducible builds: fixed hash seed, timestamps from the last commit
 FREEZE := PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
           $(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN ockam.spec
 
-.PHONY: run test bench system-deps clean binary binary-check smoke
+.PHONY: run test bench bench-deps system-deps clean binary binary-check smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +36,15 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
-bench: $(STAMP) system-deps
-	$(PY) -m bench
+# baselines (OpenSSH, redis) and the chart library, installed only for the benchmark
+bench-deps: system-deps
+	@missing=""; for t in $(BENCH_TOOLS); do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || missing=1; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES) >/dev/null; fi
+	$(PY) -m pip install --quiet -e '.[bench]'
+
+bench: $(STAMP) bench-deps
+	$(PY) -m bench $(BENCH_ARGS)
 
 $(BUILD_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[build]'

@@ -1,61 +1,89 @@
-"""Run every workload through every path in one run; print a table and ratios, save JSON.
+"""`make bench`: every workload through every path in one run, so ratios are fair.
 
-    python -m bench [--seconds N] [--out FILE]
+    python -m bench [--seconds N] [--quick] [--out FILE]
+
+Prints a table and the ratios of our encrypted portal to the OpenSSH chain, writes JSON
+and a PNG chart next to it, and exits non-zero only when a path could not be measured.
+It reports; it does not gate anything.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import subprocess
+import resource
 import sys
 import time
 from pathlib import Path
 
-from bench import paths, workloads
+from bench import paths, report, targets, workloads
+
+TARGETS = {"iperf3": (targets.iperf3, ["iperf3_mb_s"]), "redis": (targets.redis, ["redis"]),
+           "echo": (targets.echo, ["conn_per_s", "idle"])}
+
+
+def raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, wanted), hard), hard))
+
+
+def measure(path_name: str, make_path, target: int, kind: str, opts, row: dict) -> None:
+    with make_path(target) as path:
+        if kind == "iperf3":
+            try:
+                value = workloads.iperf3_mb_per_s(path.port, opts.seconds)
+            except RuntimeError:  # the server may still be closing the previous test: once more
+                time.sleep(2)
+                value = workloads.iperf3_mb_per_s(path.port, opts.seconds)
+            row["iperf3_mb_s"] = round(value, 1)
+        elif kind == "redis":
+            for clients in (1, 50):
+                rps, p50 = workloads.redis_ping(path.port, clients, opts.requests)
+                row[f"redis_{clients}_rps"], row[f"redis_{clients}_p50_ms"] = round(rps), p50
+        elif kind == "echo":
+            row["conn_per_s"] = round(workloads.connections_per_second(path.port, opts.seconds))
+            if path_name.startswith("ockam") or path_name == "openssh chain":
+                for count in opts.idle:
+                    row[f"idle_kb_per_conn_{count}"] = workloads.idle_connections(path.port, path.pids, count)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("--seconds", type=int, default=5, help="duration of each iperf3 run")
+    parser.add_argument("--seconds", type=int, default=5, help="duration of timed runs")
+    parser.add_argument("--requests", type=int, default=30000, help="redis-benchmark requests")
+    parser.add_argument("--idle", default="1000,10000", help="idle connection counts")
+    parser.add_argument("--quick", action="store_true", help="short runs, 1000 idle connections")
     parser.add_argument("--out", default="bench/results/latest.json")
     opts = parser.parse_args()
+    if opts.quick:
+        opts.seconds, opts.requests, opts.idle = 2, 5000, "1000"
+    opts.idle = [int(n) for n in opts.idle.split(",") if n]
+    raise_fd_limit(4 * max(opts.idle or [0]) + 1024)  # nodes inherit it from us
 
-    iperf_port = paths.free_port()
-    server = subprocess.Popen(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(iperf_port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rows = []
-    try:
-        paths.wait_for_port(iperf_port)
-        for name, path in paths.PATHS.items():
-            try:
-                with path(iperf_port) as port:
-                    value = workloads.iperf3_mb_per_s(port, opts.seconds)
-                rows.append({"path": name, "iperf3_mb_s": round(value, 1)})
-            except Exception as exc:  # noqa: BLE001 - one path failing must not hide the others
-                rows.append({"path": name, "error": str(exc)})
-            time.sleep(0.5)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-    baseline = {r["path"]: r.get("iperf3_mb_s") for r in rows}
-    print(f"{'path':<36} {'iperf3 MB/s':>12} {'vs direct':>10} {'vs socat':>9}")
-    for row in rows:
-        value = row.get("iperf3_mb_s")
-        if value is None:
-            print(f"{row['path']:<36} {'error: ' + row['error']}")
-            continue
-        ratios = [f"{value / baseline[b]:.2f}x" if baseline.get(b) else "-" for b in ("direct", "socat")]
-        print(f"{row['path']:<36} {value:>12.1f} {ratios[0]:>10} {ratios[1]:>9}")
+    results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
+               "python": sys.version.split()[0], "seconds": opts.seconds, "paths": {}}
+    for kind, (make_target, _) in TARGETS.items():
+        with make_target() as target:
+            for name, make_path in paths.PATHS.items():
+                row = results["paths"].setdefault(name, {})
+                try:
+                    measure(name, make_path, target, kind, opts, row)
+                except Exception as exc:  # noqa: BLE001 - one path failing must not hide the others
+                    row.setdefault("errors", []).append(f"{kind}: {exc}")
+                time.sleep(0.3)
+    results["encrypted_vs_openssh"] = report.ratios(results, "ockam portal (encrypted)", "openssh chain")
+    results["plain_vs_socat"] = report.ratios(results, "ockam portal (plain)", "socat")
+    print(report.table(results))
+    print("\nidle RSS per connection, KB, per process on the path:")
+    for name, row in results["paths"].items():
+        for key in sorted(k for k in row if k.startswith("idle_kb")):
+            print(f"  {name:<26} {key.rsplit('_', 1)[1]:>6} connections: {row[key]}")
+    print(f"\nencrypted portal / openssh chain: {results['encrypted_vs_openssh']}")
+    print(f"plain portal / socat:             {results['plain_vs_socat']}")
     out = Path(opts.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.platform(),
-                               "python": sys.version.split()[0], "seconds": opts.seconds, "rows": rows},
-                              indent=2))
-    print(f"results: {out}")
-    return 0 if all("error" not in r for r in rows) else 1
+    report.write(results, out)
+    print(f"results: {out} and {out.with_suffix('.png')}")
+    return 1 if any(row.get("errors") for row in results["paths"].values()) else 0
 
 
 if __name__ == "__main__":

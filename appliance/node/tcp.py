@@ -7,6 +7,7 @@ prepended to its return route, so replies find their way back through the same s
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket as _stdsocket
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 RECV_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE = (300, 75, 2)  # idle, interval, probes - as Ockam
+
+
+def _ip_family(host: str):
+    try:
+        return _stdsocket.AF_INET6 if ipaddress.ip_address(host).version == 6 else _stdsocket.AF_INET
+    except ValueError:
+        return None
 
 
 def tune_socket(sock) -> None:
@@ -60,9 +68,22 @@ def start_server(bind: str, handle) -> tuple:
 
 
 def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT):
-    """Open a TCP socket to host:port or raise RouteError with a one-line reason."""
+    """Open a TCP socket to host:port or raise RouteError with a one-line reason.
+
+    An IP literal is connected to directly: gevent resolves names on a thread pool, which
+    costs more than the whole connection on loopback."""
     try:
-        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+        family = _ip_family(target.host)
+        if family is None:
+            sock = socket.create_connection((target.host, target.port), timeout=timeout)
+        else:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect((target.host, target.port))
+            except BaseException:
+                sock.close()
+                raise
     except socket.gaierror as exc:
         raise RouteError(f"cannot resolve {target.host}: {exc.strerror}") from None
     except (OSError, gevent.Timeout) as exc:

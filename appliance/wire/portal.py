@@ -23,6 +23,8 @@ def decode(message: bytes) -> tuple[int, bytes]:
     if not message:
         raise DecodeError("empty portal message")
     tag = message[0]
+    if tag == PAYLOAD_TAG and len(message) > 2 and message[1] < 0x80 and len(message) == message[1] + 2:
+        return tag, message[2:]  # the common small Payload: a one-byte length, checked exactly
     if tag < PAYLOAD_TAG:
         if len(message) != 1:
             raise DecodeError(f"portal message {tag} has {len(message) - 1} trailing bytes")
