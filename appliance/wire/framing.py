@@ -22,40 +22,56 @@ def encode_frame_header(length: int) -> bytes:
 
 
 class FrameDecoder:
-    """Feed it received bytes; it returns the complete frames they finish."""
+    """Feed it received bytes; it returns the complete frames they finish.
+
+    Frames are memoryviews into the received data (or into one join of several receives),
+    so a byte is copied at most once on its way through: no growing buffer, no memmove."""
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME):
         self.max_frame = max_frame
-        self._buf = bytearray()
+        self._pending: list = []  # received chunks not yet consumed
+        self._pending_len = 0
         self._version_seen = False
-        self._need: int | None = None  # body length of the frame being read
 
-    def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
-        frames = []
+    def feed(self, data: bytes) -> list:
+        if not data:
+            return []
         if not self._version_seen:
-            if not self._buf:
-                return frames
-            if self._buf[0] != PROTOCOL_VERSION:
+            if data[0] != PROTOCOL_VERSION:
                 raise ProtocolVersionMismatch(
-                    f"peer speaks protocol version {self._buf[0]}, we speak {PROTOCOL_VERSION}")
+                    f"peer speaks protocol version {data[0]}, we speak {PROTOCOL_VERSION}")
             self._version_seen = True
-            del self._buf[:1]
-        buf = self._buf
-        pos = 0
-        while True:
-            if self._need is None:
-                if len(buf) - pos < 4:
-                    break
-                (length,) = HEADER.unpack_from(buf, pos)
+            data = data[1:]
+        if self._pending:
+            self._pending.append(data)
+            self._pending_len += len(data)
+            if self._pending_len < 4 or self._pending_len < 4 + self._peek_length():
+                return []
+            data = b"".join(self._pending)
+            self._pending, self._pending_len = [], 0
+        frames = []
+        view = memoryview(data)
+        pos, end = 0, len(data)
+        while end - pos >= 4:
+            (length,) = HEADER.unpack_from(data, pos)
+            if length > self.max_frame:
+                raise FrameTooLarge(f"peer sent a frame of {length} bytes (max {self.max_frame})")
+            if end - pos - 4 < length:
+                break
+            frames.append(view[pos + 4:pos + 4 + length])
+            pos += 4 + length
+        if pos < end:
+            tail = view[pos:]
+            if len(tail) >= 4:
+                (length,) = HEADER.unpack_from(tail)
                 if length > self.max_frame:
                     raise FrameTooLarge(f"peer sent a frame of {length} bytes (max {self.max_frame})")
-                pos += 4
-                self._need = length
-            if len(buf) - pos < self._need:
-                break
-            frames.append(bytes(buf[pos:pos + self._need]))
-            pos += self._need
-            self._need = None
-        del buf[:pos]
+            self._pending, self._pending_len = [tail], len(tail)
         return frames
+
+    def _peek_length(self) -> int:
+        head = b"".join(self._pending)[:4] if len(self._pending[0]) < 4 else self._pending[0][:4]
+        (length,) = HEADER.unpack(head)
+        if length > self.max_frame:
+            raise FrameTooLarge(f"peer sent a frame of {length} bytes (max {self.max_frame})")
+        return length
