@@ -46,6 +46,8 @@ class Deployment:
             item.start()
             self.running[key] = item
             log.info("started %s", item.describe)
+        if self.demo is not None and self.topology.inlets:
+            log.info("try it: curl %s", self.runtime.inlet_list()[0]["bind_address"])
 
     def stop(self) -> None:
         if self.demo is not None:
