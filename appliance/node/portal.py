@@ -151,14 +151,16 @@ class InletStream(PortalStream):
 class Inlet:
     """Listens on host:port; every accepted client becomes an InletStream to the outlet.
 
-    The outlet route is resolved again for every client, so an inlet recovers when the
-    TCP connection its route used is lost and can be re-opened."""
+    The resolved route is reused while its first hop (the only address of it on this
+    node: a TCP connection or a secure channel) is alive, and resolved again otherwise,
+    so an inlet recovers when that connection is lost and can be re-opened."""
 
     def __init__(self, node, bind: str, resolve_outlet, route_text: str, alias: str, authorized=None):
         self.node = node
         self.alias = alias
         self.authorized = authorized
-        self.resolve_outlet = resolve_outlet
+        self._resolve = resolve_outlet
+        self._route = None
         self.route_text = route_text
         self.streams: set = set()
         self.server, self.bind = start_server(bind, self._accept)
@@ -166,6 +168,12 @@ class Inlet:
     def _accept(self, sock, _peer) -> None:
         tune_socket(sock)
         InletStream(self.node, sock, self.streams, self.resolve_outlet, self.authorized).run()
+
+    def resolve_outlet(self):
+        route = self._route
+        if not route or route[0] not in self.node.workers:
+            route = self._route = self._resolve()
+        return route
 
     def close(self) -> None:
         self.server.stop(timeout=0)

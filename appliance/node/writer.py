@@ -32,7 +32,7 @@ class SocketWriter:
         self._idle = Event()
         self._idle.set()
         self.closed = False
-        self._greenlet = gevent.spawn(self._run)
+        self._greenlet = None  # spawned on the first write that has to wait: most never do
 
     def write(self, *chunks) -> None:
         if self.closed:
@@ -56,6 +56,8 @@ class SocketWriter:
             self._size += len(chunk)
         self._idle.clear()
         self._wake.set()
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
         if self._size > self._high_water:
             self._room.clear()
             self._room.wait()
@@ -75,7 +77,7 @@ class SocketWriter:
         self._room.set()
         self._idle.set()
         self._wake.set()
-        if self._greenlet is not gevent.getcurrent():
+        if self._greenlet is not None and self._greenlet is not gevent.getcurrent():
             self._greenlet.kill(block=False)
 
     def _fail(self, exc: OSError) -> None:
