@@ -6,7 +6,7 @@ Usage:
   ockam --help
 
 Commands:
-  node              create, list, show, delete, start, stop, logs; pick the default node
+  node              create, run, list, show, delete, start, stop, reload, logs, default
   tcp-listener      TCP listeners of a node
   tcp-connection    outgoing TCP connections of a node
   relay             relays at another node (older name: forwarder)
