@@ -18,7 +18,7 @@ from gevent.event import AsyncResult
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout
 from appliance.node.message import LocalMessage
 from appliance.node.project import Trust
-from appliance.node.tcp import connection_at
+from appliance.node.links import CloseNotifier, watch_link
 from appliance.node.worker import Worker
 from appliance.secure.channel import ChannelDecryptor, ChannelEncryptor
 from appliance.secure.errors import DecryptError, HandshakeError, ReplayError, SecureError
@@ -55,8 +55,12 @@ class _Encryptor(Worker):
     def handle(self, msg: LocalMessage) -> None:
         self.end.send(msg)
 
+    def on_close(self, callback):
+        """The encryptor is the channel's address in routes: it is the link to watch."""
+        return self.end.on_close(callback)
 
-class ChannelEnd:
+
+class ChannelEnd(CloseNotifier):
     def __init__(self, channels: "SecureChannels", initiator: bool, suite: Suite, authorized, via: str):
         self.channels = channels
         self.node = channels.node
@@ -71,6 +75,8 @@ class ChannelEnd:
         self.peer: str | None = None
         self.established = AsyncResult()
         self.closed = False
+        self._init_close_notifier()
+        self._unwatch = None  # stops watching the link this channel rides on
         self._enc: ChannelEncryptor | None = None
         self._dec: ChannelDecryptor | None = None
         self.node.register(self.decryptor)
@@ -158,9 +164,8 @@ class ChannelEnd:
     def _establish(self) -> None:
         self.node.register(self.encryptor)
         self.channels.ends[self.encryptor.address.inner.decode()] = self
-        first_hop = connection_at(self.node, self.remote_route[0]) if self.remote_route else None
-        if first_hop is not None:
-            first_hop.on_close(lambda _conn: self.close(notify=False))
+        if self.remote_route:  # a TCP connection, or the encryptor of a channel we run inside
+            self._unwatch = watch_link(self.node, self.remote_route[0], lambda _link: self.close(notify=False))
         self.established.set(self)
         log.info("secure channel %s with %s established via %s", self.encryptor.address, self.peer, self.via)
 
@@ -202,6 +207,9 @@ class ChannelEnd:
         self.node.unregister(self.decryptor.address)
         self.node.unregister(self.encryptor.address)
         self.channels.ends.pop(self.encryptor.address.inner.decode(), None)
+        if self._unwatch is not None:
+            self._unwatch()
+        self._notify_closed()  # channels and relays riding on this one go too
 
     def describe(self) -> dict:
         return {"address": f"/service/{self.encryptor.address.inner.decode()}", "peer": self.peer,

@@ -15,7 +15,7 @@ from gevent.event import AsyncResult
 from appliance.node.errors import AddressInUse, RequestTimeout
 from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
-from appliance.wire.address import TCP, Address, Route, route_text
+from appliance.wire.address import Address, Route, route_text
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,6 @@ class Node:
         self.name = name
         self.workers: dict[Address, Worker] = {}
         self.counters: Counter = Counter()
-        # set by the TCP transport: resolves `1#host:port` hops to a connection worker
-        self.tcp_router = None
 
     # --- registry -------------------------------------------------------------------------
     def register(self, worker: Worker) -> None:
@@ -53,9 +51,7 @@ class Node:
         address = msg.onward[0]
         worker = self.workers.get(address)
         if worker is None:
-            if address.tt == TCP and self.tcp_router is not None:
-                self.tcp_router(msg)
-                return
+            # also every non-LOCAL hop (`1#host:port`): a peer must never make us dial out
             self.counters["dropped_unknown_address"] += 1
             log.debug("dropped message for unknown address %s (onward %s)", address, route_text(msg.onward))
             return

@@ -41,6 +41,7 @@ class PortalStream(Worker):
         self.address = Address.random_local()
         self.remote_route = ()
         self.peer = peer  # the identifier at the other side, when it came over a secure channel
+        self._disconnecting = False
         self.writer = SocketWriter(sock, on_error=lambda exc: self.close(notify=True))
         self.registry = registry
         self.closed = False
@@ -63,7 +64,9 @@ class PortalStream(Worker):
             except ConnectionClosed:
                 pass
         elif tag == portal_wire.DISCONNECT[0]:
-            gevent.spawn(self._close_after_flush)
+            if not self._disconnecting:
+                self._disconnecting = True
+                gevent.spawn(self._close_after_flush)
         else:
             self.on_control(tag, msg)
 
@@ -194,6 +197,7 @@ class Outlet(Worker):
         self.authorized = authorized
         self.allow = allow or {}  # attributes the peer must prove with a project credential
         self.attributes_of = attributes_of
+        self.stopped = False
         self.address = Address.local(name)
         self.target_text = target
         self.target = parse_hostport(target)
@@ -233,12 +237,16 @@ class Outlet(Worker):
             log.warning("outlet %s: %s", self.address.inner.decode(), exc)
             self.node.send(inlet_route, portal_wire.DISCONNECT, (self.address,))
             return
+        if self.stopped:  # deleted while we were connecting
+            sock.close()
+            return
         stream = PortalStream(self.node, sock, self.streams, peer)
         stream.remote_route = inlet_route
         self.node.send(inlet_route, portal_wire.PONG, (stream.address,))
         stream.pump()
 
     def stop(self) -> None:
+        self.stopped = True
         for stream in list(self.streams):
             stream.close(notify=True)
 

@@ -16,7 +16,7 @@ from gevent.event import AsyncResult, Event
 
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout
 from appliance.node.message import LocalMessage
-from appliance.node.tcp import connection_at
+from appliance.node.links import watch_link
 from appliance.node.worker import Worker
 from appliance.wire import relay as relay_wire
 from appliance.wire.address import Address, route_text
@@ -30,11 +30,11 @@ SERVICE = "forwarding_service"
 class RelayWorker(Worker):
     """`forward_to_<name>` on the relay node: swaps itself for the registered route."""
 
-    def __init__(self, service: "ForwardingService", address: str, forward_route, connection, owner):
+    def __init__(self, service: "ForwardingService", address: str, forward_route, owner):
         self.service = service
         self.address = Address.local(address)
         self.forward_route = forward_route
-        self.connection = connection  # the TCP connection it was registered through, if any
+        self.unwatch = None  # stops watching the link (TCP connection or channel) it came over
         self.owner = owner  # identifier of the registering node, when it came over a secure channel
 
     def handle(self, msg: LocalMessage) -> None:
@@ -82,12 +82,11 @@ class ForwardingService(Worker):
         elif Address.local(name) in self.node.workers:
             self._refuse(msg, f"address {name} is in use at node {self.node.name}")
             return
-        connection = connection_at(self.node, msg.return_route[0]) if msg.return_route else None
-        relay = RelayWorker(self, name, msg.return_route, connection, msg.peer)
+        relay = RelayWorker(self, name, msg.return_route, msg.peer)
         self.node.register(relay)
         self.relays[name] = relay
-        if connection is not None:
-            connection.on_close(lambda _conn: self._remove(relay))
+        if msg.return_route:
+            relay.unwatch = watch_link(self.node, msg.return_route[0], lambda _link: self._remove(relay))
         log.info("relay %s registered, forwarding to %s", name, route_text(msg.return_route))
         self.node.send(msg.return_route, relay_wire.RelayReply(True, name).encode(), (relay.address,))
 
@@ -96,6 +95,8 @@ class ForwardingService(Worker):
         self.node.send(msg.return_route, relay_wire.RelayReply(False, reason).encode(), (self.address,))
 
     def _remove(self, relay: RelayWorker) -> None:
+        if relay.unwatch is not None:
+            relay.unwatch()
         if self.relays.get(relay.address.inner.decode()) is relay:
             del self.relays[relay.address.inner.decode()]
             self.node.unregister(relay.address)
@@ -124,7 +125,7 @@ class RelayClient(Worker):
         self._resolve_at = resolve_at
         self.address = Address.random_local()
         self.remote_route = None
-        self.connection = None  # the TCP connection the registration rides on, to watch
+        self.first_hop = None  # the link the registration rides on (TCP connection or channel)
         self._owned: list = []  # connections opened for this relay, closed when it is lost
         self.registrations = 0
         self._reply: AsyncResult | None = None
@@ -162,8 +163,7 @@ class RelayClient(Worker):
 
     def _register(self) -> None:
         route, self._owned = self._resolve_at()
-        first_hop = connection_at(self.node, route[0]) if route else None
-        self.connection = first_hop or (self._owned[0] if self._owned else None)
+        self.first_hop = route[0] if route else None
         self._reply = AsyncResult()
         self.node.send(route + (Address.local(SERVICE),),
                        relay_wire.encode_request(self.relay_address), (self.address,))
@@ -191,6 +191,7 @@ class RelayClient(Worker):
                     self._register()
                     backoff = self.BACKOFF_START
                 except Exception as exc:  # noqa: BLE001 - any failure: wait and try again
+                    self._drop_connection()  # what this attempt opened must not outlive it
                     log.warning("relay %s: registration at %s failed: %s (retry in %.1f s)",
                                 self.relay_address, self.at_text, exc, backoff)
                     self._stopped.wait(backoff * random.uniform(0.5, 1.0))
@@ -201,9 +202,7 @@ class RelayClient(Worker):
     def _watch(self) -> None:
         """Return when the registration is lost: connection closed or pings unanswered."""
         lost = Event()
-        connection = self.connection
-        if connection is not None:
-            connection.on_close(lambda _conn: lost.set())
+        unwatch = watch_link(self.node, self.first_hop, lambda _link: lost.set()) if self.first_hop else None
         missed = 0
         ping_route = self.remote_route[:-1] + (Address.local("echo"),)
         while not self._stopped.is_set() and not lost.wait(self.PING_INTERVAL):
@@ -215,6 +214,8 @@ class RelayClient(Worker):
                 if missed >= self.MAX_MISSED_PINGS:
                     log.warning("relay %s: %d pings unanswered, reconnecting", self.relay_address, missed)
                     break
+        if unwatch is not None:
+            unwatch()
         self.remote_route = None
         self._drop_connection()
 
@@ -222,7 +223,7 @@ class RelayClient(Worker):
         for connection in self._owned:
             connection.close()
         self._owned = []
-        self.connection = None
+        self.first_hop = None
 
     def describe(self) -> dict:
         return {"name": self.relay_address, "at": self.at_text,

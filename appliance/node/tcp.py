@@ -17,6 +17,7 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from appliance.node.errors import ConnectionClosed, NotFound, RouteError
+from appliance.node.links import CloseNotifier
 from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
 from appliance.node.writer import SocketWriter
@@ -93,7 +94,7 @@ def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT):
     return sock
 
 
-class TcpConnection(Worker):
+class TcpConnection(Worker, CloseNotifier):
     def __init__(self, transport: "TcpTransport", sock, peer: str, outgoing: bool):
         self.transport = transport
         self.node = transport.node
@@ -103,15 +104,9 @@ class TcpConnection(Worker):
         self.id = os.urandom(16).hex()
         self.address = Address.random_local()
         self.closed = False
-        self._close_callbacks: list = []
+        self._init_close_notifier()
         self.writer = SocketWriter(sock, on_error=lambda exc: self.close())
         self.writer.write(PROTOCOL_VERSION_BYTE)
-
-    def on_close(self, callback) -> None:
-        if self.closed:
-            callback(self)
-        else:
-            self._close_callbacks.append(callback)
 
     def handle(self, msg: LocalMessage) -> None:
         body = TransportMessage(msg.onward[1:], msg.return_route, msg.payload).encode()
@@ -154,12 +149,7 @@ class TcpConnection(Worker):
             self.sock.close()
         except OSError:
             pass
-        callbacks, self._close_callbacks = self._close_callbacks, []
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:  # noqa: BLE001 - one observer must not stop the others
-                log.exception("close callback failed")
+        self._notify_closed()
 
     def stop(self) -> None:
         self.close()
@@ -168,12 +158,6 @@ class TcpConnection(Worker):
         return {"id": self.id, "type": "TCP",
                 "mode": "Remote connection" if self.outgoing else "Incoming connection",
                 "socket_address": self.peer, "worker_address": str(self.address)}
-
-
-def connection_at(node, address: Address) -> "TcpConnection | None":
-    """The TCP connection whose worker address this is, if it is one."""
-    worker = node.workers.get(address)
-    return worker if isinstance(worker, TcpConnection) else None
 
 
 class TcpListener:
@@ -202,7 +186,6 @@ class TcpTransport:
         self.max_frame = max_frame
         self.listeners: dict[str, TcpListener] = {}
         self.connections: dict[str, TcpConnection] = {}
-        node.tcp_router = self._route_tcp_address
 
     def listen(self, hostport: str) -> TcpListener:
         listener = TcpListener(self, hostport)
@@ -238,18 +221,6 @@ class TcpTransport:
             if ident in (conn.id, str(conn.address), conn.address.inner.decode()):
                 return conn
         raise NotFound(f"no TCP listener or connection {ident!r}")
-
-    def _route_tcp_address(self, msg: LocalMessage) -> None:
-        """A `1#host:port` hop: connect (or reuse) in the background, then send through it."""
-        def deliver():
-            try:
-                conn = self.connection_to(parse_hostport(msg.onward[0].inner.decode()))
-            except Exception as exc:  # noqa: BLE001 - bad or unreachable address in a message
-                self.node.counters["dropped_unreachable"] += 1
-                log.debug("cannot route to %s: %s", msg.onward[0], exc)
-                return
-            conn.handle(msg)
-        gevent.spawn(deliver)
 
     def close(self) -> None:
         for listener in list(self.listeners.values()):

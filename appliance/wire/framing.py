@@ -43,6 +43,8 @@ class FrameDecoder:
             self._version_seen = True
             data = data[1:]
         if self._pending:
+            if len(self._pending[0]) < 4:  # a split header: make it whole once, peek cheaply after
+                self._pending = [b"".join(self._pending)]
             self._pending.append(data)
             self._pending_len += len(data)
             if self._pending_len < 4 or self._pending_len < 4 + self._peek_length():
@@ -70,7 +72,8 @@ class FrameDecoder:
         return frames
 
     def _peek_length(self) -> int:
-        head = b"".join(self._pending)[:4] if len(self._pending[0]) < 4 else self._pending[0][:4]
+        first = self._pending[0]
+        head = first[:4] if len(first) >= 4 else b"".join(self._pending[:2])[:4]
         (length,) = HEADER.unpack(head)
         if length > self.max_frame:
             raise FrameTooLarge(f"peer sent a frame of {length} bytes (max {self.max_frame})")
