@@ -33,6 +33,16 @@ def parse_route(text: str) -> list:
         raise RouteError(str(exc)) from None
 
 
+def tcp_target(segment, node_lookup: NodeLookup) -> multiaddr.Tcp:
+    """Where a Tcp or Node segment connects to: `/node/n` is node n's listener."""
+    if isinstance(segment, multiaddr.Tcp):
+        return segment
+    hostport = node_lookup(segment.name)
+    if hostport is None:
+        raise RouteError(f"unknown node {segment.name!r}")
+    return multiaddr.parse_hostport(hostport)
+
+
 def resolve(tcp, text: str, node_lookup: NodeLookup, reuse: bool = True,
             secure: Optional[SecureConnect] = None, project=None) -> Resolved:
     route: list = []
@@ -50,16 +60,12 @@ def resolve(tcp, text: str, node_lookup: NodeLookup, reuse: bool = True,
             if isinstance(segment, multiaddr.Local):
                 route.append(Address.local(segment.name))
                 continue
-            if isinstance(segment, multiaddr.Node):
-                hostport = node_lookup(segment.name)
-                if hostport is None:
-                    raise RouteError(f"unknown node {segment.name!r} in route {text!r}")
-                segment = multiaddr.parse_hostport(hostport)
-            if isinstance(segment, multiaddr.Tcp):
+            if isinstance(segment, (multiaddr.Tcp, multiaddr.Node)):
+                target = tcp_target(segment, node_lookup)
                 if reuse:
-                    conn = tcp.connection_to(segment)
+                    conn = tcp.connection_to(target)
                 else:
-                    conn = tcp.connect(segment)
+                    conn = tcp.connect(target)
                     opened.append(conn)
                 route.append(conn.address)
                 continue

@@ -179,18 +179,12 @@ class NodeRuntime:
         item.close()
 
     def tcp_connection_create(self, address: str) -> dict:
-        target = multiaddr.parse_hostport(address) if not address.startswith("/") else None
-        if target is None:
-            segments = routes.parse_route(address)
-            if len(segments) != 1 or not isinstance(segments[0], (multiaddr.Tcp, multiaddr.Node)):
-                raise RouteError(f"{address!r} is not a TCP address (HOST:PORT, /ip4/A/tcp/P or /node/N)")
-            target = segments[0]
-            if isinstance(target, multiaddr.Node):
-                hostport = self.node_lookup(target.name)
-                if hostport is None:
-                    raise RouteError(f"unknown node {target.name!r}")
-                target = multiaddr.parse_hostport(hostport)
-        return self.tcp.connect(target).describe()
+        if not address.startswith("/"):
+            return self.tcp.connect(multiaddr.parse_hostport(address)).describe()
+        segments = routes.parse_route(address)
+        if len(segments) != 1 or not isinstance(segments[0], (multiaddr.Tcp, multiaddr.Node)):
+            raise RouteError(f"{address!r} is not a TCP address (HOST:PORT, /ip4/A/tcp/P or /node/N)")
+        return self.tcp.connect(routes.tcp_target(segments[0], self.node_lookup)).describe()
 
     def transports(self) -> list:
         return ([l.describe() for l in self.tcp.listeners.values()]
