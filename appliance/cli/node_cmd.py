@@ -59,9 +59,13 @@ def run(_command: str, args, out: Output) -> int:
     raise CliError("unknown node command")
 
 
-def load_topology(path: str | None, listener: str | None, relay_authorized=(), as_project=None) -> Topology:
-    """The file's topology (or an empty one), with command-line options taking precedence."""
+def load_topology(path: str | None, listener: str | None = None, relay_authorized=(), as_project=None,
+                  identity: str | None = None) -> Topology:
+    """The file's topology (or an empty one), with command-line options taking precedence.
+    A reload calls this again, so the options keep overriding the edited file."""
     topology = topology_file.load(path) if path else Topology()
+    if identity:
+        topology = dataclasses.replace(topology, identity=identity)
     if as_project:
         state.check_name(as_project)
         topology = dataclasses.replace(topology, project=(as_project, "", topology_file.DEFAULT_CREDENTIAL_TTL))
@@ -93,12 +97,15 @@ def node_create(args, out: Output) -> None:
         from appliance.cli.project_cmd import enroll
 
         enroll(projects.decode_ticket(args["--enrollment-ticket"]), identity)
-    topology = load_topology(path, listener, relay_authorized, as_project)
+    def load() -> Topology:
+        return load_topology(path, listener, relay_authorized, as_project, identity)
+
+    topology = load()
     name = state.check_name(args["<name>"] or topology.name
                             or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
     if args["--foreground"]:
         background = bool(os.environ.get(process.BACKGROUND_ENV))  # then stderr is the log file already
-        return serve(prepare_node_service(name, topology,
+        return serve(prepare_node_service(name, topology, load,
                                           creation_args(path, listener, identity, relay_authorized, as_project),
                                           out.verbose, log_to_stderr=not background))
     if state.exists(name) and client.is_up(name):
@@ -119,10 +126,14 @@ def node_run(args, out: Output) -> int:
 
 def build_node_service(config: str, verbosity: int = 0, log_to_stderr: bool = True):
     """The NodeService a topology file describes (for `node run` and service managers)."""
-    topology = load_topology(config, None)
+    def load() -> Topology:
+        return load_topology(config)
+
+    topology = load()
     if not topology.name:
         raise CliError(f"{config}: node.name: missing (needed to run a node from a file)", code=2)
-    return prepare_node_service(topology.name, topology, creation_args(config, None, None), verbosity, log_to_stderr)
+    return prepare_node_service(topology.name, topology, load, creation_args(config, None, None), verbosity,
+                                log_to_stderr)
 
 
 def start_background(name: str, argv: list[str]) -> None:
@@ -137,16 +148,15 @@ def start_background(name: str, argv: list[str]) -> None:
         raise CliError(f"node {name} failed to start: {exc}") from None
 
 
-def prepare_node_service(name: str, topology: Topology, created_args: list[str], verbosity: int,
+def prepare_node_service(name: str, topology: Topology, load, created_args: list[str], verbosity: int,
                          log_to_stderr: bool):
+    """`load()` reads the topology again, the same way, when the node is reloaded."""
     from appliance.host import runner
 
     state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
     runner.setup_logging(name, verbosity, to_stderr=log_to_stderr)
-    identity_name = created_args[created_args.index("--identity") + 1] if "--identity" in created_args \
-        else topology.identity
-    identity = identities.load(identity_name) if identity_name else identities.load_or_create_default()[1]
-    return runner.NodeService(name, topology, created_args, identity)
+    identity = identities.load(topology.identity) if topology.identity else identities.load_or_create_default()[1]
+    return runner.NodeService(name, topology, created_args, identity, load_topology=load)
 
 
 def serve(service) -> int:

@@ -65,9 +65,11 @@ class NodeService:
     """A node with its topology, run by `run()` until `request_stop()` (from any thread)."""
 
     def __init__(self, name: str, topology: Topology, created_args: list[str], identity: Identity,
-                 grace: float = DEFAULT_GRACE):
+                 grace: float = DEFAULT_GRACE, load_topology=None):
         self.name = name
         self.topology = topology
+        # how a reload reads the topology: the file, with whatever overrode it at start
+        self._load = load_topology or (lambda: topology_file.load(topology.source))
         self.created_args = created_args
         self.identity = identity
         self.grace = grace
@@ -89,8 +91,7 @@ class NodeService:
             raise ReloadError("this node was not started from a topology file")
         systemd.notify("RELOADING=1")
         try:
-            new = topology_file.load(source)
-            summary = deployment.reload(new)
+            summary = deployment.reload(self._load())
         except topology_file.ConfigError as exc:
             log.error("reload failed: %s", exc)
             raise ReloadError(f"{exc}; the previous configuration is still in force") from None

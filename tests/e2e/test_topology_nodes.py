@@ -135,3 +135,20 @@ def test_reload_that_cannot_apply_keeps_the_old_configuration(ockam, tmp_path):
     proc = ockam.run("node", "reload", "edge", check=False)
     assert "needs a restart" in proc.stderr
     busy.close()
+
+
+def test_reload_keeps_the_command_line_overrides(ockam, tmp_path):
+    """Options given at creation (listener, identity) still override the edited file."""
+    path = tmp_path / "edge.toml"
+    path.write_text('[node]\nname = "edge"\n')
+    ockam("identity", "create", "edge-id")
+    listener = free_port()
+    ockam("node", "create", "--config", str(path), "--tcp-listener-address", f"127.0.0.1:{listener}",
+          "--identity", "edge-id")
+    inlet = free_port()
+    path.write_text(f'[node]\nname = "edge"\n\n[[inlets]]\nfrom = "127.0.0.1:{inlet}"\nto = "/service/outlet"\n')
+    summary = ockam("node", "reload", "edge", "--output", "json")
+    assert f"inlet 127.0.0.1:{inlet}" in summary
+    show = ockam("node", "show", "edge", "--output", "json")
+    assert f'"listener_address": "127.0.0.1:{listener}"' in show
+    assert ockam("identity", "show", "edge-id") in show
