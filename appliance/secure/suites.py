@@ -6,9 +6,10 @@ import hashlib
 import hmac
 import struct
 import nacl.bindings as sodium
-from nacl.exceptions import CryptoError, RuntimeError as NaclRuntimeError, UnavailableError
+from nacl.exceptions import RuntimeError as NaclRuntimeError
 
-from appliance.secure.errors import DecryptError, HandshakeError, UnknownSuite
+from appliance.secure import aead
+from appliance.secure.errors import HandshakeError, UnknownSuite
 
 DHLEN = 32
 HASHLEN = 32
@@ -34,11 +35,9 @@ class Suite:
     def encrypt(self, key: bytes, nonce: int, ad: bytes, plaintext: bytes) -> bytes:
         return self._encrypt(plaintext, ad, self._nonce(nonce), key)
 
-    def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext: bytes) -> bytes:
-        try:
-            return self._decrypt(ciphertext, ad, self._nonce(nonce), key)
-        except (CryptoError, ValueError, TypeError) as exc:
-            raise DecryptError("authentication failed") from exc
+    def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext) -> bytes:
+        """Raises DecryptError when the ciphertext is truncated or fails authentication."""
+        return self._decrypt(ciphertext, ad, self._nonce(nonce), key)
 
     def rekey(self, key: bytes) -> bytes:
         """Noise REKEY: the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes)."""
@@ -48,20 +47,16 @@ class Suite:
 _BE_NONCE = struct.Struct(">4xQ")  # AES-GCM: 32 zero bits, then the nonce big-endian
 _LE_NONCE = struct.Struct("<4xQ")  # ChaChaPoly: 32 zero bits, then the nonce little-endian
 
-AESGCM = Suite(0, b"Noise_XX_25519_AESGCM_SHA256", sodium.crypto_aead_aes256gcm_encrypt,
-               sodium.crypto_aead_aes256gcm_decrypt, _BE_NONCE.pack)
-CHACHAPOLY = Suite(1, b"Noise_XX_25519_ChaChaPoly_SHA256", sodium.crypto_aead_chacha20poly1305_ietf_encrypt,
-                   sodium.crypto_aead_chacha20poly1305_ietf_decrypt, _LE_NONCE.pack)
+AESGCM = Suite(0, b"Noise_XX_25519_AESGCM_SHA256", aead.aes256gcm_encrypt, aead.aes256gcm_decrypt,
+               _BE_NONCE.pack)
+CHACHAPOLY = Suite(1, b"Noise_XX_25519_ChaChaPoly_SHA256", aead.chacha20poly1305_encrypt,
+                   aead.chacha20poly1305_decrypt, _LE_NONCE.pack)
 SUITES = {AESGCM.id: AESGCM, CHACHAPOLY.id: CHACHAPOLY}
 SUITE_NAMES = {"aesgcm": AESGCM, "chachapoly": CHACHAPOLY}
 
 
 def aesgcm_available() -> bool:
-    try:
-        AESGCM.encrypt(bytes(32), 0, b"", b"")
-    except UnavailableError:
-        return False
-    return True
+    return aead.aes256gcm_available()
 
 
 def default_suite() -> Suite:

@@ -18,6 +18,7 @@ TCP = 1
 
 MAX_ROUTE_HOPS = 64
 MAX_ADDRESS_BYTES = 1024
+ROUTE_CACHE_SIZE = 4096  # per direction; emptied when full
 
 
 class Address(NamedTuple):
@@ -52,8 +53,26 @@ class Address(NamedTuple):
 Route = tuple  # tuple[Address, ...]; an alias that says what the tuple means
 
 
+# Every message of a portal stream carries the same two routes, so both directions of the
+# route codec remember what they did: a hit costs one dict lookup instead of building the
+# addresses again. Entries are immutable (tuples of Address, bytes); a flood of distinct
+# routes only empties the caches, it cannot grow them.
+_ENCODED: dict = {}
+_DECODED: dict = {}
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) >= ROUTE_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
 def encode_route(route: Route) -> bytes:
-    return bare.encode_uint(len(route)) + b"".join(a.encode() for a in route)
+    encoded = _ENCODED.get(route)
+    if encoded is None:
+        encoded = bare.encode_uint(len(route)) + b"".join(a.encode() for a in route)
+        _remember(_ENCODED, route, encoded)
+    return encoded
 
 
 def read_address(reader: bare.Reader) -> Address:
@@ -68,7 +87,37 @@ def read_route(reader: bare.Reader) -> Route:
     count = reader.uint()
     if count > MAX_ROUTE_HOPS:
         raise DecodeError(f"route of {count} hops is longer than {MAX_ROUTE_HOPS}")
-    return tuple(read_address(reader) for _ in range(count))
+    return tuple([read_address(reader) for _ in range(count)])
+
+
+def _route_end(buf, pos: int) -> int:
+    """Where the route at `pos` ends when its count and lengths are one-byte varints (all
+    real routes), or -1 to let the checked decoder find out what is wrong."""
+    size = len(buf)
+    if pos >= size or buf[pos] >= 0x80:
+        return -1
+    for _ in range(buf[pos]):
+        pos += 1
+        if pos + 1 >= size or buf[pos + 1] >= 0x80:
+            return -1
+        pos += 1 + buf[pos + 1]
+    pos += 1
+    return pos if pos <= size else -1
+
+
+def split_route(buf, pos: int) -> tuple:
+    """(the route encoded at buf[pos:], the position after it); buf may be a memoryview."""
+    end = _route_end(buf, pos)
+    if end < 0:
+        reader = bare.Reader(buf, pos)
+        return read_route(reader), reader.pos
+    key = bytes(buf[pos:end])
+    route = _DECODED.get(key)
+    if route is None:
+        reader = bare.Reader(key)
+        route = read_route(reader)
+        _remember(_DECODED, key, route)
+    return route, end
 
 
 def route_text(route: Route) -> str:

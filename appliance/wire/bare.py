@@ -43,6 +43,10 @@ class Reader:
         self._pos = pos
 
     @property
+    def pos(self) -> int:
+        return self._pos
+
+    @property
     def remaining(self) -> int:
         return len(self._buf) - self._pos
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from appliance.wire import bare
-from appliance.wire.address import Route, encode_route, read_route
+from appliance.wire.address import Route, encode_route, split_route
 from appliance.wire.errors import DecodeError
+from appliance.wire.transport import read_payload
 
 VERSION = 1
 INIT, RESPONSE, FINISH, REFUSE = 1, 2, 3, 4
@@ -93,14 +94,15 @@ CONFIRM_MESSAGE = b"\x02"
 
 def decode_channel_message(data: bytes) -> tuple:
     """(PAYLOAD, onward, return, payload), or (CLOSE or CONFIRM, (), (), b"")."""
-    reader = bare.Reader(data)
-    tag = reader.u8()
-    if tag in (CLOSE, CONFIRM):
-        reader.expect_end()
+    if not data:
+        raise DecodeError("empty channel message")
+    tag = data[0]
+    if tag == PAYLOAD:
+        onward, pos = split_route(data, 1)
+        return_route, pos = split_route(data, pos)
+        return PAYLOAD, onward, return_route, read_payload(data, pos)
+    if tag in (CLOSE, CONFIRM) and len(data) == 1:
         return tag, (), (), b""
-    if tag != PAYLOAD:
-        raise DecodeError(f"unknown channel message {tag}")
-    onward, return_route = read_route(reader), read_route(reader)
-    payload = reader.bytes()
-    reader.expect_end()
-    return PAYLOAD, onward, return_route, payload
+    if tag in (CLOSE, CONFIRM):
+        raise DecodeError(f"channel message {tag} has trailing bytes")
+    raise DecodeError(f"unknown channel message {tag}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from appliance.wire import bare
-from appliance.wire.address import Route, encode_route, read_route
+from appliance.wire.address import Route, encode_route, split_route
 from appliance.wire.errors import DecodeError
 
 VERSION = 1
@@ -20,22 +20,32 @@ class TransportMessage(NamedTuple):
     payload: bytes
 
     def encode(self) -> bytes:
-        return b"".join((
-            b"\x01",
-            encode_route(self.onward),
-            encode_route(self.return_route),
-            bare.encode_uint(len(self.payload)),
-            self.payload,
-        ))
+        return encode_head(self.onward, self.return_route, len(self.payload)) + self.payload
 
     @classmethod
     def decode(cls, data: bytes | memoryview) -> "TransportMessage":
-        reader = bare.Reader(data)
-        version = reader.u8()
-        if version != VERSION:
-            raise DecodeError(f"unknown transport message version {version}")
-        onward = read_route(reader)
-        return_route = read_route(reader)
-        payload = reader.bytes()
-        reader.expect_end()
-        return cls(onward, return_route, payload)
+        if not data or data[0] != VERSION:
+            raise DecodeError(f"unknown transport message version {data[0]}" if data else "empty transport message")
+        onward, pos = split_route(data, 1)
+        return_route, pos = split_route(data, pos)
+        return cls(onward, return_route, read_payload(data, pos))
+
+
+def encode_head(onward: Route, return_route: Route, payload_length: int) -> bytes:
+    """Everything before the payload, so a sender can join the payload in once, with its frame."""
+    return b"".join((b"\x01", encode_route(onward), encode_route(return_route), bare.encode_uint(payload_length)))
+
+
+def read_payload(data, pos: int) -> bytes:
+    """The length-prefixed bytes at pos, which must end exactly where data ends."""
+    size = len(data)
+    if pos + 1 < size:  # the common cases, one- and two-byte lengths, without a Reader
+        if data[pos] < 0x80:
+            if pos + 1 + data[pos] == size:
+                return bytes(data[pos + 1:])
+        elif data[pos + 1] < 0x80 and pos + 2 + (data[pos] & 0x7F | data[pos + 1] << 7) == size:
+            return bytes(data[pos + 2:])
+    reader = bare.Reader(data, pos)
+    payload = reader.bytes()
+    reader.expect_end()
+    return payload

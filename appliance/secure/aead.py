@@ -1,0 +1,54 @@
+"""libsodium's two AEADs, called straight through PyNaCl's cffi module.
+
+PyNaCl's `nacl.bindings` wrappers validate every argument in Python and zero a fresh
+buffer on each call: 11 µs to seal a 30-byte packet, against 2 µs for the C call itself.
+A portal pays that four times per request and reply, so the data path calls libsodium
+directly; keys and nonces come from our own code, and the C functions check lengths.
+Ciphertext may be any buffer (a memoryview into a received frame is not copied first).
+"""
+
+from __future__ import annotations
+
+from nacl._sodium import ffi, lib
+from nacl.bindings import sodium_init
+
+from appliance.secure.errors import DecryptError, SecureError
+
+TAGLEN = 16
+sodium_init()  # idempotent; PyNaCl runs it on import too, but say so where it matters
+_new = ffi.new_allocator(should_clear_after_alloc=False)  # every byte is written by the call
+
+
+def _sealer(c_encrypt):
+    def encrypt(plaintext, ad: bytes, nonce: bytes, key: bytes) -> bytes:
+        size = len(plaintext) + TAGLEN
+        out = _new("unsigned char[]", size)
+        if c_encrypt(out, ffi.NULL, ffi.from_buffer(plaintext), len(plaintext), ad, len(ad),
+                     ffi.NULL, nonce, key) != 0:
+            raise SecureError("encryption failed")
+        return ffi.buffer(out, size)[:]
+    return encrypt
+
+
+def _opener(c_decrypt):
+    def decrypt(ciphertext, ad: bytes, nonce: bytes, key: bytes) -> bytes:
+        size = len(ciphertext) - TAGLEN
+        if size < 0:
+            raise DecryptError("ciphertext is shorter than its tag")
+        out = _new("unsigned char[]", size or 1)
+        if c_decrypt(out, ffi.NULL, ffi.NULL, ffi.from_buffer(ciphertext), len(ciphertext),
+                     ad, len(ad), nonce, key) != 0:
+            raise DecryptError("authentication failed")
+        return ffi.buffer(out, size)[:]
+    return decrypt
+
+
+def aes256gcm_available() -> bool:
+    """AES-256-GCM in libsodium needs AES-NI (x86) or the ARMv8 crypto extensions."""
+    return lib.crypto_aead_aes256gcm_is_available() == 1
+
+
+aes256gcm_encrypt = _sealer(lib.crypto_aead_aes256gcm_encrypt)
+aes256gcm_decrypt = _opener(lib.crypto_aead_aes256gcm_decrypt)
+chacha20poly1305_encrypt = _sealer(lib.crypto_aead_chacha20poly1305_ietf_encrypt)
+chacha20poly1305_decrypt = _opener(lib.crypto_aead_chacha20poly1305_ietf_decrypt)
