@@ -16,7 +16,8 @@ from gevent.event import AsyncResult
 
 from appliance.node.errors import ConnectionClosed, NodeError
 from appliance.node.message import LocalMessage
-from appliance.node.tcp import connect_tcp, start_server, tune_socket
+from appliance.node.sockets import HubSocket
+from appliance.node.tcp import connect_tcp, start_server
 from appliance.node.worker import Worker
 from appliance.node.writer import SocketWriter
 from appliance.wire import portal as portal_wire
@@ -35,7 +36,7 @@ FLUSH_ON_DISCONNECT = 30.0
 class PortalStream(Worker):
     """One side of one portal connection: a socket on this node and a route to the other side."""
 
-    def __init__(self, node, sock, registry: set, peer: str | None = None):
+    def __init__(self, node, sock: HubSocket, registry: set, peer: str | None = None):
         self.node = node
         self.sock = sock
         self.address = Address.random_local()
@@ -100,10 +101,7 @@ class PortalStream(Worker):
         self.node.unregister(self.address)
         self.registry.discard(self)
         self.writer.close()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.sock.close()
 
     def stop(self) -> None:
         self.close(notify=True)
@@ -169,8 +167,7 @@ class Inlet:
         self.server, self.bind = start_server(bind, self._accept)
 
     def _accept(self, sock, _peer) -> None:
-        tune_socket(sock)
-        InletStream(self.node, sock, self.streams, self.resolve_outlet, self.authorized).run()
+        InletStream(self.node, HubSocket.adopt(sock), self.streams, self.resolve_outlet, self.authorized).run()
 
     def resolve_outlet(self):
         route = self._route

@@ -19,19 +19,19 @@ from gevent.server import StreamServer
 from appliance.node.errors import ConnectionClosed, NotFound, RouteError
 from appliance.node.links import CloseNotifier
 from appliance.node.message import LocalMessage
+from appliance.node.sockets import HubSocket
 from appliance.node.worker import Worker
-from appliance.node.writer import SocketWriter
+from appliance.node.writer import Batch, SocketWriter
 from appliance.wire.address import Address
 from appliance.wire.errors import WireError
 from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder, encode_frame_header
 from appliance.wire.multiaddr import Tcp, parse_hostport
-from appliance.wire.transport import TransportMessage
+from appliance.wire.transport import TransportMessage, encode_head
 
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 10.0
-KEEPALIVE = (300, 75, 2)  # idle, interval, probes - as Ockam
 
 
 def _ip_family(host: str):
@@ -39,15 +39,6 @@ def _ip_family(host: str):
         return _stdsocket.AF_INET6 if ipaddress.ip_address(host).version == 6 else _stdsocket.AF_INET
     except ValueError:
         return None
-
-
-def tune_socket(sock) -> None:
-    """No Nagle delay (we batch ourselves) and TCP keepalive for dead peers."""
-    sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-    sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
-    for opt, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), KEEPALIVE):
-        if hasattr(_stdsocket, opt):
-            sock.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
 
 
 def os_reason(exc: BaseException) -> str:
@@ -68,7 +59,7 @@ def start_server(bind: str, handle) -> tuple:
     return server, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
-def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT):
+def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT) -> HubSocket:
     """Open a TCP socket to host:port or raise RouteError with a one-line reason.
 
     An IP literal is connected to directly: gevent resolves names on a thread pool, which
@@ -89,13 +80,11 @@ def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT):
         raise RouteError(f"cannot resolve {target.host}: {exc.strerror}") from None
     except (OSError, gevent.Timeout) as exc:
         raise RouteError(f"cannot connect to {target.hostport}: {os_reason(exc)}") from None
-    sock.settimeout(None)
-    tune_socket(sock)
-    return sock
+    return HubSocket.adopt(sock)
 
 
 class TcpConnection(Worker, CloseNotifier):
-    def __init__(self, transport: "TcpTransport", sock, peer: str, outgoing: bool):
+    def __init__(self, transport: "TcpTransport", sock: HubSocket, peer: str, outgoing: bool):
         self.transport = transport
         self.node = transport.node
         self.sock = sock
@@ -109,34 +98,41 @@ class TcpConnection(Worker, CloseNotifier):
         self.writer.write(PROTOCOL_VERSION_BYTE)
 
     def handle(self, msg: LocalMessage) -> None:
-        body = TransportMessage(msg.onward[1:], msg.return_route, msg.payload).encode()
+        payload = msg.payload
+        head = encode_head(msg.onward[1:], msg.return_route, len(payload))
         try:
-            self.writer.write(encode_frame_header(len(body)), body)
+            self.writer.write(b"".join((encode_frame_header(len(head) + len(payload)), head, payload)))
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
 
     def read_loop(self) -> None:
         decoder = FrameDecoder(self.transport.max_frame)
-        node = self.node
-        own = self.address
         try:
             while True:
                 data = self.sock.recv(RECV_SIZE)
                 if not data:
                     break
-                for frame in decoder.feed(data):
-                    if not frame:
-                        continue  # heartbeat
-                    onward, return_route, payload = TransportMessage.decode(frame)
-                    if onward:
-                        node.route(LocalMessage(onward, (own,) + return_route, payload))
+                frames = decoder.feed(data)
+                if len(frames) > 1:
+                    with Batch():  # what they cause is written once, at the end of this turn
+                        self._deliver(frames)
+                else:
+                    self._deliver(frames)
         except WireError as exc:
-            node.counters["bad_frames"] += 1
+            self.node.counters["bad_frames"] += 1
             log.warning("closing connection %s from %s: %s", self.id, self.peer, exc)
         except OSError as exc:
             log.debug("connection %s to %s failed: %s", self.id, self.peer, exc)
         finally:
             self.close()
+
+    def _deliver(self, frames: list) -> None:
+        route, own = self.node.route, (self.address,)
+        for frame in frames:
+            if frame:  # an empty frame is a heartbeat
+                onward, return_route, payload = TransportMessage.decode(frame)
+                if onward:
+                    route(LocalMessage(onward, own + return_route, payload))
 
     def close(self) -> None:
         if self.closed:
@@ -145,10 +141,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.node.unregister(self.address)
         self.transport.connections.pop(self.id, None)
         self.writer.close()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.sock.close()
         self._notify_closed()
 
     def stop(self) -> None:
@@ -167,8 +160,7 @@ class TcpListener:
         self.server, self.address = start_server(hostport, self._accept)
 
     def _accept(self, sock, peer) -> None:
-        tune_socket(sock)
-        conn = self.transport.adopt(sock, f"{peer[0]}:{peer[1]}", outgoing=False)
+        conn = self.transport.adopt(HubSocket.adopt(sock), f"{peer[0]}:{peer[1]}", outgoing=False)
         conn.read_loop()
 
     def close(self) -> None:
@@ -192,7 +184,7 @@ class TcpTransport:
         self.listeners[listener.id] = listener
         return listener
 
-    def adopt(self, sock, peer: str, outgoing: bool) -> TcpConnection:
+    def adopt(self, sock: HubSocket, peer: str, outgoing: bool) -> TcpConnection:
         conn = TcpConnection(self, sock, peer, outgoing)
         self.node.register(conn)
         self.connections[conn.id] = conn

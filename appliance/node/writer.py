@@ -1,63 +1,83 @@
-"""A socket writer that coalesces small writes and pushes back on fast producers.
+"""A socket writer that sends at once, or once per loop turn under load, and pushes back.
 
-Producers call `write`; a dedicated greenlet drains the queue with one `sendall` per batch.
-When more than `high_water` bytes wait, `write` blocks the producing greenlet until the
-socket catches up: a slow reader slows its sender instead of growing our memory.
+A write goes straight to the kernel when nothing is queued: a lone request pays no delay.
+Inside a `Batch` (a reader working through several frames of one receive) writes are
+queued instead, and one flush per writer, run by the hub after every greenlet woken in
+that turn has run and before it waits for I/O again, sends them together.
+What the kernel does not take is drained by a greenlet that waits for the socket, and when
+more than `high_water` bytes wait, `write` blocks the producing greenlet until the socket
+catches up: a slow reader slows its sender instead of growing our memory.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 import gevent
 from gevent.event import Event
 
 from appliance.node.errors import ConnectionClosed
+from appliance.node.sockets import HubSocket
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HIGH_WATER = 1 << 20
+MAX_SEND = 256 * 1024  # bytes joined for one send: few syscalls without re-copying a long queue
+
+
+class Batch:
+    """`with Batch():` around the handling of several frames from one receive.
+
+    Inside it, writes wait for the end of the loop turn and go out together: the outlet
+    that gets twenty requests in one read writes them to their twenty sockets in a row,
+    after it has decoded them all, and a relay forwards them in one send. Outside it a
+    write is sent at once, which is what a lone request wants. A greenlet that waits
+    inside a batch only delays others' writes to the end of the turn; nothing is held."""
+
+    depth = 0
+
+    def __enter__(self) -> None:
+        Batch.depth += 1
+
+    def __exit__(self, *exc) -> None:
+        Batch.depth -= 1
 
 
 class SocketWriter:
-    def __init__(self, sock, on_error=None, high_water: int = DEFAULT_HIGH_WATER):
+    def __init__(self, sock: HubSocket, on_error=None, high_water: int = DEFAULT_HIGH_WATER):
         self._sock = sock
         self._on_error = on_error
         self._high_water = high_water
-        self._chunks: list = []
+        self._chunks: deque = deque()
         self._size = 0
-        self._wake = Event()
+        self._loop = gevent.get_hub().loop
+        self._flush_pending = False
+        self._draining = None  # the greenlet waiting for the socket to take the rest
         self._room = Event()
         self._room.set()
         self._idle = Event()
         self._idle.set()
         self.closed = False
-        self._greenlet = None  # spawned on the first write that has to wait: most never do
 
-    def write(self, *chunks) -> None:
+    def write(self, data) -> None:
         if self.closed:
             raise ConnectionClosed("socket is closed")
-        if not self._chunks and self._idle.is_set():
-            # Fast path: nothing queued, so try the kernel first; most writes end here,
-            # without waking the writer greenlet (a switch and a loop turn per message).
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not Batch.depth and not self._chunks and self._draining is None:
             try:
-                sent = self._sock.send(data, 0, 0.0)  # timeout 0: never wait here
-            except BlockingIOError:
-                sent = 0
+                sent = self._sock.send(data)
             except OSError as exc:
                 self._fail(exc)
                 raise ConnectionClosed(f"socket write failed: {exc}") from None
             if sent == len(data):
                 return
-            chunks = (memoryview(data)[sent:],)
-        for chunk in chunks:
-            self._chunks.append(chunk)
-            self._size += len(chunk)
-        self._idle.clear()
-        self._wake.set()
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+            data = memoryview(data)[sent:]
+        self._chunks.append(data)
+        self._size += len(data)
+        if not self._flush_pending and self._draining is None:
+            self._flush_pending = True
+            self._idle.clear()
+            self._loop.run_callback(self._flush)
         if self._size > self._high_water:
             self._room.clear()
             self._room.wait()
@@ -73,31 +93,63 @@ class SocketWriter:
         if self.closed:
             return
         self.closed = True
-        self._chunks = []
+        self._chunks.clear()
+        self._size = 0
         self._room.set()
         self._idle.set()
-        self._wake.set()
-        if self._greenlet is not None and self._greenlet is not gevent.getcurrent():
-            self._greenlet.kill(block=False)
+        if self._draining is not None and self._draining is not gevent.getcurrent():
+            self._draining.kill(block=False)
+
+    def _flush(self) -> None:
+        """Runs in the hub: it must never wait, so a socket that is full is left to _drain."""
+        self._flush_pending = False
+        if self.closed or self._draining is not None:
+            return
+        if self._send_now() and self._chunks:
+            self._draining = gevent.spawn(self._drain)
+        elif not self._chunks:
+            self._idle.set()
+
+    def _drain(self) -> None:
+        try:
+            while self._chunks and not self.closed:
+                self._sock.wait_writable()
+                if not self._send_now():
+                    return
+        except OSError as exc:
+            self._fail(exc)
+            return
+        self._draining = None
+        if not self.closed:
+            self._idle.set()
+
+    def _send_now(self) -> bool:
+        """Send until the queue is empty or the kernel is full; False when the socket failed."""
+        chunks = self._chunks
+        while chunks:
+            if len(chunks) == 1 or len(chunks[0]) >= MAX_SEND:
+                data = chunks.popleft()
+            else:
+                parts, size = [], 0
+                while chunks and size < MAX_SEND:
+                    parts.append(chunks.popleft())
+                    size += len(parts[-1])
+                data = b"".join(parts)
+            try:
+                sent = self._sock.send(data)
+            except OSError as exc:
+                gevent.spawn(self._fail, exc)  # its callbacks may need to wait; the hub may not
+                return False
+            self._size -= sent
+            if sent < len(data):
+                chunks.appendleft(memoryview(data)[sent:])
+                break
+        if self._size <= self._high_water:
+            self._room.set()
+        return True
 
     def _fail(self, exc: OSError) -> None:
         log.debug("write failed: %s", exc)
         self.close()
         if self._on_error:
             self._on_error(exc)
-
-    def _run(self) -> None:
-        sock = self._sock
-        while not self.closed:
-            self._wake.wait()
-            self._wake.clear()
-            while self._chunks and not self.closed:
-                chunks, self._chunks, self._size = self._chunks, [], 0
-                self._room.set()
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                try:
-                    sock.sendall(data)
-                except OSError as exc:
-                    self._fail(exc)
-                    return
-            self._idle.set()

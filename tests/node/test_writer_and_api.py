@@ -2,16 +2,23 @@
 
 import json
 import os
+import socket as stdsocket
 
 import gevent
 from gevent import socket
 
 from appliance.node.api import ControlServer
-from appliance.node.writer import SocketWriter
+from appliance.node.sockets import HubSocket, SocketClosed
+from appliance.node.writer import Batch, SocketWriter
+
+
+def _pair():
+    ours, theirs = stdsocket.socketpair()
+    return HubSocket(ours), socket.socket(fileno=theirs.detach())
 
 
 def test_writer_blocks_a_fast_producer_instead_of_buffering():
-    ours, theirs = socket.socketpair()
+    ours, theirs = _pair()
     writer = SocketWriter(ours, high_water=64 * 1024)
     chunk = b"x" * 16384
     written = []
@@ -34,13 +41,65 @@ def test_writer_blocks_a_fast_producer_instead_of_buffering():
 
 
 def test_writer_close_releases_blocked_producers():
-    ours, _theirs = socket.socketpair()
+    ours, _theirs = _pair()
     writer = SocketWriter(ours, high_water=1024)
     producer = gevent.spawn(lambda: [writer.write(b"y" * 4096) for _ in range(10000)])
     gevent.sleep(0.1)
     writer.close()
     producer.join(timeout=5)
     assert producer.ready() and producer.exception is not None
+
+
+class _RecordingSocket:
+    """Takes at most `per_send` bytes per send and records each send; full after `capacity`."""
+
+    def __init__(self, per_send=1 << 30, capacity=1 << 30):
+        self.sends, self.per_send, self.capacity = [], per_send, capacity
+
+    def send(self, data) -> int:
+        n = min(len(data), self.per_send, self.capacity - sum(map(len, self.sends)))
+        if n:
+            self.sends.append(bytes(data[:n]))
+        return n
+
+    def wait_writable(self) -> None:
+        gevent.sleep(0.001)
+        self.capacity += 1 << 20
+
+
+def test_writes_are_sent_at_once_outside_a_batch_and_together_inside_one():
+    sock = _RecordingSocket()
+    writer = SocketWriter(sock)
+    writer.write(b"a")
+    writer.write(b"b")
+    assert sock.sends == [b"a", b"b"]
+    with Batch():
+        for part in (b"c", b"d", b"e"):
+            writer.write(part)
+    assert sock.sends == [b"a", b"b"], "a batch waits for the end of the loop turn"
+    gevent.sleep(0)
+    assert sock.sends == [b"a", b"b", b"cde"]
+    assert writer.flush(timeout=1)
+
+
+def test_a_socket_that_takes_little_at_a_time_still_gets_everything_in_order():
+    sock = _RecordingSocket(per_send=1000, capacity=5000)
+    writer = SocketWriter(sock, high_water=10_000)
+    data = os.urandom(200_000)
+    producer = gevent.spawn(lambda: [writer.write(data[i:i + 7000]) for i in range(0, len(data), 7000)])
+    producer.join(timeout=10)
+    assert producer.successful()
+    assert writer.flush(timeout=10)
+    assert b"".join(sock.sends) == data
+
+
+def test_closing_a_hub_socket_wakes_its_reader_with_an_error():
+    ours, _theirs = _pair()
+    reader = gevent.spawn(ours.recv, 100)
+    gevent.sleep(0.05)
+    ours.close()
+    reader.join(timeout=2)
+    assert isinstance(reader.exception, SocketClosed)
 
 
 def _request(path, raw: bytes) -> dict:
