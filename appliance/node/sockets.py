@@ -16,6 +16,7 @@ import socket as _stdsocket
 from gevent import get_hub
 
 KEEPALIVE = (300, 75, 2)  # idle, interval, probes - as Ockam
+SMALL_READ = 64 * 1024
 
 
 class SocketClosed(OSError):
@@ -26,7 +27,7 @@ class SocketClosed(OSError):
 
 
 class HubSocket:
-    __slots__ = ("sock", "_hub", "_read", "_write", "closed")
+    __slots__ = ("sock", "_hub", "_read", "_write", "_drained", "_filled", "closed")
 
     def __init__(self, sock: _stdsocket.socket):
         sock.setblocking(False)
@@ -34,6 +35,8 @@ class HubSocket:
         self._hub = get_hub()
         self._read = self._hub.loop.io(sock.fileno(), 1)
         self._write = self._hub.loop.io(sock.fileno(), 2)
+        self._drained = False
+        self._filled = False
         self.closed = False
 
     @classmethod
@@ -45,15 +48,31 @@ class HubSocket:
         return cls(sock)
 
     def recv(self, size: int) -> bytes:
-        """Up to `size` bytes, waiting until there is at least one; b"" at end of stream."""
+        """Up to `size` bytes, waiting until there is at least one; b"" at end of stream.
+
+        Reads ask for SMALL_READ bytes unless the last one filled its buffer (bulk data):
+        a buffer of glibc's mmap threshold (128 KiB) or more is mapped and unmapped on every
+        call, which costs more than the whole receive of a small message.
+        After a read that did not fill its buffer the kernel had nothing more, so the next
+        call waits before it reads: a request/response peer has sent nothing new yet, and a
+        failed receive costs a system call and an exception."""
+        if self._drained:
+            self._wait_readable()
+        want = size if self._filled else min(size, SMALL_READ)
         while True:
             try:
-                return self.sock.recv(size)
+                data = self.sock.recv(want)
             except BlockingIOError:
-                pass
-            if self.closed:
-                raise SocketClosed()
-            self._hub.wait(self._read)
+                self._wait_readable()
+                continue
+            self._filled = len(data) == want
+            self._drained = not self._filled
+            return data
+
+    def _wait_readable(self) -> None:
+        if self.closed:
+            raise SocketClosed()
+        self._hub.wait(self._read)
 
     def send(self, data) -> int:
         """As much of `data` as the kernel takes now (0 when its buffer is full); never waits."""
