@@ -51,7 +51,7 @@ class Deployment:
 
     def stop(self) -> None:
         if self.demo is not None:
-            self.demo.stop(timeout=0)
+            self.demo.stop()
 
     def reload(self, new: Topology) -> dict:
         fixed = [f for f in RESTART_FIELDS if getattr(new, f) != getattr(self.topology, f)]

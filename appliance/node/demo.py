@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from gevent.server import StreamServer
-
+from appliance.node.sockets import HubSocket, Listener
 from appliance.node.tcp import start_server
 
 BODY = b"Hello from the ockam-appliance demo service: this answer came through a portal.\n"
 MAX_REQUEST_HEAD = 16384
 
 
-def _respond(sock, _addr) -> None:
+def _respond(sock: HubSocket, _addr) -> None:
     head = b""
     try:
         while b"\r\n\r\n" not in head and len(head) < MAX_REQUEST_HEAD:
@@ -27,5 +26,5 @@ def _respond(sock, _addr) -> None:
         sock.close()
 
 
-def start_demo_http(bind: str) -> StreamServer:
+def start_demo_http(bind: str) -> Listener:
     return start_server(bind, _respond)[0]

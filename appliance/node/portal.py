@@ -166,8 +166,8 @@ class Inlet:
         self.streams: set = set()
         self.server, self.bind = start_server(bind, self._accept)
 
-    def _accept(self, sock, _peer) -> None:
-        InletStream(self.node, HubSocket.adopt(sock), self.streams, self.resolve_outlet, self.authorized).run()
+    def _accept(self, sock: HubSocket, _peer) -> None:
+        InletStream(self.node, sock, self.streams, self.resolve_outlet, self.authorized).run()
 
     def resolve_outlet(self):
         route = self._route
@@ -176,7 +176,7 @@ class Inlet:
         return route
 
     def close(self) -> None:
-        self.server.stop(timeout=0)
+        self.server.stop()
         for stream in list(self.streams):
             stream.close(notify=True)
 

@@ -132,7 +132,7 @@ class NodeRuntime:
     def drain(self, grace: float) -> None:
         """Stop taking new connections, then give open portal connections `grace` seconds."""
         for inlet in self.inlets.values():
-            inlet.server.stop(timeout=0)
+            inlet.server.stop()
         for listener in list(self.tcp.listeners.values()):
             listener.close()
         deadline = time.monotonic() + grace

@@ -11,12 +11,20 @@ nothing for it. Closing wakes a waiting greenlet with `SocketClosed`, as gevent'
 from __future__ import annotations
 
 import errno
+import logging
+import os
 import socket as _stdsocket
 
+import gevent
 from gevent import get_hub
+from gevent.socket import getaddrinfo
+
+log = logging.getLogger(__name__)
 
 KEEPALIVE = (300, 75, 2)  # idle, interval, probes - as Ockam
 SMALL_READ = 64 * 1024
+BACKLOG = 1024
+ACCEPT_RETRY = 0.1  # seconds to wait after accept failed (out of file descriptors)
 
 
 class SocketClosed(OSError):
@@ -38,14 +46,6 @@ class HubSocket:
         self._drained = False
         self._filled = False
         self.closed = False
-
-    @classmethod
-    def adopt(cls, gevent_socket) -> "HubSocket":
-        """Take over a connected gevent socket (accepted by a StreamServer, or dialled)."""
-        family, kind = gevent_socket.family, gevent_socket.type
-        sock = _stdsocket.socket(family, kind, 0, gevent_socket.detach())
-        tune(sock)
-        return cls(sock)
 
     def recv(self, size: int) -> bytes:
         """Up to `size` bytes, waiting until there is at least one; b"" at end of stream.
@@ -86,6 +86,13 @@ class HubSocket:
             raise SocketClosed()
         self._hub.wait(self._write)
 
+    def sendall(self, data) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.send(view):]
+            if view:
+                self.wait_writable()
+
     def close(self) -> None:
         """Close now, or once the greenlets waiting on it have been woken with SocketClosed."""
         if self.closed:
@@ -94,10 +101,94 @@ class HubSocket:
         self._hub.cancel_waits_close_and_then((self._read, self._write), SocketClosed, self.sock.close)
 
 
-def tune(sock) -> None:
-    """No Nagle delay (writers batch per loop turn themselves) and keepalive for dead peers."""
-    sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-    sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
+def _addresses(host: str, port: int, passive: bool = False) -> list:
+    """(family, sockaddr) for host:port; an IP literal without asking a resolver, as gevent
+    resolves names on a thread pool, which costs more than a whole loopback connection."""
+    for family in (_stdsocket.AF_INET, _stdsocket.AF_INET6):
+        try:
+            _stdsocket.inet_pton(family, host)
+        except OSError:
+            continue
+        return [(family, (host, port))]
+    flags = _stdsocket.AI_PASSIVE if passive else 0
+    return [(info[0], info[4]) for info in getaddrinfo(host, port, 0, _stdsocket.SOCK_STREAM, 0, flags)]
+
+
+def connect(host: str, port: int, timeout: float) -> HubSocket:
+    """A connected TCP socket (each address of a name tried in turn), or OSError/gaierror."""
+    error: OSError = OSError(errno.EHOSTUNREACH, "no address")
+    for family, address in _addresses(host, port):
+        sock = HubSocket(_stdsocket.socket(family, _stdsocket.SOCK_STREAM))
+        try:
+            code = sock.sock.connect_ex(address)
+            if code == errno.EINPROGRESS:
+                with gevent.Timeout(timeout, OSError(errno.ETIMEDOUT, "timed out")):
+                    sock.wait_writable()
+                code = sock.sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        sock.sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+        return sock
+    raise error
+
+
+def keep_alive(sock: HubSocket) -> None:
+    """TCP keepalive (as Ockam's) for node-to-node connections, whose peers can vanish."""
+    raw = sock.sock
+    raw.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
     for opt, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), KEEPALIVE):
         if hasattr(_stdsocket, opt):
-            sock.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
+            raw.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
+
+
+class Listener:
+    """Accepts TCP connections and runs `handle(HubSocket, (host, port))` for each in its
+    own greenlet. Sockets are set TCP_NODELAY: our writers batch by themselves.
+
+    Accepting is a watcher callback in the hub, not a waiting greenlet, so `stop` closes
+    the listening socket at once, even from a loop that is about to end."""
+
+    def __init__(self, host: str, port: int, handle):
+        family, address = _addresses(host, port, passive=True)[0]
+        sock = _stdsocket.socket(family, _stdsocket.SOCK_STREAM)
+        try:
+            sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self.address = sock.getsockname()[:2]
+        self._sock = sock
+        self._handle = handle
+        self._loop = get_hub().loop
+        self._watcher = self._loop.io(sock.fileno(), 1)
+        self._retry = None
+        self._watcher.start(self._accept_all)
+
+    def _accept_all(self) -> None:
+        while True:
+            try:
+                conn, peer = self._sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # EMFILE and friends: pause, so the backlog waits and we do not spin
+                log.warning("cannot accept a connection on %s:%s: %s", *self.address, exc.strerror)
+                self._watcher.stop()
+                self._retry = self._loop.timer(ACCEPT_RETRY)
+                self._retry.start(self._watcher.start, self._accept_all)
+                return
+            conn.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+            gevent.spawn(self._handle, HubSocket(conn), peer[:2])
+
+    def stop(self) -> None:
+        """Stop accepting and close the socket; connections already accepted are not touched."""
+        if self._retry is not None:
+            self._retry.close()
+        self._watcher.close()
+        self._sock.close()

@@ -7,19 +7,16 @@ prepended to its return route, so replies find their way back through the same s
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import socket as _stdsocket
 
 import gevent
-from gevent import socket
-from gevent.server import StreamServer
 
 from appliance.node.errors import ConnectionClosed, NotFound, RouteError
 from appliance.node.links import CloseNotifier
 from appliance.node.message import LocalMessage
-from appliance.node.sockets import HubSocket
+from appliance.node.sockets import HubSocket, Listener, connect, keep_alive
 from appliance.node.worker import Worker
 from appliance.node.writer import Batch, SocketWriter
 from appliance.wire.address import Address
@@ -34,13 +31,6 @@ RECV_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 10.0
 
 
-def _ip_family(host: str):
-    try:
-        return _stdsocket.AF_INET6 if ipaddress.ip_address(host).version == 6 else _stdsocket.AF_INET
-    except ValueError:
-        return None
-
-
 def os_reason(exc: BaseException) -> str:
     """The plain reason of a socket error ("Connection refused"), without errno or address."""
     reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
@@ -48,39 +38,24 @@ def os_reason(exc: BaseException) -> str:
 
 
 def start_server(bind: str, handle) -> tuple:
-    """A started StreamServer on HOST:PORT (port 0: any free port) and the address it got."""
+    """A Listener on HOST:PORT (port 0: any free port) and the address it got."""
     target = parse_hostport(bind, allow_zero=True)
-    server = StreamServer((target.host, target.port), handle)
     try:
-        server.start()
+        server = Listener(target.host, target.port, handle)
     except OSError as exc:
         raise RouteError(f"cannot listen on {bind}: {os_reason(exc)}") from None
-    host, port = server.address[:2]
+    host, port = server.address
     return server, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
 def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT) -> HubSocket:
-    """Open a TCP socket to host:port or raise RouteError with a one-line reason.
-
-    An IP literal is connected to directly: gevent resolves names on a thread pool, which
-    costs more than the whole connection on loopback."""
+    """Open a TCP socket to host:port or raise RouteError with a one-line reason."""
     try:
-        family = _ip_family(target.host)
-        if family is None:
-            sock = socket.create_connection((target.host, target.port), timeout=timeout)
-        else:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect((target.host, target.port))
-            except BaseException:
-                sock.close()
-                raise
-    except socket.gaierror as exc:
+        return connect(target.host, target.port, timeout)
+    except _stdsocket.gaierror as exc:
         raise RouteError(f"cannot resolve {target.host}: {exc.strerror}") from None
-    except (OSError, gevent.Timeout) as exc:
+    except OSError as exc:
         raise RouteError(f"cannot connect to {target.hostport}: {os_reason(exc)}") from None
-    return HubSocket.adopt(sock)
 
 
 class TcpConnection(Worker, CloseNotifier):
@@ -159,12 +134,12 @@ class TcpListener:
         self.id = os.urandom(16).hex()
         self.server, self.address = start_server(hostport, self._accept)
 
-    def _accept(self, sock, peer) -> None:
-        conn = self.transport.adopt(HubSocket.adopt(sock), f"{peer[0]}:{peer[1]}", outgoing=False)
+    def _accept(self, sock: HubSocket, peer) -> None:
+        conn = self.transport.adopt(sock, f"{peer[0]}:{peer[1]}", outgoing=False)
         conn.read_loop()
 
     def close(self) -> None:
-        self.server.stop(timeout=0)
+        self.server.stop()
         self.transport.listeners.pop(self.id, None)
 
     def describe(self) -> dict:
@@ -185,6 +160,7 @@ class TcpTransport:
         return listener
 
     def adopt(self, sock: HubSocket, peer: str, outgoing: bool) -> TcpConnection:
+        keep_alive(sock)
         conn = TcpConnection(self, sock, peer, outgoing)
         self.node.register(conn)
         self.connections[conn.id] = conn
