@@ -67,7 +67,7 @@ class PortalStream(Worker):
         elif tag == portal_wire.DISCONNECT[0]:
             if not self._disconnecting:
                 self._disconnecting = True
-                gevent.spawn(self._close_after_flush)
+                self.on_disconnect()
         else:
             self.on_control(tag, msg)
 
@@ -87,6 +87,13 @@ class PortalStream(Worker):
         except OSError as exc:
             log.debug("portal socket error: %s", exc)
         self.close(notify=True)
+
+    def on_disconnect(self) -> None:
+        """The other side is done: close once what it sent has reached our socket."""
+        if self.writer.idle:
+            self.close(notify=False)
+        else:
+            gevent.spawn(self._close_after_flush)
 
     def _close_after_flush(self) -> None:
         self.writer.flush(FLUSH_ON_DISCONNECT)
@@ -141,12 +148,12 @@ class InletStream(PortalStream):
         if not self.closed:
             self.pump()
 
-    def _close_after_flush(self) -> None:
+    def on_disconnect(self) -> None:
         if not self.pong.ready():
             self.pong.set(())  # the outlet refused: the target is down
             self.close(notify=False)
             return
-        super()._close_after_flush()
+        super().on_disconnect()
 
 
 class Inlet:

@@ -84,6 +84,11 @@ class SocketWriter:
             if self.closed:
                 raise ConnectionClosed("socket closed while writing")
 
+    @property
+    def idle(self) -> bool:
+        """Everything written so far is on the socket."""
+        return self._idle.is_set()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything written so far is on the socket (or the writer died)."""
         return self._idle.wait(timeout)
