@@ -75,6 +75,7 @@ def main() -> int:
                 print(f"  {kind:<7} {name:<26} {({k: v for k, v in row.items() if k != 'errors'})}", flush=True)
                 time.sleep(0.3)
     results["encrypted_vs_openssh"] = report.ratios(results, "ockam portal (encrypted)", "openssh chain")
+    results["plain_vs_openssh"] = report.ratios(results, "ockam portal (plain)", "openssh chain")
     results["plain_vs_socat"] = report.ratios(results, "ockam portal (plain)", "socat")
     print(report.table(results))
     print("\nidle RSS per connection, KB, per process on the path:")
@@ -82,7 +83,12 @@ def main() -> int:
         for key in sorted(k for k in row if k.startswith("idle_kb")):
             print(f"  {name:<26} {key.rsplit('_', 1)[1]:>6} connections: {row[key]}")
     print(f"\nencrypted portal / openssh chain: {results['encrypted_vs_openssh']}")
+    print(f"plain portal / openssh chain:     {results['plain_vs_openssh']}")
     print(f"plain portal / socat:             {results['plain_vs_socat']}")
+    results["targets"] = report.targets(results)
+    print("\ntargets (this run):")
+    for what, value, met in results["targets"]:
+        print(f"  {'met    ' if met else 'not met' if met is False else 'no data'}  {what}: {value}")
     out = Path(opts.out)
     report.write(results, out)
     print(f"results: {out} and {out.with_suffix('.png')}")

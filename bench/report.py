@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-COLUMNS = [("iperf3_mb_s", "iperf3 MB/s"), ("redis_1_rps", "PING c=1 req/s"), ("redis_1_p50_ms", "p50 ms"),
-           ("redis_50_rps", "PING c=50 req/s"), ("conn_per_s", "conn/s")]
+COLUMNS = [("iperf3_mb_s", "iperf3 MB/s", ",.1f"), ("redis_1_rps", "PING c=1 req/s", ",.0f"),
+           ("redis_1_p50_ms", "p50 ms", ".3f"), ("redis_50_rps", "PING c=50 req/s", ",.0f"),
+           ("redis_50_p50_ms", "p50 ms", ".3f"), ("conn_per_s", "conn/s", ",.0f")]
+LATENCIES = {"redis_1_p50_ms", "redis_50_p50_ms"}  # lower is better: no ratio
 
 
 def table(results: dict) -> str:
-    lines = [f"{'path':<26}" + "".join(f"{title:>17}" for _, title in COLUMNS)]
+    lines = [f"{'path':<26}" + "".join(f"{title:>16}" for _, title, _ in COLUMNS)]
     for path, row in results["paths"].items():
         cells = []
-        for key, _ in COLUMNS:
+        for key, _, spec in COLUMNS:
             value = row.get(key)
-            cells.append(f"{value:>17,.1f}" if isinstance(value, (int, float)) else f"{'-':>17}")
+            cells.append(f"{value:>16{spec}}" if isinstance(value, (int, float)) else f"{'-':>16}")
         lines.append(f"{path:<26}" + "".join(cells))
         if row.get("errors"):
             lines += [f"    error: {e}" for e in row["errors"]]
@@ -24,8 +26,36 @@ def table(results: dict) -> str:
 
 def ratios(results: dict, ours: str, baseline: str) -> dict:
     a, b = results["paths"].get(ours, {}), results["paths"].get(baseline, {})
-    return {key: round(a[key] / b[key], 2) for key, _ in COLUMNS
-            if isinstance(a.get(key), (int, float)) and b.get(key) and key != "redis_1_p50_ms"}
+    return {key: round(a[key] / b[key], 2) for key, _, _ in COLUMNS
+            if isinstance(a.get(key), (int, float)) and b.get(key) and key not in LATENCIES}
+
+
+def targets(results: dict) -> list:
+    """The issue's targets against this run: (what, measured, met) for each; None when the
+    run lacks the numbers. Ratios are of our encrypted portal to the OpenSSH chain (both
+    encrypted); the plain portal is reported next to it for reference."""
+    paths = results["paths"]
+    ours, plain, ssh = (paths.get(n, {}) for n in ("ockam portal (encrypted)", "ockam portal (plain)",
+                                                    "openssh chain"))
+
+    def ratio(row, key):
+        return round(row[key] / ssh[key], 2) if isinstance(row.get(key), (int, float)) and ssh.get(key) else None
+
+    idle = [kb for row in (ours, plain) for key, hops in row.items() if key.startswith("idle_kb")
+            for kb in hops.values()]
+    checks = [("encrypted throughput >= 1.5 x OpenSSH", ratio(ours, "iperf3_mb_s"), 1.5)]
+    for clients in (1, 50):
+        key = f"redis_{clients}_rps"
+        checks.append((f"redis PING c={clients} >= 1.0 x OpenSSH (encrypted; plain {ratio(plain, key)})",
+                       ratio(ours, key), 1.0))
+    checks.append((">= 1000 new connections/s (encrypted; plain "
+                   f"{plain.get('conn_per_s')})", ours.get("conn_per_s"), 1000))
+    rows = [(what, value, None if value is None else value >= limit) for what, value, limit in checks]
+    worst = max(idle) if idle else None
+    rows.append(("<= 25 KB RSS per idle connection per hop", worst, None if worst is None else worst <= 25))
+    if "idle_kb_per_conn_10000" in ours:
+        rows.append(("10 000 concurrent connections through one relay", "all echoed", True))
+    return rows
 
 
 def write(results: dict, out: Path) -> None:
