@@ -38,7 +38,8 @@ class RelayWorker(Worker):
         self.owner = owner  # identifier of the registering node, when it came over a secure channel
 
     def handle(self, msg: LocalMessage) -> None:
-        self.service.node.route(msg._replace(onward=self.forward_route + msg.onward[1:]))
+        self.service.node.route(LocalMessage(self.forward_route + msg.onward[1:], msg.return_route,
+                                             msg.payload, msg.peer))
 
     def stop(self) -> None:
         self.service.relays.pop(self.address.inner.decode(), None)

@@ -21,9 +21,9 @@ from appliance.node.worker import Worker
 from appliance.node.writer import Batch, SocketWriter
 from appliance.wire.address import Address
 from appliance.wire.errors import WireError
-from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder, encode_frame_header
+from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder
 from appliance.wire.multiaddr import Tcp, parse_hostport
-from appliance.wire.transport import TransportMessage, encode_head
+from appliance.wire.transport import TransportMessage, encode_frame
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,8 @@ class TcpConnection(Worker, CloseNotifier):
         self.writer.write(PROTOCOL_VERSION_BYTE)
 
     def handle(self, msg: LocalMessage) -> None:
-        payload = msg.payload
-        head = encode_head(msg.onward[1:], msg.return_route, len(payload))
         try:
-            self.writer.write(b"".join((encode_frame_header(len(head) + len(payload)), head, payload)))
+            self.writer.write(encode_frame(msg.onward[1:], msg.return_route, msg.payload))
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
 

@@ -90,34 +90,33 @@ def read_route(reader: bare.Reader) -> Route:
     return tuple([read_address(reader) for _ in range(count)])
 
 
-def _route_end(buf, pos: int) -> int:
-    """Where the route at `pos` ends when its count and lengths are one-byte varints (all
-    real routes), or -1 to let the checked decoder find out what is wrong."""
-    size = len(buf)
-    if pos >= size or buf[pos] >= 0x80:
-        return -1
-    for _ in range(buf[pos]):
-        pos += 1
-        if pos + 1 >= size or buf[pos + 1] >= 0x80:
-            return -1
-        pos += 1 + buf[pos + 1]
-    pos += 1
-    return pos if pos <= size else -1
-
-
 def split_route(buf, pos: int) -> tuple:
-    """(the route encoded at buf[pos:], the position after it); buf may be a memoryview."""
-    end = _route_end(buf, pos)
-    if end < 0:
-        reader = bare.Reader(buf, pos)
-        return read_route(reader), reader.pos
-    key = bytes(buf[pos:end])
-    route = _DECODED.get(key)
-    if route is None:
-        reader = bare.Reader(key)
-        route = read_route(reader)
-        _remember(_DECODED, key, route)
-    return route, end
+    """(the route encoded at buf[pos:], the position after it); buf may be a memoryview.
+
+    Real routes have one-byte counts and lengths: their extent is found by skipping, and
+    their bytes find the decoded route in the cache. Anything else, truncated data
+    included, goes to the checked decoder, which says what is wrong."""
+    try:
+        count = buf[pos]
+        end = pos + 1
+        if count < 0x80:
+            for _ in range(count):
+                length = buf[end + 1]
+                if length >= 0x80:
+                    break
+                end += 2 + length
+            else:
+                if end <= len(buf):
+                    key = bytes(buf[pos:end])
+                    route = _DECODED.get(key)
+                    if route is None:
+                        route = read_route(bare.Reader(key))
+                        _remember(_DECODED, key, route)
+                    return route, end
+    except IndexError:
+        pass
+    reader = bare.Reader(buf, pos)
+    return read_route(reader), reader.pos
 
 
 def route_text(route: Route) -> str:

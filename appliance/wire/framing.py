@@ -42,6 +42,10 @@ class FrameDecoder:
                     f"peer speaks protocol version {data[0]}, we speak {PROTOCOL_VERSION}")
             self._version_seen = True
             data = data[1:]
+        if not self._pending and len(data) >= 4:  # the common case: exactly one whole frame
+            (length,) = HEADER.unpack_from(data)
+            if len(data) == 4 + length and length <= self.max_frame:
+                return [memoryview(data)[4:]]
         if self._pending:
             if len(self._pending[0]) < 4:  # a split header: make it whole once, peek cheaply after
                 self._pending = [b"".join(self._pending)]

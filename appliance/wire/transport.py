@@ -10,6 +10,7 @@ from typing import NamedTuple
 from appliance.wire import bare
 from appliance.wire.address import Route, encode_route, split_route
 from appliance.wire.errors import DecodeError
+from appliance.wire.framing import encode_frame_header
 
 VERSION = 1
 
@@ -32,8 +33,14 @@ class TransportMessage(NamedTuple):
 
 
 def encode_head(onward: Route, return_route: Route, payload_length: int) -> bytes:
-    """Everything before the payload, so a sender can join the payload in once, with its frame."""
-    return b"".join((b"\x01", encode_route(onward), encode_route(return_route), bare.encode_uint(payload_length)))
+    """Everything before the payload."""
+    return b"\x01" + encode_route(onward) + encode_route(return_route) + bare.encode_uint(payload_length)
+
+
+def encode_frame(onward: Route, return_route: Route, payload: bytes) -> bytes:
+    """The message with its TCP frame header, joined once: the payload is copied once."""
+    head = encode_head(onward, return_route, len(payload))
+    return b"".join((encode_frame_header(len(head) + len(payload)), head, payload))
 
 
 def read_payload(data, pos: int) -> bytes:
