@@ -12,7 +12,6 @@ catches up: a slow reader slows its sender instead of growing our memory.
 from __future__ import annotations
 
 import logging
-from collections import deque
 
 import gevent
 from gevent.event import Event
@@ -45,25 +44,26 @@ class Batch:
 
 
 class SocketWriter:
+    """Its events are made only when somebody has to wait: a portal holds thousands of
+    writers that never do."""
+
     def __init__(self, sock: HubSocket, on_error=None, high_water: int = DEFAULT_HIGH_WATER):
         self._sock = sock
         self._on_error = on_error
         self._high_water = high_water
-        self._chunks: deque = deque()
+        self._chunks: list = []
         self._size = 0
-        self._loop = gevent.get_hub().loop
         self._flush_pending = False
         self._draining = None  # the greenlet waiting for the socket to take the rest
-        self._room = Event()
-        self._room.set()
-        self._idle = Event()
-        self._idle.set()
+        self._room: Event | None = None  # producers above the high-water mark wait on it
+        self._flushed: Event | None = None  # flush() waits on it
+        self.idle = True  # everything written so far is on the socket
         self.closed = False
 
     def write(self, data) -> None:
         if self.closed:
             raise ConnectionClosed("socket is closed")
-        if not Batch.depth and not self._chunks and self._draining is None:
+        if not Batch.depth and self.idle:
             try:
                 sent = self._sock.send(data)
             except OSError as exc:
@@ -74,36 +74,44 @@ class SocketWriter:
             data = memoryview(data)[sent:]
         self._chunks.append(data)
         self._size += len(data)
+        self.idle = False
         if not self._flush_pending and self._draining is None:
             self._flush_pending = True
-            self._idle.clear()
-            self._loop.run_callback(self._flush)
+            gevent.get_hub().loop.run_callback(self._flush)
         if self._size > self._high_water:
+            if self._room is None:
+                self._room = Event()
             self._room.clear()
             self._room.wait()
             if self.closed:
                 raise ConnectionClosed("socket closed while writing")
 
-    @property
-    def idle(self) -> bool:
-        """Everything written so far is on the socket."""
-        return self._idle.is_set()
-
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything written so far is on the socket (or the writer died)."""
-        return self._idle.wait(timeout)
+        if self.idle:
+            return True
+        if self._flushed is None:
+            self._flushed = Event()
+        return self._flushed.wait(timeout)
 
     def close(self) -> None:
         """Stop writing at once; blocked producers are released with ConnectionClosed."""
         if self.closed:
             return
         self.closed = True
-        self._chunks.clear()
+        self._chunks = []
         self._size = 0
-        self._room.set()
-        self._idle.set()
+        if self._room is not None:
+            self._room.set()
+        self._set_idle()
         if self._draining is not None and self._draining is not gevent.getcurrent():
             self._draining.kill(block=False)
+
+    def _set_idle(self) -> None:
+        self.idle = True
+        if self._flushed is not None:
+            self._flushed.set()
+            self._flushed = None
 
     def _flush(self) -> None:
         """Runs in the hub: it must never wait, so a socket that is full is left to _drain."""
@@ -113,7 +121,7 @@ class SocketWriter:
         if self._send_now() and self._chunks:
             self._draining = gevent.spawn(self._drain)
         elif not self._chunks:
-            self._idle.set()
+            self._set_idle()
 
     def _drain(self) -> None:
         try:
@@ -126,20 +134,18 @@ class SocketWriter:
             return
         self._draining = None
         if not self.closed:
-            self._idle.set()
+            self._set_idle()
 
     def _send_now(self) -> bool:
         """Send until the queue is empty or the kernel is full; False when the socket failed."""
         chunks = self._chunks
         while chunks:
-            if len(chunks) == 1 or len(chunks[0]) >= MAX_SEND:
-                data = chunks.popleft()
-            else:
-                parts, size = [], 0
-                while chunks and size < MAX_SEND:
-                    parts.append(chunks.popleft())
-                    size += len(parts[-1])
-                data = b"".join(parts)
+            count, size = 1, len(chunks[0])
+            while count < len(chunks) and size < MAX_SEND:
+                size += len(chunks[count])
+                count += 1
+            data = chunks[0] if count == 1 else b"".join(chunks[:count])
+            del chunks[:count]
             try:
                 sent = self._sock.send(data)
             except OSError as exc:
@@ -147,9 +153,9 @@ class SocketWriter:
                 return False
             self._size -= sent
             if sent < len(data):
-                chunks.appendleft(memoryview(data)[sent:])
+                chunks.insert(0, memoryview(data)[sent:])
                 break
-        if self._size <= self._high_water:
+        if self._room is not None and self._size <= self._high_water:
             self._room.set()
         return True
 
