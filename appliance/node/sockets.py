@@ -35,7 +35,7 @@ class SocketClosed(OSError):
 
 
 class HubSocket:
-    __slots__ = ("sock", "_hub", "_read", "_write", "_drained", "_filled", "closed")
+    __slots__ = ("sock", "_hub", "_read", "_write", "_drained", "_bulk", "closed")
 
     def __init__(self, sock: _stdsocket.socket):
         sock.setblocking(False)
@@ -44,13 +44,13 @@ class HubSocket:
         self._read = self._hub.loop.io(sock.fileno(), 1)
         self._write = self._hub.loop.io(sock.fileno(), 2)
         self._drained = False
-        self._filled = False
+        self._bulk = False  # the last read brought SMALL_READ bytes or more
         self.closed = False
 
     def recv(self, size: int) -> bytes:
         """Up to `size` bytes, waiting until there is at least one; b"" at end of stream.
 
-        Reads ask for SMALL_READ bytes unless the last one filled its buffer (bulk data):
+        Reads ask for SMALL_READ bytes unless the last one brought that much (bulk data):
         a buffer of glibc's mmap threshold (128 KiB) or more is mapped and unmapped on every
         call, which costs more than the whole receive of a small message.
         After a read that did not fill its buffer the kernel had nothing more, so the next
@@ -58,15 +58,15 @@ class HubSocket:
         failed receive costs a system call and an exception."""
         if self._drained:
             self._wait_readable()
-        want = size if self._filled else min(size, SMALL_READ)
+        want = size if self._bulk else min(size, SMALL_READ)
         while True:
             try:
                 data = self.sock.recv(want)
             except BlockingIOError:
                 self._wait_readable()
                 continue
-            self._filled = len(data) == want
-            self._drained = not self._filled
+            self._bulk = len(data) >= SMALL_READ
+            self._drained = len(data) < want
             return data
 
     def _wait_readable(self) -> None:
