@@ -20,10 +20,13 @@ _new = ffi.new_allocator(should_clear_after_alloc=False)  # every byte is writte
 
 
 def _sealer(c_encrypt):
-    def encrypt(plaintext, ad: bytes, nonce: bytes, key: bytes) -> bytes:
-        size = len(plaintext) + TAGLEN
+    def encrypt(plaintext, ad: bytes, nonce: bytes, key: bytes, prefix: bytes = b"") -> bytes:
+        """`prefix` + ciphertext + tag, built in one buffer (a channel's nonce goes first)."""
+        start = len(prefix)
+        size = start + len(plaintext) + TAGLEN
         out = _new("unsigned char[]", size)
-        if c_encrypt(out, ffi.NULL, ffi.from_buffer(plaintext), len(plaintext), ad, len(ad),
+        ffi.memmove(out, prefix, start)
+        if c_encrypt(out + start, ffi.NULL, ffi.from_buffer(plaintext), len(plaintext), ad, len(ad),
                      ffi.NULL, nonce, key) != 0:
             raise SecureError("encryption failed")
         return ffi.buffer(out, size)[:]

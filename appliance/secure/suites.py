@@ -32,8 +32,8 @@ class Suite:
     def __repr__(self) -> str:
         return f"Suite({self.protocol_name.decode()})"
 
-    def encrypt(self, key: bytes, nonce: int, ad: bytes, plaintext: bytes) -> bytes:
-        return self._encrypt(plaintext, ad, self._nonce(nonce), key)
+    def encrypt(self, key: bytes, nonce: int, ad: bytes, plaintext: bytes, prefix: bytes = b"") -> bytes:
+        return self._encrypt(plaintext, ad, self._nonce(nonce), key, prefix)
 
     def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext) -> bytes:
         """Raises DecryptError when the ciphertext is truncated or fails authentication."""

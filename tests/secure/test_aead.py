@@ -25,6 +25,7 @@ def test_same_bytes_as_pynacl_and_round_trip(encrypt, decrypt, reference, size):
     assert decrypt(sealed, ad, nonce, key) == plaintext
     framed = memoryview(b"\x00" * 8 + sealed)[8:]  # a view into a received frame is read in place
     assert decrypt(framed, ad, nonce, key) == plaintext
+    assert encrypt(plaintext, ad, nonce, key, prefix=b"nonce:8!") == b"nonce:8!" + sealed
 
 
 @pytest.mark.parametrize("encrypt,decrypt,reference", PAIRS, ids=[p[2].__name__ for p in PAIRS])
