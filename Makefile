@@ -12,7 +12,7 @@ BUILD_STAMP := $(VENV)/.build-installed
 FREEZE := PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
           $(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN ockam.spec
 
-.PHONY: run test bench bench-deps system-deps clean binary binary-check smoke
+.PHONY: run test bench bench-floor bench-deps system-deps clean binary binary-check smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench-deps: system-deps
 
 bench: $(STAMP) bench-deps
 	$(PY) -m bench $(BENCH_ARGS)
+
+# the ceiling of three relaying processes: bare forwarder chains next to OpenSSH and ours
+bench-floor: $(STAMP) bench-deps
+	$(PY) -m bench.floor
 
 $(BUILD_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[build]'

@@ -150,10 +150,13 @@ def _connected(sock) -> bool:
 def keep_alive(sock: HubSocket) -> None:
     """TCP keepalive (as Ockam's) for node-to-node connections, whose peers can vanish."""
     raw = sock.sock
-    raw.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
-    for opt, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), KEEPALIVE):
-        if hasattr(_stdsocket, opt):
-            raw.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
+    try:
+        raw.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
+        for opt, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), KEEPALIVE):
+            if hasattr(_stdsocket, opt):
+                raw.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
+    except OSError as exc:  # a peer that is already gone is found out by the first read
+        log.debug("no keepalive on a connection: %s", exc)
 
 
 class Listener:
@@ -194,7 +197,11 @@ class Listener:
                 self._retry = self._loop.timer(ACCEPT_RETRY)
                 self._retry.start(self._watcher.start, self._accept_all)
                 return
-            conn.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+            try:
+                conn.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+            except OSError:  # reset before we got to it
+                conn.close()
+                continue
             gevent.spawn(self._handle, HubSocket(conn), peer[:2])
 
     def stop(self) -> None:
