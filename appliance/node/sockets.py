@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import socket as _stdsocket
+import sys
 
 import gevent
 from gevent import get_hub
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 KEEPALIVE = (300, 75, 2)  # idle, interval, probes - as Ockam
 SMALL_READ = 64 * 1024
 BACKLOG = 1024
+MAX_ACCEPTS = 100  # per loop turn
+OPTIONS_INHERITED = sys.platform.startswith("linux")  # accepted sockets take the listener's options
 ACCEPT_RETRY = 0.1  # seconds to wait after accept failed (out of file descriptors)
 
 
@@ -115,11 +118,13 @@ def _addresses(host: str, port: int, passive: bool = False) -> list:
 
 
 def connect(host: str, port: int, timeout: float) -> HubSocket:
-    """A connected TCP socket (each address of a name tried in turn), or OSError/gaierror."""
+    """A connected, tuned TCP socket (each address of a name tried in turn, `timeout` for
+    each), or the last OSError/gaierror. Nothing is left open when it fails or is killed."""
     error: OSError = OSError(errno.EHOSTUNREACH, "no address")
     for family, address in _addresses(host, port):
-        sock = HubSocket(_stdsocket.socket(family, _stdsocket.SOCK_STREAM))
+        sock = None
         try:
+            sock = HubSocket(_stdsocket.socket(family, _stdsocket.SOCK_STREAM))
             code = sock.sock.connect_ex(address)
             if code == errno.EINPROGRESS:
                 if not _connected(sock.sock):
@@ -128,12 +133,16 @@ def connect(host: str, port: int, timeout: float) -> HubSocket:
                 code = sock.sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)
             if code:
                 raise OSError(code, os.strerror(code))
+            tune(sock.sock)
+            return sock
         except OSError as exc:
-            sock.close()
             error = exc
-            continue
-        sock.sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-        return sock
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+        if sock is not None:
+            sock.close()
     raise error
 
 
@@ -147,30 +156,35 @@ def _connected(sock) -> bool:
     return True
 
 
-def keep_alive(sock: HubSocket) -> None:
-    """TCP keepalive (as Ockam's) for node-to-node connections, whose peers can vanish."""
-    raw = sock.sock
+def tune(sock) -> None:
+    """No Nagle delay (our writers batch by themselves) and TCP keepalive (as Ockam's), so
+    that a peer that vanishes without a word is found out. A socket whose peer is already
+    gone cannot be tuned; its first read says so."""
     try:
-        raw.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
+        sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+        sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
         for opt, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), KEEPALIVE):
             if hasattr(_stdsocket, opt):
-                raw.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
-    except OSError as exc:  # a peer that is already gone is found out by the first read
-        log.debug("no keepalive on a connection: %s", exc)
+                sock.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
+    except OSError as exc:
+        log.debug("cannot tune a socket: %s", exc)
 
 
 class Listener:
     """Accepts TCP connections and runs `handle(HubSocket, (host, port))` for each in its
-    own greenlet. Sockets are set TCP_NODELAY: our writers batch by themselves.
+    own greenlet, with the sockets tuned as `tune` does (on Linux they inherit it from the
+    listening socket: no system calls per connection).
 
     Accepting is a watcher callback in the hub, not a waiting greenlet, so `stop` closes
-    the listening socket at once, even from a loop that is about to end."""
+    the listening socket at once, even from a loop that is about to end. It takes at most
+    MAX_ACCEPTS connections per loop turn, so a flood cannot starve the greenlets."""
 
     def __init__(self, host: str, port: int, handle):
         family, address = _addresses(host, port, passive=True)[0]
         sock = _stdsocket.socket(family, _stdsocket.SOCK_STREAM)
         try:
             sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+            tune(sock)
             sock.bind(address)
             sock.listen(BACKLOG)
         except OSError:
@@ -186,7 +200,7 @@ class Listener:
         self._watcher.start(self._accept_all)
 
     def _accept_all(self) -> None:
-        while True:
+        for _ in range(MAX_ACCEPTS):  # the watcher fires again next turn for the rest
             try:
                 conn, peer = self._sock.accept()
             except BlockingIOError:
@@ -197,11 +211,8 @@ class Listener:
                 self._retry = self._loop.timer(ACCEPT_RETRY)
                 self._retry.start(self._watcher.start, self._accept_all)
                 return
-            try:
-                conn.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-            except OSError:  # reset before we got to it
-                conn.close()
-                continue
+            if not OPTIONS_INHERITED:
+                tune(conn)
             gevent.spawn(self._handle, HubSocket(conn), peer[:2])
 
     def stop(self) -> None:

@@ -16,7 +16,7 @@ import gevent
 from appliance.node.errors import ConnectionClosed, NotFound, RouteError
 from appliance.node.links import CloseNotifier
 from appliance.node.message import LocalMessage
-from appliance.node.sockets import HubSocket, Listener, connect, keep_alive
+from appliance.node.sockets import HubSocket, Listener, connect
 from appliance.node.worker import Worker
 from appliance.node.writer import Batch, SocketWriter
 from appliance.wire.address import Address
@@ -70,7 +70,10 @@ class TcpConnection(Worker, CloseNotifier):
         self.closed = False
         self._init_close_notifier()
         self.writer = SocketWriter(sock, on_error=lambda exc: self.close())
-        self.writer.write(PROTOCOL_VERSION_BYTE)
+        try:
+            self.writer.write(PROTOCOL_VERSION_BYTE)
+        except ConnectionClosed:
+            pass  # the peer is already gone: closed, and its reader finds out at once
 
     def handle(self, msg: LocalMessage) -> None:
         try:
@@ -158,8 +161,9 @@ class TcpTransport:
         return listener
 
     def adopt(self, sock: HubSocket, peer: str, outgoing: bool) -> TcpConnection:
-        keep_alive(sock)
         conn = TcpConnection(self, sock, peer, outgoing)
+        if conn.closed:  # gone before we could greet it; its reader ends at once
+            return conn
         self.node.register(conn)
         self.connections[conn.id] = conn
         return conn

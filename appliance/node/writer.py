@@ -118,9 +118,11 @@ class SocketWriter:
         self._flush_pending = False
         if self.closed or self._draining is not None:
             return
-        if self._send_now() and self._chunks:
+        if not self._send_now():
+            return  # failed: closed already
+        if self._chunks:
             self._draining = gevent.spawn(self._drain)
-        elif not self._chunks:
+        else:
             self._set_idle()
 
     def _drain(self) -> None:
@@ -149,7 +151,7 @@ class SocketWriter:
             try:
                 sent = self._sock.send(data)
             except OSError as exc:
-                gevent.spawn(self._fail, exc)  # its callbacks may need to wait; the hub may not
+                self._fail(exc, later=True)  # we may be in the hub, which must not wait
                 return False
             self._size -= sent
             if sent < len(data):
@@ -159,8 +161,14 @@ class SocketWriter:
             self._room.set()
         return True
 
-    def _fail(self, exc: OSError) -> None:
+    def _fail(self, exc: OSError, later: bool = False) -> None:
+        """Close now; tell the owner once (in a greenlet of its own when `later`)."""
+        if self.closed:
+            return
         log.debug("write failed: %s", exc)
         self.close()
         if self._on_error:
-            self._on_error(exc)
+            if later:
+                gevent.spawn(self._on_error, exc)
+            else:
+                self._on_error(exc)

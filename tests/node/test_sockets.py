@@ -2,7 +2,9 @@
 
 import errno
 import logging
+import os
 import socket as stdsocket
+import struct
 
 import gevent
 import pytest
@@ -70,3 +72,63 @@ def test_listener_pauses_when_out_of_descriptors_and_then_accepts_again(caplog, 
             assert client.recv(100) == b"again"
     assert "Too many open files" in caplog.text
     listener.stop()
+
+
+def test_listener_takes_a_bounded_number_of_connections_per_loop_turn(monkeypatch):
+    monkeypatch.setattr(sockets, "MAX_ACCEPTS", 2)
+    handled = []
+    listener = Listener("127.0.0.1", 0, lambda sock, peer: handled.append(sock))
+    listener._watcher.stop()  # we turn the crank ourselves
+    clients = [stdsocket.create_connection(listener.address) for _ in range(5)]
+    listener._accept_all()
+    gevent.sleep(0)
+    assert len(handled) == 2, "the rest wait for the next turn of the loop"
+    listener._accept_all()
+    listener._accept_all()
+    gevent.sleep(0)
+    assert len(handled) == 5
+    for sock in handled:
+        sock.close()
+    for client in clients:
+        client.close()
+    listener.stop()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_connect_that_is_killed_while_waiting_leaves_nothing_open():
+    server = stdsocket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)  # never accepted: once its backlog is full, handshakes hang
+    fillers = []
+    for _ in range(4):
+        filler = stdsocket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(server.getsockname())
+        fillers.append(filler)
+    gevent.sleep(0.1)
+    before = _open_fds()
+    attempt = gevent.spawn(sockets.connect, *server.getsockname(), 30)
+    gevent.sleep(0.3)
+    if attempt.ready():
+        pytest.skip("this kernel completed the handshake anyway")
+    attempt.kill()
+    gevent.sleep(0.05)
+    assert _open_fds() == before
+    for sock in fillers + [server]:
+        sock.close()
+
+
+def test_a_peer_that_resets_before_it_is_greeted_leaves_no_trace(make_node, capfd):
+    node = make_node("n")
+    host, port = node.tcp.listeners[next(iter(node.tcp.listeners))].address.rsplit(":", 1)
+    for _ in range(20):
+        sock = stdsocket.create_connection((host, int(port)))
+        sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # RST at once
+    gevent.sleep(0.3)
+    assert not node.tcp.connections
+    assert "Traceback" not in capfd.readouterr().err

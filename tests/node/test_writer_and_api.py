@@ -5,9 +5,11 @@ import os
 import socket as stdsocket
 
 import gevent
+import pytest
 from gevent import socket
 
 from appliance.node.api import ControlServer
+from appliance.node.errors import ConnectionClosed
 from appliance.node.sockets import HubSocket, SocketClosed
 from appliance.node.writer import Batch, SocketWriter
 
@@ -91,6 +93,24 @@ def test_a_socket_that_takes_little_at_a_time_still_gets_everything_in_order():
     assert producer.successful()
     assert writer.flush(timeout=10)
     assert b"".join(sock.sends) == data
+
+
+class _BrokenSocket(_RecordingSocket):
+    def send(self, data) -> int:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+def test_a_failed_flush_closes_the_writer_and_tells_its_owner_once():
+    errors = []
+    writer = SocketWriter(_BrokenSocket(), on_error=errors.append)
+    with Batch():
+        writer.write(b"lost")
+    gevent.sleep(0)  # the flush at the end of the turn fails
+    assert writer.closed
+    with pytest.raises(ConnectionClosed):
+        writer.write(b"after")
+    gevent.sleep(0.01)
+    assert len(errors) == 1
 
 
 def test_closing_a_hub_socket_wakes_its_reader_with_an_error():
