@@ -110,13 +110,25 @@ def split_route(buf, pos: int) -> tuple:
                     key = bytes(buf[pos:end])
                     route = _DECODED.get(key)
                     if route is None:
-                        route = read_route(bare.Reader(key))
+                        route = _decode_scanned(key)
                         _remember(_DECODED, key, route)
                     return route, end
     except IndexError:
         pass
     reader = bare.Reader(buf, pos)
     return read_route(reader), reader.pos
+
+
+def _decode_scanned(key: bytes) -> Route:
+    """A route whose extent and one-byte lengths split_route has just checked."""
+    if key[0] > MAX_ROUTE_HOPS:
+        raise DecodeError(f"route of {key[0]} hops is longer than {MAX_ROUTE_HOPS}")
+    addresses, pos = [], 1
+    for _ in range(key[0]):
+        end = pos + 2 + key[pos + 1]
+        addresses.append(Address(key[pos], key[pos + 2:end]))
+        pos = end
+    return tuple(addresses)
 
 
 def route_text(route: Route) -> str:

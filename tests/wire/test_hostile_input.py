@@ -83,6 +83,9 @@ def test_huge_length_claim_is_rejected_without_allocating():
 def test_route_with_too_many_hops_is_rejected():
     with pytest.raises(DecodeError, match="hops"):
         TransportMessage.decode(b"\x01\xe8\x07")
+    hops = bytes((65,)) + b"\x00\x01x" * 65  # well-formed, one-byte lengths: the fast path
+    with pytest.raises(DecodeError, match="hops"):
+        TransportMessage.decode(b"\x01" + hops + b"\x00\x00")
 
 
 def test_framing_splits_and_joins_frames():
