@@ -38,6 +38,8 @@ class SocketClosed(OSError):
 
 
 class HubSocket:
+    """One connected socket; at most one greenlet reads it and one writes it at a time."""
+
     __slots__ = ("sock", "_hub", "_read", "_write", "_drained", "_bulk", "closed")
 
     def __init__(self, sock: _stdsocket.socket):
@@ -90,6 +92,7 @@ class HubSocket:
         self._hub.wait(self._write)
 
     def sendall(self, data) -> None:
+        """Send everything, waiting as needed (for simple services; portals use SocketWriter)."""
         view = memoryview(data)
         while view:
             view = view[self.send(view):]
