@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from appliance.wire import bare
-from appliance.wire.address import Route, encode_route, split_route
+from appliance.wire.address import Route
 from appliance.wire.errors import DecodeError
-from appliance.wire.transport import read_payload
+from appliance.wire.transport import decode_routed, encode_head
 
 VERSION = 1
 INIT, RESPONSE, FINISH, REFUSE = 1, 2, 3, 4
@@ -84,8 +84,7 @@ PAYLOAD, CLOSE, CONFIRM = 0, 1, 2
 
 
 def encode_payload(onward: Route, return_route: Route, payload: bytes) -> bytes:
-    return b"".join((b"\x00", encode_route(onward), encode_route(return_route),
-                     bare.encode_uint(len(payload)), payload))
+    return encode_head(onward, return_route, len(payload), tag=b"\x00") + payload
 
 
 CLOSE_MESSAGE = b"\x01"
@@ -98,9 +97,7 @@ def decode_channel_message(data: bytes) -> tuple:
         raise DecodeError("empty channel message")
     tag = data[0]
     if tag == PAYLOAD:
-        onward, pos = split_route(data, 1)
-        return_route, pos = split_route(data, pos)
-        return PAYLOAD, onward, return_route, read_payload(data, pos)
+        return (PAYLOAD, *decode_routed(data, 1))
     if tag in (CLOSE, CONFIRM) and len(data) == 1:
         return tag, (), (), b""
     if tag in (CLOSE, CONFIRM):

@@ -27,14 +27,13 @@ class TransportMessage(NamedTuple):
     def decode(cls, data: bytes | memoryview) -> "TransportMessage":
         if not data or data[0] != VERSION:
             raise DecodeError(f"unknown transport message version {data[0]}" if data else "empty transport message")
-        onward, pos = split_route(data, 1)
-        return_route, pos = split_route(data, pos)
-        return cls(onward, return_route, read_payload(data, pos))
+        return cls(*decode_routed(data, 1))
 
 
-def encode_head(onward: Route, return_route: Route, payload_length: int) -> bytes:
-    """Everything before the payload."""
-    return b"\x01" + encode_route(onward) + encode_route(return_route) + bare.encode_uint(payload_length)
+def encode_head(onward: Route, return_route: Route, payload_length: int, tag: bytes = b"\x01") -> bytes:
+    """Everything before the payload. The same layout after another first byte is a secure
+    channel's PAYLOAD message, which encodes and decodes through these functions too."""
+    return tag + encode_route(onward) + encode_route(return_route) + bare.encode_uint(payload_length)
 
 
 def encode_frame(onward: Route, return_route: Route, payload: bytes) -> bytes:
@@ -43,7 +42,14 @@ def encode_frame(onward: Route, return_route: Route, payload: bytes) -> bytes:
     return b"".join((encode_frame_header(len(head) + len(payload)), head, payload))
 
 
-def read_payload(data, pos: int) -> bytes:
+def decode_routed(data, pos: int) -> tuple:
+    """(onward, return route, payload) encoded from pos to the very end of data."""
+    onward, pos = split_route(data, pos)
+    return_route, pos = split_route(data, pos)
+    return onward, return_route, _read_payload(data, pos)
+
+
+def _read_payload(data, pos: int) -> bytes:
     """The length-prefixed bytes at pos, which must end exactly where data ends."""
     size = len(data)
     if pos + 1 < size:  # the common cases, one- and two-byte lengths, without a Reader
