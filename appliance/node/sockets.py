@@ -62,22 +62,22 @@ class HubSocket:
         call waits before it reads: a request/response peer has sent nothing new yet, and a
         failed receive costs a system call and an exception."""
         if self._drained:
-            self._wait_readable()
+            self._wait(self._read)
         want = size if self._bulk else min(size, SMALL_READ)
         while True:
             try:
                 data = self.sock.recv(want)
             except BlockingIOError:
-                self._wait_readable()
+                self._wait(self._read)
                 continue
             self._bulk = len(data) >= SMALL_READ
             self._drained = len(data) < want
             return data
 
-    def _wait_readable(self) -> None:
+    def _wait(self, watcher) -> None:
         if self.closed:
             raise SocketClosed()
-        self._hub.wait(self._read)
+        self._hub.wait(watcher)
 
     def send(self, data) -> int:
         """As much of `data` as the kernel takes now (0 when its buffer is full); never waits."""
@@ -87,9 +87,7 @@ class HubSocket:
             return 0
 
     def wait_writable(self) -> None:
-        if self.closed:
-            raise SocketClosed()
-        self._hub.wait(self._write)
+        self._wait(self._write)
 
     def sendall(self, data) -> None:
         """Send everything, waiting as needed (for simple services; portals use SocketWriter)."""

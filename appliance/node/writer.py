@@ -1,4 +1,4 @@
-"""A socket writer that sends at once, or once per loop turn under load, and pushes back.
+"""A socket writer that sends at once, or once per loop turn inside a Batch, and pushes back.
 
 A write goes straight to the kernel when nothing is queued: a lone request pays no delay.
 Inside a `Batch` (a reader working through several frames of one receive) writes are
