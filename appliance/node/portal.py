@@ -1,9 +1,16 @@
 """TCP portals: an inlet listens next to the user, an outlet connects next to the service.
 
 For each client connection the inlet sends Ping to the outlet's route. The outlet connects
-to its target FIRST and only then answers Pong from a per-connection worker, or Disconnect
-when the target is down, so a client never waits on a dead target. Both sides then stream
-Payload chunks; end of stream or an error on either side sends Disconnect to the other.
+to its target FIRST and only then answers Pong and its credit window from a per-connection
+worker, or Disconnect when the target is down, so a client never waits on a dead target.
+The inlet acknowledges with its own window; an outlet stream that hears nothing within
+PONG_TIMEOUT closes (the inlet gave up or its route broke), so none is orphaned.
+
+Then both sides stream Payload within the credit the other granted (stream/state.py): a
+client that stops reading stops its own stream and nothing else, and what a node holds per
+stream is bounded by the window. End is a half-close, Disconnect an abort. A stream is bound
+to the link its peer is reached through (a TCP connection or a secure channel): when that
+link is lost the stream ends at once with a reset to its client.
 """
 
 from __future__ import annotations
@@ -12,14 +19,18 @@ import logging
 import os
 
 import gevent
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 
 from appliance.node.errors import ConnectionClosed, NodeError
+from appliance.node.links import watch_link
 from appliance.node.message import LocalMessage
 from appliance.node.sockets import HubSocket
 from appliance.node.tcp import connect_tcp, start_server
 from appliance.node.worker import Worker
 from appliance.node.writer import SocketWriter
+from appliance.stream.credit import DEFAULT_WINDOW
+from appliance.stream.errors import StreamError
+from appliance.stream.state import Act, PortalStreamState, State
 from appliance.wire import portal as portal_wire
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError
@@ -29,29 +40,43 @@ log = logging.getLogger(__name__)
 
 CHUNK = 128 * 1024
 PONG_TIMEOUT = 10.0
+PING_RETRY = 1.0  # no Pong yet: send Ping again (re-resolving the route), then after 2 s, 4 s...
 TARGET_CONNECT_TIMEOUT = 5.0
-FLUSH_ON_DISCONNECT = 30.0
+FLUSH_ON_CLOSE = 30.0
 
 
 class PortalStream(Worker):
     """One side of one portal connection: a socket on this node and a route to the other side."""
 
-    def __init__(self, node, sock: HubSocket, registry: set, peer: str | None = None):
+    def __init__(self, node, sock: HubSocket, registry: set, state: PortalStreamState, peer: str | None = None):
         self.node = node
         self.sock = sock
         self.address = Address.random_local()
         self.remote_route = ()
         self.peer = peer  # the identifier at the other side, when it came over a secure channel
-        self._disconnecting = False
-        self.writer = SocketWriter(sock, on_error=lambda exc: self.close(notify=True))
+        self.state = state
+        self.writer = SocketWriter(sock, on_error=self._socket_failed, limit=state.receive_window.size + CHUNK,
+                                   on_sent=self._took)
         self.registry = registry
         self.closed = False
+        self._credit: Event | None = None  # the pump waits on it for credit
+        self._unwatch = None
         node.register(self)
         registry.add(self)
 
+    def bind(self, remote_route: tuple) -> None:
+        """From now on the peer is at `remote_route`; the stream dies with its first hop."""
+        self.remote_route = remote_route
+        if remote_route:
+            self._unwatch = watch_link(self.node, remote_route[0], self._link_lost)
+
+    def peer_route(self) -> tuple:
+        return self.remote_route
+
+    # --- from the peer ------------------------------------------------------------------------
     def handle(self, msg: LocalMessage) -> None:
         try:
-            tag, data = portal_wire.decode(msg.payload)
+            tag, value = portal_wire.decode(msg.payload)
         except DecodeError as exc:
             self.node.counters["bad_portal_messages"] += 1
             log.debug("bad portal message: %s", exc)
@@ -59,133 +84,262 @@ class PortalStream(Worker):
         if msg.peer != self.peer and self.remote_route:
             self.node.counters["portal_messages_from_wrong_peer"] += 1
             return
-        if tag == portal_wire.PAYLOAD_TAG:
-            try:
-                self.writer.write(data)
-            except ConnectionClosed:
-                pass
-        elif tag == portal_wire.DISCONNECT[0]:
-            if not self._disconnecting:
-                self._disconnecting = True
-                self.on_disconnect()
-        else:
-            self.on_control(tag, msg)
+        self.receive(tag, value)
 
-    def on_control(self, tag: int, msg: LocalMessage) -> None:
-        log.debug("unexpected portal message %d", tag)
+    def receive(self, tag: int, value) -> None:
+        try:
+            actions = self.state.receive(tag, value)
+        except StreamError as exc:
+            self.node.counters["portal_protocol_errors"] += 1
+            log.debug("portal stream %s: %s", self.address, exc)
+            actions = ((Act.SEND, portal_wire.DISCONNECT), (Act.ABORT, None))
+        self.apply(actions)
 
-    def pump(self) -> None:
-        """Read the local socket until it ends, sending every chunk to the other side."""
-        sock, node, route, ret = self.sock, self.node, self.remote_route, (self.address,)
+    def apply(self, actions) -> None:
+        for act, value in actions:
+            if act is Act.WRITE:
+                try:
+                    self.writer.write(value)
+                except ConnectionClosed:
+                    pass  # the socket failed: _socket_failed ends the stream
+            elif act is Act.SEND:
+                self.node.send(self.peer_route(), value, (self.address,))
+            elif act is Act.WAKE:
+                if self._credit is not None:
+                    self._credit.set()
+            elif act is Act.SHUT_WRITE:
+                self._when_written(self._shut_write)
+            elif act is Act.CLOSE:
+                self._when_written(self._finish)
+            else:  # ABORT
+                self._finish(reset=True)
+
+    def _took(self, size: int) -> None:
+        """The client socket took bytes the peer sent: grant them back."""
+        actions = self.state.took(size)
+        if actions:
+            self.apply(actions)
+
+    # --- the local socket ---------------------------------------------------------------------
+    def pump(self, first_credit_timeout: float | None = None) -> None:
+        """Read the local socket within our credit, sending every chunk to the other side,
+        until it ends. Without credit it waits; the first wait is bounded when the peer has
+        yet to acknowledge the stream."""
+        sock, node, ret, state = self.sock, self.node, (self.address,), self.state
         encode = portal_wire.encode_payload
+        timeout = first_credit_timeout
         try:
             while not self.closed:
-                data = sock.recv(CHUNK)
+                allowance = state.sendable
+                if not allowance:
+                    if state.state is State.CLOSED or state.state is State.LOCAL_ENDED:
+                        return
+                    if not self._wait_for_credit(timeout):
+                        log.debug("portal stream %s: no credit within %g s", self.address, timeout)
+                        self.node.counters["portal_streams_unacknowledged"] += 1
+                        self.abort()
+                        return
+                    timeout = None
+                    continue
+                data = sock.recv(min(CHUNK, allowance))
+                if self.closed:
+                    return
                 if not data:
-                    break
-                node.route(LocalMessage(route, ret, encode(data)))
+                    self.apply(state.local_eof())
+                    return
+                state.sent(len(data))
+                node.route(LocalMessage(self.remote_route, ret, encode(data)))
         except OSError as exc:
-            log.debug("portal socket error: %s", exc)
-        self.close(notify=True)
+            if not self.closed:
+                log.debug("portal socket error: %s", exc)
+                self.abort()
 
-    def on_disconnect(self) -> None:
-        """The other side is done: close once what it sent has reached our socket."""
+    def _wait_for_credit(self, timeout: float | None) -> bool:
+        if self._credit is None:
+            self._credit = Event()
+        self._credit.clear()
+        return self._credit.wait(timeout) or self.state.sendable > 0
+
+    def _socket_failed(self, _exc) -> None:
+        self.abort()
+
+    def _shut_write(self) -> None:
+        try:
+            self.sock.sock.shutdown(1)  # SHUT_WR: our client sees end of input, can still send
+        except OSError:
+            pass
+
+    def _when_written(self, then) -> None:
         if self.writer.idle:
-            self.close(notify=False)
+            then()
         else:
-            gevent.spawn(self._close_after_flush)
+            gevent.spawn(self._flush_then, then)
 
-    def _close_after_flush(self) -> None:
-        self.writer.flush(FLUSH_ON_DISCONNECT)
-        self.close(notify=False)
+    def _flush_then(self, then) -> None:
+        if self.writer.flush(FLUSH_ON_CLOSE):
+            then()
+        else:
+            self._finish(reset=True)
 
-    def close(self, notify: bool) -> None:
+    # --- ending -------------------------------------------------------------------------------
+    def abort(self) -> None:
+        """Give up on the stream: tell the peer, reset the local socket."""
+        self.apply(self.state.abort())
+
+    def _link_lost(self, _link) -> None:
+        self._unwatch = None
+        self.node.counters["portal_streams_link_lost"] += 1
+        self.apply(self.state.link_lost())
+
+    def _finish(self, reset: bool = False) -> None:
         if self.closed:
             return
         self.closed = True
-        if notify and self.remote_route:
-            self.node.send(self.remote_route, portal_wire.DISCONNECT, (self.address,))
         self.node.unregister(self.address)
         self.registry.discard(self)
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         self.writer.close()
-        self.sock.close()
+        if reset:
+            self.sock.reset()
+        else:
+            self.sock.close()
+        if self._credit is not None:
+            self._credit.set()
 
     def stop(self) -> None:
-        self.close(notify=True)
+        self.abort()
 
 
 class InletStream(PortalStream):
-    def __init__(self, node, sock, registry, resolve_outlet, authorized):
-        super().__init__(node, sock, registry)
-        self.pong = AsyncResult()
-        self.resolve_outlet = resolve_outlet
-        self.authorized = authorized
+    def __init__(self, inlet: "Inlet", sock):
+        super().__init__(inlet.node, sock, inlet.streams, PortalStreamState.for_inlet(inlet.window))
+        self.inlet = inlet
+        self._outlet_route = ()  # where the Pings went
+        self._ponged = Event()
 
-    def on_control(self, tag: int, msg: LocalMessage) -> None:
-        if tag != portal_wire.PONG[0] or self.pong.ready():
+    def handle(self, msg: LocalMessage) -> None:
+        """Pong, and Disconnect before it, need the message's route and peer."""
+        payload = msg.payload
+        if payload == portal_wire.PONG:
+            self._on_pong(msg)
+        elif payload == portal_wire.DISCONNECT and not self.remote_route:
+            self.node.counters["portal_refused"] += 1
+            self._finish(reset=False)  # the outlet refused: its target is down, or we are not allowed
+            self._ponged.set()
+        else:
+            super().handle(msg)
+
+    def _on_pong(self, msg: LocalMessage) -> None:
+        if self.remote_route:
+            if msg.return_route != self.remote_route:  # an answer to a repeated Ping: not needed
+                self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
             return
-        if self.authorized and msg.peer not in self.authorized:
+        authorized = self.inlet.authorized
+        if authorized and msg.peer not in authorized:
             self.node.counters["unauthorized"] += 1
             log.warning("inlet: outlet answered as %s, which is not authorized", msg.peer or "an unauthenticated peer")
             return
         self.peer = msg.peer
-        self.pong.set(msg.return_route)
+        self.bind(msg.return_route)
+        super().receive(portal_wire.PONG_TAG, b"")
+        self._ponged.set()
 
     def run(self) -> None:
-        try:
-            outlet_route = self.resolve_outlet()
-        except NodeError as exc:
-            log.warning("inlet: %s, closing the client", exc)
-            self.close(notify=False)
-            return
-        self.node.send(outlet_route, portal_wire.PING, (self.address,))
-        try:
-            self.remote_route = self.pong.get(timeout=PONG_TIMEOUT)
-        except gevent.Timeout:
-            log.warning("inlet: no answer from the outlet within %g s, closing the client", PONG_TIMEOUT)
-            self.close(notify=False)
+        if not self._ping_until_pong():
             return
         if not self.closed:
             self.pump()
 
-    def on_disconnect(self) -> None:
-        if not self.pong.ready():
-            self.pong.set(())  # the outlet refused: the target is down
-            self.close(notify=False)
-            return
-        super().on_disconnect()
+    def _ping_until_pong(self) -> bool:
+        """Ping the outlet until it answers, re-resolving the route between tries, so a
+        client that arrives while a link is being rebuilt waits instead of failing."""
+        deadline = gevent.get_hub().loop.now() + PONG_TIMEOUT
+        wait = PING_RETRY
+        while not self.closed:
+            try:
+                route = self.inlet.resolve_outlet()
+            except NodeError as exc:
+                route = None
+                log.debug("inlet: %s", exc)
+            if route is not None:
+                self._outlet_route = route
+                self.node.send(route, portal_wire.PING, (self.address,))
+            left = deadline - gevent.get_hub().loop.now()
+            if self._ponged.wait(min(wait, max(left, 0))):
+                return not self.closed
+            if left <= wait:
+                break
+            self.inlet.route_failed(route)
+            wait *= 2
+        if not self.closed:
+            log.warning("inlet %s: no answer from the outlet within %g s, closing the client",
+                        self.inlet.alias, PONG_TIMEOUT)
+            self.node.counters["portal_pong_timeouts"] += 1
+            self.abort()
+        return False
+
+    def peer_route(self) -> tuple:
+        """Before Pong, the outlet service: a Disconnect there lets go of a connection it
+        may have opened for us already."""
+        return self.remote_route or self._outlet_route
 
 
 class Inlet:
     """Listens on host:port; every accepted client becomes an InletStream to the outlet.
 
     The resolved route is reused while its first hop (the only address of it on this
-    node: a TCP connection or a secure channel) is alive, and resolved again otherwise,
-    so an inlet recovers when that connection is lost and can be re-opened."""
+    node: a TCP connection or a secure channel) is alive, and resolved again otherwise.
+    Resolution is single-flight: clients that arrive together share one."""
 
-    def __init__(self, node, bind: str, resolve_outlet, route_text: str, alias: str, authorized=None):
+    def __init__(self, node, bind: str, resolve_outlet, route_text: str, alias: str, authorized=None,
+                 route_failed=None, window: int = DEFAULT_WINDOW):
         self.node = node
         self.alias = alias
         self.authorized = authorized
+        self.window = window
         self._resolve = resolve_outlet
+        self._route_failed = route_failed
         self._route = None
+        self._resolving = None  # the AsyncResult of the resolution under way
         self.route_text = route_text
         self.streams: set = set()
         self.server, self.bind = start_server(bind, self._accept)
 
     def _accept(self, sock: HubSocket, _peer) -> None:
-        InletStream(self.node, sock, self.streams, self.resolve_outlet, self.authorized).run()
+        InletStream(self, sock).run()
 
     def resolve_outlet(self):
         route = self._route
-        if not route or route[0] not in self.node.workers:
+        if route and route[0] in self.node.workers:
+            return route
+        if self._resolving is not None:
+            return self._resolving.get()
+        self._resolving = AsyncResult()
+        try:
             route = self._route = self._resolve()
+        except BaseException as exc:
+            self._resolving.set_exception(exc)
+            raise
+        else:
+            self._resolving.set(route)
+        finally:
+            self._resolving = None
         return route
+
+    def route_failed(self, route) -> None:
+        """A Ping over `route` got no answer: resolve again next time, and let the node
+        check the links it runs over (a secure channel whose far end is gone)."""
+        if route is not None and route is self._route:
+            self._route = None
+            if self._route_failed is not None:
+                self._route_failed(route)
 
     def close(self) -> None:
         self.server.stop()
         for stream in list(self.streams):
-            stream.close(notify=True)
+            stream.abort()
 
     def describe(self) -> dict:
         return {"alias": self.alias, "bind_address": self.bind, "outlet_route": self.route_text,
@@ -195,12 +349,14 @@ class Inlet:
 class Outlet(Worker):
     """The service at `/service/<name>`: each Ping opens a connection to the target."""
 
-    def __init__(self, node, name: str, target: str, alias: str, authorized=None, allow=None, attributes_of=None):
+    def __init__(self, node, name: str, target: str, alias: str, authorized=None, allow=None, attributes_of=None,
+                 window: int = DEFAULT_WINDOW):
         self.node = node
         self.alias = alias
         self.authorized = authorized
         self.allow = allow or {}  # attributes the peer must prove with a project credential
         self.attributes_of = attributes_of
+        self.window = window
         self.stopped = False
         self.address = Address.local(name)
         self.target_text = target
@@ -208,11 +364,11 @@ class Outlet(Worker):
         self.streams: set = set()
 
     def handle(self, msg: LocalMessage) -> None:
-        try:
-            tag, _ = portal_wire.decode(msg.payload)
-        except DecodeError:
-            tag = None
-        if tag != portal_wire.PING[0]:
+        payload = msg.payload
+        if payload == portal_wire.DISCONNECT:
+            self._cancel(msg.return_route)
+            return
+        if payload != portal_wire.PING:
             self.node.counters["bad_portal_messages"] += 1
             return
         refusal = self._refusal(msg.peer)
@@ -234,6 +390,13 @@ class Outlet(Worker):
                 return f"credential lacks {self.allow}"
         return None
 
+    def _cancel(self, inlet_route: tuple) -> None:
+        """The inlet behind `inlet_route` gave up before it heard our Pong."""
+        for stream in list(self.streams):
+            if stream.remote_route == inlet_route and stream.state.state is State.AWAITING_ACK:
+                self.node.counters["portal_streams_cancelled"] += 1
+                stream.apply(stream.state.link_lost())
+
     def _open(self, inlet_route, peer) -> None:
         try:
             sock = connect_tcp(self.target, timeout=TARGET_CONNECT_TIMEOUT)
@@ -244,15 +407,16 @@ class Outlet(Worker):
         if self.stopped:  # deleted while we were connecting
             sock.close()
             return
-        stream = PortalStream(self.node, sock, self.streams, peer)
-        stream.remote_route = inlet_route
-        self.node.send(inlet_route, portal_wire.PONG, (stream.address,))
-        stream.pump()
+        state, first = PortalStreamState.for_outlet(self.window)
+        stream = PortalStream(self.node, sock, self.streams, state, peer)
+        stream.bind(inlet_route)
+        stream.apply(first)
+        stream.pump(first_credit_timeout=PONG_TIMEOUT)
 
     def stop(self) -> None:
         self.stopped = True
         for stream in list(self.streams):
-            stream.close(notify=True)
+            stream.abort()
 
     def describe(self) -> dict:
         return {"alias": self.alias, "address": f"/service/{self.address.inner.decode()}",

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import socket as _stdsocket
+import struct
 import sys
 
 import gevent
@@ -27,6 +28,7 @@ SMALL_READ = 64 * 1024
 BACKLOG = 1024
 MAX_ACCEPTS = 100  # per loop turn
 OPTIONS_INHERITED = sys.platform.startswith("linux")  # accepted sockets take the listener's options
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 ACCEPT_RETRY = 0.1  # seconds to wait after accept failed (out of file descriptors)
 
 
@@ -96,6 +98,16 @@ class HubSocket:
             view = view[self.send(view):]
             if view:
                 self.wait_writable()
+
+    def reset(self) -> None:
+        """Close with a reset (RST) instead of an orderly end: the peer must not take a
+        stream cut short for a complete one."""
+        if not self.closed:
+            try:
+                self.sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_LINGER, LINGER_RESET)
+            except OSError:
+                pass
+        self.close()
 
     def close(self) -> None:
         """Close now, or once the greenlets waiting on it have been woken with SocketClosed."""

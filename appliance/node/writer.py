@@ -1,12 +1,14 @@
-"""A socket writer that sends at once, or once per loop turn inside a Batch, and pushes back.
+"""A socket writer that sends at once, or once per loop turn inside a Batch, and never waits.
 
 A write goes straight to the kernel when nothing is queued: a lone request pays no delay.
 Inside a `Batch` (a reader working through several frames of one receive) writes are
 queued instead, and one flush per writer, run by the hub after every greenlet woken in
 that turn has run and before it waits for I/O again, sends them together.
-What the kernel does not take is drained by a greenlet that waits for the socket, and when
-more than `high_water` bytes wait, `write` blocks the producing greenlet until the socket
-catches up: a slow reader slows its sender instead of growing our memory.
+What the kernel does not take is drained by a greenlet that waits for the socket. `write`
+never blocks its caller, which is usually a link reader that serves many streams: what may
+queue is bounded by its owner (a portal stream by its credit window), and a queue above
+`limit` means the peer has stopped reading, which fails the writer like a broken socket.
+`on_sent(n)` hears of every byte the kernel took, which is when a portal grants credit back.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from appliance.node.sockets import HubSocket
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HIGH_WATER = 1 << 20
+DEFAULT_LIMIT = 64 << 20  # a node-to-node link: far above the windows of the streams it carries
 MAX_SEND = 256 * 1024  # bytes joined for one send: few syscalls without re-copying a long queue
 
 
@@ -47,15 +49,15 @@ class SocketWriter:
     """Its events are made only when somebody has to wait: a portal holds thousands of
     writers that never do."""
 
-    def __init__(self, sock: HubSocket, on_error=None, high_water: int = DEFAULT_HIGH_WATER):
+    def __init__(self, sock: HubSocket, on_error=None, limit: int = DEFAULT_LIMIT, on_sent=None):
         self._sock = sock
         self._on_error = on_error
-        self._high_water = high_water
+        self._limit = limit
+        self._on_sent = on_sent
         self._chunks: list = []
         self._size = 0
         self._flush_pending = False
         self._draining = None  # the greenlet waiting for the socket to take the rest
-        self._room: Event | None = None  # producers above the high-water mark wait on it
         self._flushed: Event | None = None  # flush() waits on it
         self.idle = True  # everything written so far is on the socket
         self.closed = False
@@ -69,22 +71,20 @@ class SocketWriter:
             except OSError as exc:
                 self._fail(exc)
                 raise ConnectionClosed(f"socket write failed: {exc}") from None
+            if self._on_sent is not None and sent:
+                self._on_sent(sent)
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]
         self._chunks.append(data)
         self._size += len(data)
         self.idle = False
+        if self._size > self._limit:
+            self._fail(OSError(f"peer is not reading: {self._size} bytes queued"), later=True)
+            raise ConnectionClosed("peer is not reading")
         if not self._flush_pending and self._draining is None:
             self._flush_pending = True
             gevent.get_hub().loop.run_callback(self._flush)
-        if self._size > self._high_water:
-            if self._room is None:
-                self._room = Event()
-            self._room.clear()
-            self._room.wait()
-            if self.closed:
-                raise ConnectionClosed("socket closed while writing")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything written so far is on the socket (or the writer died)."""
@@ -95,14 +95,12 @@ class SocketWriter:
         return self._flushed.wait(timeout)
 
     def close(self) -> None:
-        """Stop writing at once; blocked producers are released with ConnectionClosed."""
+        """Stop writing at once; what is queued is dropped."""
         if self.closed:
             return
         self.closed = True
         self._chunks = []
         self._size = 0
-        if self._room is not None:
-            self._room.set()
         self._set_idle()
         if self._draining is not None and self._draining is not gevent.getcurrent():
             self._draining.kill(block=False)
@@ -154,11 +152,11 @@ class SocketWriter:
                 self._fail(exc, later=True)  # we may be in the hub, which must not wait
                 return False
             self._size -= sent
+            if self._on_sent is not None and sent:
+                self._on_sent(sent)
             if sent < len(data):
                 chunks.insert(0, memoryview(data)[sent:])
                 break
-        if self._room is not None and self._size <= self._high_water:
-            self._room.set()
         return True
 
     def _fail(self, exc: OSError, later: bool = False) -> None:

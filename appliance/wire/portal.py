@@ -1,6 +1,8 @@
 """PortalMessage: what a TCP inlet and outlet say to each other.
 
-A BARE enum: Ping `00`, Pong `01`, Disconnect `02`, Payload `03 | varint len | data`.
+A BARE enum: Ping `00`, Pong `01`, Disconnect `02`, Payload `03 | varint len | data`,
+Credit `04 | varint bytes` (the sender may send that many more Payload bytes),
+End `05` (the sender will send no more Payload: a TCP half-close).
 """
 
 from __future__ import annotations
@@ -11,21 +13,27 @@ from appliance.wire.errors import DecodeError
 PING = b"\x00"
 PONG = b"\x01"
 DISCONNECT = b"\x02"
-PAYLOAD_TAG = 3
+END = b"\x05"
+PING_TAG, PONG_TAG, DISCONNECT_TAG, PAYLOAD_TAG, CREDIT_TAG, END_TAG = range(6)
+MAX_CREDIT = 1 << 32  # a larger grant is not a window anybody means
 
 
 def encode_payload(data: bytes) -> bytes:
     return b"\x03" + bare.encode_uint(len(data)) + data
 
 
-def decode(message: bytes) -> tuple[int, bytes]:
-    """Return (tag, data); data is empty except for Payload."""
+def encode_credit(size: int) -> bytes:
+    return b"\x04" + bare.encode_uint(size)
+
+
+def decode(message: bytes) -> tuple:
+    """(tag, value): the data of a Payload, the byte count of a Credit, else b""."""
     if not message:
         raise DecodeError("empty portal message")
     tag = message[0]
     if tag == PAYLOAD_TAG and len(message) > 2 and message[1] < 0x80 and len(message) == message[1] + 2:
         return tag, message[2:]  # the common small Payload: a one-byte length, checked exactly
-    if tag < PAYLOAD_TAG:
+    if tag in (PING_TAG, PONG_TAG, DISCONNECT_TAG, END_TAG):
         if len(message) != 1:
             raise DecodeError(f"portal message {tag} has {len(message) - 1} trailing bytes")
         return tag, b""
@@ -34,4 +42,11 @@ def decode(message: bytes) -> tuple[int, bytes]:
         data = reader.bytes()
         reader.expect_end()
         return tag, data
+    if tag == CREDIT_TAG:
+        reader = bare.Reader(message, 1)
+        size = reader.uint()
+        reader.expect_end()
+        if not 0 < size <= MAX_CREDIT:
+            raise DecodeError(f"credit of {size} bytes is out of range (1..{MAX_CREDIT})")
+        return tag, size
     raise DecodeError(f"unknown portal message tag {tag}")

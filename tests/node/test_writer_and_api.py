@@ -1,4 +1,4 @@
-"""Backpressure in the socket writer, and the control API's refusals."""
+"""The socket writer (never blocks, bounded, reports progress), and the control API's refusals."""
 
 import json
 import os
@@ -19,37 +19,31 @@ def _pair():
     return HubSocket(ours), socket.socket(fileno=theirs.detach())
 
 
-def test_writer_blocks_a_fast_producer_instead_of_buffering():
-    ours, theirs = _pair()
-    writer = SocketWriter(ours, high_water=64 * 1024)
+def test_writer_never_blocks_and_fails_once_the_peer_stops_reading():
+    ours, _theirs = _pair()  # nobody reads _theirs
+    failures = []
+    writer = SocketWriter(ours, on_error=failures.append, limit=256 * 1024)
     chunk = b"x" * 16384
-    written = []
-
-    def produce():
-        for _ in range(640):  # 10 MiB
+    with pytest.raises(ConnectionClosed, match="peer is not reading"):
+        for _ in range(10_000):  # far more than the kernel buffers and the limit together
             writer.write(chunk)
-            written.append(1)
+    assert writer.closed
+    gevent.sleep(0)  # the owner hears of it in a greenlet of its own
+    assert len(failures) == 1 and "peer is not reading" in str(failures[0])
 
-    producer = gevent.spawn(produce)
-    gevent.sleep(0.3)
-    assert not producer.ready(), "the producer should be blocked by a reader that does not read"
-    assert writer._size <= 64 * 1024 + len(chunk)
-    total = 0
-    while total < 640 * len(chunk):
-        total += len(theirs.recv(1 << 20))
-    producer.join(timeout=10)
-    assert len(written) == 640
+
+def test_writer_reports_every_byte_the_kernel_took():
+    ours, theirs = _pair()
+    taken = []
+    writer = SocketWriter(ours, on_sent=taken.append)
+    data = os.urandom(4 << 20)  # more than the socket buffers: part of it is queued and drained
+    writer.write(data)
+    received = 0
+    while received < len(data):
+        received += len(theirs.recv(1 << 20))
+    assert writer.flush(timeout=10)
+    assert sum(taken) == len(data)
     writer.close()
-
-
-def test_writer_close_releases_blocked_producers():
-    ours, _theirs = _pair()
-    writer = SocketWriter(ours, high_water=1024)
-    producer = gevent.spawn(lambda: [writer.write(b"y" * 4096) for _ in range(10000)])
-    gevent.sleep(0.1)
-    writer.close()
-    producer.join(timeout=5)
-    assert producer.ready() and producer.exception is not None
 
 
 class _RecordingSocket:
@@ -86,7 +80,7 @@ def test_writes_are_sent_at_once_outside_a_batch_and_together_inside_one():
 
 def test_a_socket_that_takes_little_at_a_time_still_gets_everything_in_order():
     sock = _RecordingSocket(per_send=1000, capacity=5000)
-    writer = SocketWriter(sock, high_water=10_000)
+    writer = SocketWriter(sock)
     data = os.urandom(200_000)
     producer = gevent.spawn(lambda: [writer.write(data[i:i + 7000]) for i in range(0, len(data), 7000)])
     producer.join(timeout=10)

@@ -64,3 +64,24 @@ def test_address_text_forms():
 def test_route_encoding():
     assert encode_route(()) == b"\x00"
     assert encode_route((Address(LOCAL, b"a"),)) == b"\x01\x00\x01a"
+
+
+def test_portal_credit_and_end_vectors():
+    assert portal.encode_credit(1 << 20) == bytes.fromhex("04808040")
+    assert portal.decode(bytes.fromhex("04808040")) == (portal.CREDIT_TAG, 1 << 20)
+    assert portal.END == bytes.fromhex("05")
+    assert portal.decode(b"\x05") == (portal.END_TAG, b"")
+
+
+@pytest.mark.parametrize("message, error", [
+    (b"\x04\x00", "credit of 0 bytes is out of range"),
+    (bytes.fromhex("04 8080808020"), "credit of 8589934592 bytes is out of range"),
+    (b"\x04", "truncated"),
+    (b"\x04\x01\x00", "trailing"),
+    (b"\x05\x00", "portal message 5 has 1 trailing bytes"),
+    (b"\x06", "unknown portal message tag 6"),
+])
+def test_bad_portal_messages_are_typed_errors(message, error):
+    from appliance.wire.errors import DecodeError
+    with pytest.raises(DecodeError, match=error):
+        portal.decode(message)

@@ -1,0 +1,1 @@
+"""Portal stream protocol logic without I/O: states, transitions and flow control."""

@@ -1,0 +1,170 @@
+"""One portal stream (a client connection between an inlet and an outlet) as a state machine.
+
+Sans I/O, like h11: the runtime tells it what happened (a portal message from the peer, end
+or failure of the local socket, bytes the local socket took) and carries out the actions it
+returns. Every legal move is in TRANSITIONS; anything else is the peer's error, raised as a
+StreamError after the stream has moved to CLOSED (the runtime then aborts it).
+
+    inlet:  AWAITING_PONG --Pong--> OPEN             (it answers Pong with its window: the ack)
+    outlet: AWAITING_ACK --Credit--> OPEN            (Pong and its window went out first)
+    OPEN --local EOF--> LOCAL_ENDED --End--> CLOSED  (a half-close each way, in either order)
+    OPEN --End--> REMOTE_ENDED --local EOF--> CLOSED
+    any --Disconnect, abort, link lost, timeout--> CLOSED
+"""
+
+from __future__ import annotations
+
+import enum
+
+from appliance.stream.credit import DEFAULT_WINDOW, ReceiveWindow, SendCredit
+from appliance.stream.errors import StreamError, UnexpectedMessage
+from appliance.wire import portal as wire
+
+
+class State(enum.Enum):
+    AWAITING_PONG = "awaiting pong"
+    AWAITING_ACK = "awaiting ack"
+    OPEN = "open"
+    LOCAL_ENDED = "local ended"  # we sent End: we only receive
+    REMOTE_ENDED = "remote ended"  # the peer sent End: we only send
+    CLOSED = "closed"
+
+
+class Event(enum.Enum):
+    PONG = wire.PONG_TAG
+    PAYLOAD = wire.PAYLOAD_TAG
+    CREDIT = wire.CREDIT_TAG
+    END = wire.END_TAG
+    LOCAL_EOF = "local eof"
+
+
+class Act(enum.Enum):
+    SEND = "send"  # send this portal message to the peer
+    WRITE = "write"  # write these bytes to the local socket
+    WAKE = "wake"  # credit arrived: the local socket may be read again
+    SHUT_WRITE = "shut write"  # once everything is written, half-close the local socket
+    CLOSE = "close"  # once everything is written, close the local socket
+    ABORT = "abort"  # close the local socket now (a reset)
+
+
+S = State
+TRANSITIONS = {
+    (S.AWAITING_PONG, Event.PONG): S.OPEN,
+    (S.AWAITING_ACK, Event.CREDIT): S.OPEN,
+    (S.OPEN, Event.CREDIT): S.OPEN,
+    (S.OPEN, Event.PAYLOAD): S.OPEN,
+    (S.OPEN, Event.LOCAL_EOF): S.LOCAL_ENDED,
+    (S.OPEN, Event.END): S.REMOTE_ENDED,
+    (S.LOCAL_ENDED, Event.CREDIT): S.LOCAL_ENDED,
+    (S.LOCAL_ENDED, Event.PAYLOAD): S.LOCAL_ENDED,
+    (S.LOCAL_ENDED, Event.END): S.CLOSED,
+    (S.REMOTE_ENDED, Event.CREDIT): S.REMOTE_ENDED,
+    (S.REMOTE_ENDED, Event.LOCAL_EOF): S.CLOSED,
+}
+SENDING = frozenset((S.OPEN, S.REMOTE_ENDED))  # states in which we may send Payload
+RECEIVING = frozenset((S.OPEN, S.LOCAL_ENDED))  # states in which the peer may
+NOTHING = ()
+ABORT_AND_TELL = ((Act.SEND, wire.DISCONNECT), (Act.ABORT, None))
+
+
+class PortalStreamState:
+    """`for_inlet()` after the inlet sent Ping; `for_outlet()` before the outlet answers Pong."""
+
+    __slots__ = ("state", "send", "receive_window", "aborted")
+
+    def __init__(self, state: State, window: int = DEFAULT_WINDOW):
+        self.state = state
+        self.send = SendCredit()
+        self.receive_window = ReceiveWindow(window)
+        self.aborted = False  # CLOSED by Disconnect, abort, link loss or timeout (not two Ends)
+
+    @classmethod
+    def for_inlet(cls, window: int = DEFAULT_WINDOW) -> "PortalStreamState":
+        return cls(S.AWAITING_PONG, window)
+
+    @classmethod
+    def for_outlet(cls, window: int = DEFAULT_WINDOW) -> tuple:
+        """The state and what the outlet sends first: Pong, then its window."""
+        stream = cls(S.AWAITING_ACK, window)
+        return stream, ((Act.SEND, wire.PONG), (Act.SEND, wire.encode_credit(stream.receive_window.open())))
+
+    @property
+    def sendable(self) -> int:
+        """How many bytes of the local socket may be read and sent now."""
+        return self.send.available if self.state in SENDING else 0
+
+    def _move(self, event: Event) -> None:
+        try:
+            self.state = TRANSITIONS[self.state, event]
+        except KeyError:
+            previous, self.state, self.aborted = self.state, S.CLOSED, True
+            raise UnexpectedMessage(f"{event.name} in state {previous.value}") from None
+
+    # --- from the peer ------------------------------------------------------------------------
+    def receive(self, tag: int, value) -> tuple:
+        """A decoded portal message (Ping is the outlet service's, not a stream's)."""
+        if tag == wire.DISCONNECT_TAG:
+            if self.state is S.CLOSED:
+                return NOTHING
+            self.state, self.aborted = S.CLOSED, True
+            return ((Act.CLOSE, None),)  # what the peer sent before it still reaches our socket
+        if self.state is S.CLOSED:
+            return NOTHING  # in flight when we closed
+        try:
+            event = Event(tag)
+        except ValueError:
+            event = None
+        if event is None or event is Event.LOCAL_EOF:
+            self.state, self.aborted = S.CLOSED, True
+            raise UnexpectedMessage(f"portal message {tag} on an open stream")
+        was_blocked = self.sendable == 0
+        self._move(event)
+        try:
+            if event is Event.PAYLOAD:
+                self.receive_window.receive(len(value))
+                return ((Act.WRITE, value),)
+            if event is Event.CREDIT:
+                self.send.grant(value)
+                return ((Act.WAKE, None),) if was_blocked and self.sendable else NOTHING
+            if event is Event.PONG:
+                return ((Act.SEND, wire.encode_credit(self.receive_window.open())),)
+            # END
+            return ((Act.CLOSE, None),) if self.state is S.CLOSED else ((Act.SHUT_WRITE, None),)
+        except StreamError:
+            self.state, self.aborted = S.CLOSED, True
+            raise
+
+    # --- from the local side ------------------------------------------------------------------
+    def sent(self, size: int) -> None:
+        """`size` bytes read from the local socket are going to the peer as Payload."""
+        self.send.use(size)
+
+    def took(self, size: int) -> tuple:
+        """The local socket took `size` bytes the peer sent: maybe grant them back."""
+        grant = self.receive_window.took(size)
+        if grant and self.state in RECEIVING:
+            return ((Act.SEND, wire.encode_credit(grant)),)
+        return NOTHING
+
+    def local_eof(self) -> tuple:
+        """The local socket will send nothing more (it half-closed or closed)."""
+        if self.state is S.CLOSED:
+            return NOTHING
+        self._move(Event.LOCAL_EOF)
+        if self.state is S.CLOSED:
+            return ((Act.SEND, wire.END), (Act.CLOSE, None))
+        return ((Act.SEND, wire.END),)
+
+    def abort(self) -> tuple:
+        """The local socket failed, or we give up on the stream: tell the peer, reset ours."""
+        if self.state is S.CLOSED:
+            return NOTHING
+        self.state, self.aborted = S.CLOSED, True
+        return ABORT_AND_TELL
+
+    def link_lost(self) -> tuple:
+        """The route to the peer is gone: nothing can reach it, reset ours at once."""
+        if self.state is S.CLOSED:
+            return NOTHING
+        self.state, self.aborted = S.CLOSED, True
+        return ((Act.ABORT, None),)
