@@ -74,6 +74,7 @@ class Topology:
     identity: str | None = None  # an identity name under $OCKAM_HOME/identities
     tcp_listener_address: str = "127.0.0.1:0"
     relay_authorized: tuple = ()  # identifiers allowed to create relays here (empty: anyone)
+    link_timeout: float = 15.0  # seconds of silence after which a node-to-node link is dead
     tcp_connections: tuple = ()
     secure_channel_listeners: tuple = ()
     relays: tuple = ()
@@ -117,6 +118,11 @@ def _positive(value: int) -> None:
         raise ValueError("must be a positive number of seconds")
 
 
+def _link_timeout(value) -> None:
+    if isinstance(value, bool) or not 3 <= value <= 3600:
+        raise ValueError("must be a number of seconds from 3 to 3600")
+
+
 def _node_name(value: str) -> None:
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", value):
         raise ValueError("use letters, digits, '.', '_' or '-' (at most 64)")
@@ -126,7 +132,8 @@ def _node_name(value: str) -> None:
 SCHEMA = {
     "node": (False, {"name": (str, False, _node_name), "identity": (str, False, _node_name),
                       "tcp_listener_address": (str, False, _bind_address),
-                      "relay_authorized": (list, False, _identifiers)}),
+                      "relay_authorized": (list, False, _identifiers),
+                      "link_timeout": ((int, float), False, _link_timeout)}),
     "tcp_connections": (True, {"to": (str, True, _target_address)}),
     "secure_channel_listeners": (True, {"address": (str, True, multiaddr.parse),
                                         "authorized": (list, False, _identifiers)}),
@@ -211,6 +218,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         identity=node.get("identity"),
         tcp_listener_address=node.get("tcp_listener_address", "127.0.0.1:0"),
         relay_authorized=tuple(node.get("relay_authorized", ())),
+        link_timeout=float(node.get("link_timeout", 15.0)),
         tcp_connections=tuple(t["to"] for t in sections.get("tcp_connections", [])),
         secure_channel_listeners=tuple(ListenerSpec(t["address"], tuple(t.get("authorized", ())))
                                        for t in sections.get("secure_channel_listeners", [])),
@@ -238,8 +246,8 @@ def _check_table(path, lines, section, index, table, keys, environ) -> dict:
             raise ConfigError(path, line, f"{label}.{key}", f"unknown key{_hint(key, keys)}")
         expected, _, validate = keys[key]
         if not isinstance(value, expected):
-            raise ConfigError(path, line, f"{label}.{key}",
-                              f"expected a {expected.__name__}, got {type(value).__name__}")
+            wanted = "number" if expected == (int, float) else expected.__name__
+            raise ConfigError(path, line, f"{label}.{key}", f"expected a {wanted}, got {type(value).__name__}")
         if isinstance(value, str):
             value = _interpolate(value, environ, path, line, f"{label}.{key}")
         if validate is not None:

@@ -142,7 +142,7 @@ class NodeService:
             project_node = ProjectNode(name, address, members, save, ttl)
         return NodeRuntime(self.name, node_lookup=state.listener_of, identity=self.identity,
                            relay_authorized=self.topology.relay_authorized, projects=projects.load_all(),
-                           project_node=project_node)
+                           project_node=project_node, link_timeout=self.topology.link_timeout)
 
     def _serve(self, runtime: NodeRuntime) -> None:
         deployment = Deployment(runtime, self.topology)

@@ -14,6 +14,7 @@ import gevent
 
 from appliance.node import routes
 from appliance.node.errors import AddressInUse, NotFound, RouteError
+from appliance.node.liveness import DEFAULT_LINK_TIMEOUT
 from appliance.node.node import Node
 from appliance.node.portal import Inlet, Outlet, new_alias
 from appliance.node.relay import ForwardingService, Relays
@@ -48,11 +49,13 @@ def check_identifiers(identifiers) -> frozenset | None:
 class NodeRuntime:
     def __init__(self, name: str, node_lookup: routes.NodeLookup = lambda _name: None,
                  max_frame: int | None = None, identity: Identity | None = None,
-                 relay_authorized=None, projects=(), project_node: ProjectNode | None = None):
+                 relay_authorized=None, projects=(), project_node: ProjectNode | None = None,
+                 link_timeout: float = DEFAULT_LINK_TIMEOUT):
         identity = identity or Identity.generate()
         self.node = Node(name)
         self.node_lookup = node_lookup
-        self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}))
+        self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}),
+                                link_timeout=link_timeout)
         start_default_services(self.node)
         self.trust = Trust(projects)
         self.authority = None

@@ -15,6 +15,7 @@ import gevent
 
 from appliance.node.errors import ConnectionClosed, NotFound, RouteError
 from appliance.node.links import CloseNotifier
+from appliance.node.liveness import DEFAULT_LINK_TIMEOUT, LinkMonitor
 from appliance.node.message import LocalMessage
 from appliance.node.sockets import HubSocket, Listener, connect
 from appliance.node.worker import Worker
@@ -68,6 +69,9 @@ class TcpConnection(Worker, CloseNotifier):
         self.id = os.urandom(16).hex()
         self.address = Address.random_local()
         self.closed = False
+        self.heard = True  # liveness (LinkMonitor): received something since the last tick
+        self.spoke = True  # sent something since the last tick
+        self.silent_ticks = 0
         self._init_close_notifier()
         self.writer = SocketWriter(sock, on_error=lambda exc: self.close())
         try:
@@ -76,6 +80,7 @@ class TcpConnection(Worker, CloseNotifier):
             pass  # the peer is already gone: closed, and its reader finds out at once
 
     def handle(self, msg: LocalMessage) -> None:
+        self.spoke = True
         try:
             self.writer.write(encode_frame(msg.onward[1:], msg.return_route, msg.payload))
         except ConnectionClosed:
@@ -88,6 +93,7 @@ class TcpConnection(Worker, CloseNotifier):
                 data = self.sock.recv(RECV_SIZE)
                 if not data:
                     break
+                self.heard = True
                 frames = decoder.feed(data)
                 if len(frames) > 1:
                     with Batch():  # what they cause is written once, at the end of this turn
@@ -149,11 +155,12 @@ class TcpListener:
 
 
 class TcpTransport:
-    def __init__(self, node, max_frame: int = DEFAULT_MAX_FRAME):
+    def __init__(self, node, max_frame: int = DEFAULT_MAX_FRAME, link_timeout: float = DEFAULT_LINK_TIMEOUT):
         self.node = node
         self.max_frame = max_frame
         self.listeners: dict[str, TcpListener] = {}
         self.connections: dict[str, TcpConnection] = {}
+        self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout)
 
     def listen(self, hostport: str) -> TcpListener:
         listener = TcpListener(self, hostport)
@@ -193,6 +200,7 @@ class TcpTransport:
         raise NotFound(f"no TCP listener or connection {ident!r}")
 
     def close(self) -> None:
+        self.monitor.stop()
         for listener in list(self.listeners.values()):
             listener.close()
         for conn in list(self.connections.values()):

@@ -27,6 +27,11 @@ def test_default_demo_declares_a_whole_portal():
     assert topology.demo_http == "127.0.0.1:9000"
 
 
+def test_link_timeout_defaults_to_15_seconds_and_takes_fractions():
+    assert parse("").link_timeout == 15.0
+    assert parse("[node]\nlink_timeout = 4.5\n").link_timeout == 4.5
+
+
 def test_environment_interpolation():
     topology = parse('[[relays]]\nname = "${N}-edge"\nat = "/node/${R}"\n', environ={"N": "x", "R": "relay"})
     assert topology.relays == (RelaySpec("x-edge", "/node/relay"),)
@@ -37,6 +42,9 @@ def test_environment_interpolation():
     ('[nodes]\nname = "x"\n', "f.toml:1: nodes: unknown section (did you mean 'node'?)"),
     ('[node\n', "f.toml:1: invalid TOML"),
     ('[node]\nname = 5\n', "f.toml:2: node.name: expected a str, got int"),
+    ('[node]\nlink_timeout = "15"\n', "f.toml:2: node.link_timeout: expected a number, got str"),
+    ('[node]\nlink_timeout = 1\n', "f.toml:2: node.link_timeout: must be a number of seconds from 3 to 3600"),
+    ('[node]\nlink_timeout = true\n', "f.toml:2: node.link_timeout: must be a number of seconds from 3 to 3600"),
     ('[[inlets]]\nfrom = "127.0.0.1:1"\n', "f.toml:1: inlets[0].to: missing required key"),
     ('[[relays]]\nname = "a"\nat = "/node/r"\n[[relays]]\nname = "b c"\nat = "/node/r"\n',
      "f.toml:5: relays[1].name: bad relay name"),

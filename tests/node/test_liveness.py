@@ -1,0 +1,60 @@
+"""Link liveness: idle links stay up on heartbeats; a link whose peer falls silent is found
+dead within the timeout, and what rides on it ends with it and is rebuilt."""
+
+import pytest
+
+from appliance.node.tcp import TcpConnection
+from tests.helpers import wait_until
+from tests.node.conftest import connect, recv_exactly
+
+FAST = 1.5  # link timeout in these tests: ticks every 0.5 s, dead after 1.0-1.5 s of silence
+
+
+def _links(runtime):
+    return [c for c in runtime.tcp.connections.values() if isinstance(c, TcpConnection)]
+
+
+def test_idle_links_stay_up_on_heartbeats(make_node):
+    a, b = make_node("a", link_timeout=FAST), make_node("b", link_timeout=FAST)
+    a.tcp_connection_create("/node/b")
+    wait_until(lambda: a.node.counters["heartbeats_sent"] >= 6 and b.node.counters["heartbeats_sent"] >= 6,
+               timeout=10, what="both sides to send heartbeats on the idle link")
+    assert len(_links(a)) == 1 and len(_links(b)) == 1
+    assert a.node.counters["links_dead"] == b.node.counters["links_dead"] == 0
+
+
+def test_a_silent_peer_is_found_dead_and_the_link_closed(make_node):
+    a = make_node("a", link_timeout=FAST)
+    b = make_node("b", link_timeout=600)  # b says nothing for minutes: a vanished peer, to a
+    a.tcp_connection_create("/node/b")
+    [link] = _links(a)
+    closed = []
+    link.on_close(closed.append)
+    wait_until(lambda: closed, timeout=FAST + 2, what="the silent link to be declared dead")
+    assert a.node.counters["links_dead"] == 1 and not _links(a)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "encrypted"])
+def test_portal_streams_on_a_dead_link_reset_their_clients(make_node, echo_server, secure):
+    edge = make_node("edge", link_timeout=600)
+    client = make_node("client", link_timeout=FAST)
+    edge.outlet_create(echo_server)
+    route = "/node/edge" + ("/secure/api" if secure else "") + "/service/outlet"
+    inlet = client.inlet_create("127.0.0.1:0", route)["bind_address"]
+    sock = connect(inlet)
+    sock.sendall(b"hello")
+    assert recv_exactly(sock, 5) == b"hello"
+    sock.settimeout(FAST + 3)
+    with pytest.raises(ConnectionResetError):  # never an endless hang
+        sock.recv(10)
+    assert client.node.counters["links_dead"] == 1
+    assert client.node.counters["portal_streams_link_lost"] == 1
+
+
+def test_a_relay_over_a_dead_link_registers_again(make_node):
+    relay = make_node("relay", link_timeout=600)  # silent: a's link to it looks dead
+    edge = make_node("edge", link_timeout=FAST)
+    edge.relay_create("edge", "/node/relay")
+    client = edge.relays.clients["forward_to_edge"]
+    wait_until(lambda: client.registrations >= 2, timeout=FAST + 5, what="the relay to register again")
+    assert edge.node.counters["links_dead"] >= 1
