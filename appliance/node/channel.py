@@ -13,12 +13,13 @@ import logging
 import os
 
 import gevent
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout
 from appliance.node.message import LocalMessage
 from appliance.node.project import Trust
 from appliance.node.links import CloseNotifier, watch_link
+from appliance.node.singleflight import SingleFlight
 from appliance.node.worker import Worker
 from appliance.secure.channel import ChannelDecryptor, ChannelEncryptor
 from appliance.secure.errors import DecryptError, HandshakeError, ReplayError, SecureError
@@ -32,6 +33,8 @@ from appliance.wire.errors import DecodeError
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
+PROBE_QUIET = 2.0  # a channel that heard from its peer this recently needs no probe
+PROBE_TIMEOUT = 2.0
 
 
 class ChannelRefused(NodeError):
@@ -79,6 +82,9 @@ class ChannelEnd(CloseNotifier):
         self._unwatch = None  # stops watching the link this channel rides on
         self._enc: ChannelEncryptor | None = None
         self._dec: ChannelDecryptor | None = None
+        self.heard_at = 0.0  # loop time of the last authenticated message from the peer
+        self._probing = SingleFlight()
+        self._probe_answered: Event | None = None
         self.node.register(self.decryptor)
 
     # --- handshake --------------------------------------------------------------------------
@@ -186,13 +192,44 @@ class ChannelEnd(CloseNotifier):
             self.node.counters["channel_messages_rejected"] += 1
             log.debug("secure channel %s dropped a message: %s", self.encryptor.address, exc)
             return
-        if kind == wire.CLOSE:
+        self.heard_at = gevent.get_hub().loop.now()
+        if kind == wire.PAYLOAD:
+            self.node.route(LocalMessage(onward, (self.encryptor.address,) + return_route, payload, self.peer))
+        elif kind == wire.CLOSE:
             self.close(notify=False)
-            return
-        if kind != wire.PAYLOAD:
+        elif kind == wire.PROBE:
+            self._signal(wire.PROBE_ACK_MESSAGE)
+        elif kind == wire.PROBE_ACK:
+            if self._probe_answered is not None:
+                self._probe_answered.set()
+        else:
             self.node.counters["channel_messages_rejected"] += 1
-            return
-        self.node.route(LocalMessage(onward, (self.encryptor.address,) + return_route, payload, self.peer))
+
+    def _signal(self, message: bytes) -> None:
+        """An encrypted one-byte channel message (Close, Probe, ProbeAck) to the peer."""
+        self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), self._enc.encrypt(message)))
+
+    # --- liveness -----------------------------------------------------------------------------
+    def check_alive(self) -> bool:
+        """Is the far end still there? Yes if it was heard from lately; else ask it (one probe
+        for all who ask at once), and close the channel when it does not answer: its peer
+        restarted, or the relay link it ran over was rebuilt, and only a new channel helps."""
+        if self.closed or self._enc is None:
+            return False
+        if gevent.get_hub().loop.now() - self.heard_at < PROBE_QUIET:
+            return True
+        return self._probing.run(None, self._probe)
+
+    def _probe(self) -> bool:
+        self._probe_answered = Event()
+        self._signal(wire.PROBE_MESSAGE)
+        if self._probe_answered.wait(PROBE_TIMEOUT):
+            return True
+        self.node.counters["channels_dead"] += 1
+        log.warning("secure channel %s via %s: no answer to a probe within %g s, closing it",
+                    self.encryptor.address, self.via, PROBE_TIMEOUT)
+        self.close(notify=True)
+        return False
 
     def close(self, notify: bool = True) -> None:
         if self.closed:
@@ -200,8 +237,7 @@ class ChannelEnd(CloseNotifier):
         self.closed = True
         if notify and self._enc is not None:
             try:
-                self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,),
-                                             self._enc.encrypt(wire.CLOSE_MESSAGE)))
+                self._signal(wire.CLOSE_MESSAGE)
             except SecureError:
                 pass
         self.node.unregister(self.decryptor.address)
@@ -257,6 +293,7 @@ class SecureChannels:
         self.static_private = os.urandom(32)  # attested by the identity in every handshake
         self.listeners: dict[str, SecureChannelListener] = {}
         self.ends: dict[str, ChannelEnd] = {}  # by encryptor address
+        self._creating = SingleFlight()
 
     def listen(self, name: str = "api", authorized=None) -> SecureChannelListener:
         if name in self.listeners or Address.local(name) in self.node.workers:
@@ -290,7 +327,14 @@ class SecureChannels:
         for end in self.ends.values():
             if end.initiator and not end.closed and end.via == via and end.authorized == wanted:
                 return end
-        return self.create(route, via, authorized)
+        return self._creating.run((via, wanted), lambda: self.create(route, via, authorized))
+
+    def check_first_hop(self, route: tuple) -> None:
+        """A message over `route` went unanswered: if it starts with a channel of ours,
+        find out whether its far end is still there (closing it if not)."""
+        end = self.ends.get(route[0].inner.decode(errors="replace")) if route else None
+        if end is not None and end.initiator:
+            end.check_alive()
 
     def find(self, address: str) -> ChannelEnd:
         end = self.ends.get(address.removeprefix("/service/").removeprefix("0#"))

@@ -19,11 +19,12 @@ import logging
 import os
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import Event
 
 from appliance.node.errors import ConnectionClosed, NodeError
 from appliance.node.links import watch_link
 from appliance.node.message import LocalMessage
+from appliance.node.singleflight import SingleFlight
 from appliance.node.sockets import HubSocket
 from appliance.node.tcp import connect_tcp, start_server
 from appliance.node.worker import Worker
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 128 * 1024
 PONG_TIMEOUT = 10.0
-PING_RETRY = 1.0  # no Pong yet: send Ping again (re-resolving the route), then after 2 s, 4 s...
+PING_RETRY = 1.0  # no Pong yet: check the route's links, resolve it again and send Ping again
 TARGET_CONNECT_TIMEOUT = 5.0
 FLUSH_ON_CLOSE = 30.0
 
@@ -256,7 +257,6 @@ class InletStream(PortalStream):
         """Ping the outlet until it answers, re-resolving the route between tries, so a
         client that arrives while a link is being rebuilt waits instead of failing."""
         deadline = gevent.get_hub().loop.now() + PONG_TIMEOUT
-        wait = PING_RETRY
         while not self.closed:
             try:
                 route = self.inlet.resolve_outlet()
@@ -267,12 +267,11 @@ class InletStream(PortalStream):
                 self._outlet_route = route
                 self.node.send(route, portal_wire.PING, (self.address,))
             left = deadline - gevent.get_hub().loop.now()
-            if self._ponged.wait(min(wait, max(left, 0))):
+            if self._ponged.wait(min(PING_RETRY, max(left, 0))):
                 return not self.closed
-            if left <= wait:
+            if left <= PING_RETRY:
                 break
             self.inlet.route_failed(route)
-            wait *= 2
         if not self.closed:
             log.warning("inlet %s: no answer from the outlet within %g s, closing the client",
                         self.inlet.alias, PONG_TIMEOUT)
@@ -302,7 +301,7 @@ class Inlet:
         self._resolve = resolve_outlet
         self._route_failed = route_failed
         self._route = None
-        self._resolving = None  # the AsyncResult of the resolution under way
+        self._resolving = SingleFlight()
         self.route_text = route_text
         self.streams: set = set()
         self.server, self.bind = start_server(bind, self._accept)
@@ -314,27 +313,21 @@ class Inlet:
         route = self._route
         if route and route[0] in self.node.workers:
             return route
-        if self._resolving is not None:
-            return self._resolving.get()
-        self._resolving = AsyncResult()
-        try:
-            route = self._route = self._resolve()
-        except BaseException as exc:
-            self._resolving.set_exception(exc)
-            raise
-        else:
-            self._resolving.set(route)
-        finally:
-            self._resolving = None
-        return route
+        return self._resolving.run(None, self._resolve_again)
+
+    def _resolve_again(self):
+        self._route = self._resolve()
+        return self._route
 
     def route_failed(self, route) -> None:
         """A Ping over `route` got no answer: resolve again next time, and let the node
         check the links it runs over (a secure channel whose far end is gone)."""
-        if route is not None and route is self._route:
+        if route is None:
+            return
+        if route is self._route:
             self._route = None
-            if self._route_failed is not None:
-                self._route_failed(route)
+        if self._route_failed is not None:
+            self._route_failed(route)
 
     def close(self) -> None:
         self.server.stop()

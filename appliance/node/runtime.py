@@ -323,7 +323,8 @@ class NodeRuntime:
             self.resolve(to, authorized=authorized)  # fail now, not at the first client
         else:
             routes.parse_route(to)
-        inlet = Inlet(self.node, bind, lambda: self.resolve(to, authorized=authorized).route, to, alias, authorized)
+        inlet = Inlet(self.node, bind, lambda: self.resolve(to, authorized=authorized).route, to, alias, authorized,
+                      route_failed=self.channels.check_first_hop)
         self.inlets[alias] = inlet
         return inlet.describe()
 

@@ -80,7 +80,8 @@ class IdentityProof(NamedTuple):
         return cls(key, signature, credentials)
 
 
-PAYLOAD, CLOSE, CONFIRM = 0, 1, 2
+PAYLOAD, CLOSE, CONFIRM, PROBE, PROBE_ACK = 0, 1, 2, 3, 4
+SIGNALS = (CLOSE, CONFIRM, PROBE, PROBE_ACK)  # one byte, nothing after it
 
 
 def encode_payload(onward: Route, return_route: Route, payload: bytes) -> bytes:
@@ -89,17 +90,19 @@ def encode_payload(onward: Route, return_route: Route, payload: bytes) -> bytes:
 
 CLOSE_MESSAGE = b"\x01"
 CONFIRM_MESSAGE = b"\x02"
+PROBE_MESSAGE = b"\x03"  # are you still there? (the peer answers PROBE_ACK)
+PROBE_ACK_MESSAGE = b"\x04"
 
 
 def decode_channel_message(data: bytes) -> tuple:
-    """(PAYLOAD, onward, return, payload), or (CLOSE or CONFIRM, (), (), b"")."""
+    """(PAYLOAD, onward, return, payload), or (a signal: CLOSE, CONFIRM, PROBE, PROBE_ACK, (), (), b"")."""
     if not data:
         raise DecodeError("empty channel message")
     tag = data[0]
     if tag == PAYLOAD:
         return (PAYLOAD, *decode_routed(data, 1))
-    if tag in (CLOSE, CONFIRM) and len(data) == 1:
+    if tag in SIGNALS and len(data) == 1:
         return tag, (), (), b""
-    if tag in (CLOSE, CONFIRM):
+    if tag in SIGNALS:
         raise DecodeError(f"channel message {tag} has trailing bytes")
     raise DecodeError(f"unknown channel message {tag}")

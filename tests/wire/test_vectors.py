@@ -85,3 +85,13 @@ def test_bad_portal_messages_are_typed_errors(message, error):
     from appliance.wire.errors import DecodeError
     with pytest.raises(DecodeError, match=error):
         portal.decode(message)
+
+
+def test_channel_probe_messages_are_one_byte_signals():
+    from appliance.wire import secure_channel as sc
+    assert (sc.PROBE_MESSAGE, sc.PROBE_ACK_MESSAGE) == (b"\x03", b"\x04")
+    assert sc.decode_channel_message(b"\x03") == (sc.PROBE, (), (), b"")
+    assert sc.decode_channel_message(b"\x04") == (sc.PROBE_ACK, (), (), b"")
+    from appliance.wire.errors import DecodeError
+    with pytest.raises(DecodeError, match="channel message 3 has trailing bytes"):
+        sc.decode_channel_message(b"\x03\x00")

@@ -1,0 +1,80 @@
+"""Every failure heals by itself: after a link, a relay registration or a whole node is lost
+and comes back, new connections through plain and encrypted inlets work again within
+seconds, and 100 clients arriving at once share one rebuild."""
+
+import time
+
+import gevent
+import pytest
+
+from tests.helpers import wait_until
+from tests.node.conftest import connect, recv_exactly
+
+ROUTES = {"plain": "/node/relay/service/forward_to_edge/service/outlet",
+          "encrypted": "/node/relay/service/forward_to_edge/secure/api/service/outlet"}
+
+
+def echo_once(address: str, message: bytes = b"are you there?") -> bytes:
+    sock = connect(address)
+    try:
+        sock.settimeout(15)
+        sock.sendall(message)
+        return recv_exactly(sock, len(message))
+    finally:
+        sock.close()
+
+
+def seconds_until_echo(address: str) -> float:
+    started = time.monotonic()
+    assert echo_once(address) == b"are you there?"
+    return time.monotonic() - started
+
+
+def start_edge(make_node, echo_server, name="edge"):
+    edge = make_node(name, listen=False)
+    edge.relay_create("edge", "/node/relay")
+    edge.outlet_create(echo_server)
+    return edge
+
+
+@pytest.mark.parametrize("kind", ROUTES)
+def test_inlets_recover_when_the_edges_relay_link_is_rebuilt(make_node, echo_server, kind):
+    relay = make_node("relay")
+    edge = start_edge(make_node, echo_server)
+    client = make_node("client")
+    inlet = client.inlet_create("127.0.0.1:0", ROUTES[kind])["bind_address"]
+    assert echo_once(inlet) == b"are you there?"
+
+    relay_client = edge.relays.clients["forward_to_edge"]
+    for conn in list(relay_client._owned):  # the edge's link to the relay drops
+        conn.close()
+    wait_until(lambda: relay_client.registrations == 2, what="the edge to register again")
+    assert seconds_until_echo(inlet) < 5
+    if kind == "encrypted":
+        assert client.node.counters["channels_dead"] == 1  # the stale channel was found out and replaced
+
+
+@pytest.mark.parametrize("kind", ROUTES)
+def test_inlets_recover_when_the_edge_node_is_replaced(make_node, echo_server, kind):
+    relay = make_node("relay")
+    edge = start_edge(make_node, echo_server)
+    client = make_node("client")
+    inlet = client.inlet_create("127.0.0.1:0", ROUTES[kind])["bind_address"]
+    assert echo_once(inlet) == b"are you there?"
+
+    edge.shutdown()  # as kill -9 would: its links close, its keys are gone
+    wait_until(lambda: "forward_to_edge" not in relay.forwarding.relays, what="the relay to drop the registration")
+    start_edge(make_node, echo_server, name="edge2")  # a new node, new keys, same relay name
+    assert seconds_until_echo(inlet) < 5
+
+
+def test_a_hundred_clients_after_a_failure_share_one_channel_handshake(make_node, echo_server):
+    relay = make_node("relay")
+    start_edge(make_node, echo_server)
+    client = make_node("client")
+    inlet = client.inlet_create("127.0.0.1:0", ROUTES["encrypted"], check_route=False)["bind_address"]
+    clients = [gevent.spawn(echo_once, inlet, f"client {i}".encode()) for i in range(100)]
+    gevent.joinall(clients, timeout=30, raise_error=True)
+    assert [c.value for c in clients] == [f"client {i}".encode() for i in range(100)]
+    assert len(client.channels.ends) == 1 and len(client.tcp.connections) == 1
+    assert relay.node.counters["handshakes_failed"] == 0
