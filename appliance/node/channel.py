@@ -15,7 +15,7 @@ import os
 import gevent
 from gevent.event import AsyncResult, Event
 
-from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout
+from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.project import Trust
 from appliance.node.links import CloseNotifier, watch_link
@@ -312,6 +312,9 @@ class SecureChannels:
     def create(self, route: tuple, via: str, authorized=None, suite: Suite | None = None,
                timeout: float = HANDSHAKE_TIMEOUT) -> ChannelEnd:
         """Run a handshake to the listener at the end of `route`; block until it is done."""
+        first = self.node.workers.get(route[0]) if route else None
+        if getattr(first, "connected", True) is False:  # a persistent TCP connection, dialling again
+            raise RouteError(f"cannot make a secure channel via {via}: its TCP connection is reconnecting")
         end = ChannelEnd(self, True, suite or default_suite(), frozenset(authorized) if authorized else None, via)
         self.node.send(route, wire.encode_init(end.suite.id, end.handshake.write_message(b"")),
                        (end.decryptor.address,))
@@ -321,13 +324,13 @@ class SecureChannels:
             end.fail(RequestTimeout(f"no secure channel handshake answer from {via} within {timeout:g} s"))
             raise RequestTimeout(f"no secure channel handshake answer from {via} within {timeout:g} s") from None
 
-    def channel_to(self, route: tuple, via: str, authorized=None) -> ChannelEnd:
+    def channel_to(self, route: tuple, via: str, authorized=None, timeout: float = HANDSHAKE_TIMEOUT) -> ChannelEnd:
         """An established channel over exactly this route (and trust), reused when one exists."""
         wanted = frozenset(authorized) if authorized else None
         for end in self.ends.values():
             if end.initiator and not end.closed and end.via == via and end.authorized == wanted:
                 return end
-        return self._creating.run((via, wanted), lambda: self.create(route, via, authorized))
+        return self._creating.run((via, wanted), lambda: self.create(route, via, authorized, timeout=timeout))
 
     def check_first_hop(self, route: tuple) -> None:
         """A message over `route` went unanswered: if it starts with a channel of ours,

@@ -25,8 +25,8 @@ SILENT_TICKS = 2
 
 
 class LinkMonitor:
-    """Watches `connections()`: objects with `heard`, `spoke` and `silent_ticks`
-    attributes, a `writer` and a `close(reason)`."""
+    """Watches `connections()`: TcpConnections, with their `connected`, `heard`, `spoke`
+    and `silent_ticks`, a `writer`, and `drop(sock)` for a socket found dead."""
 
     def __init__(self, connections, counters, timeout: float = DEFAULT_LINK_TIMEOUT):
         self.timeout = timeout
@@ -39,6 +39,8 @@ class LinkMonitor:
     def _tick(self) -> None:
         """Runs in the hub: it never waits, and closes dead links in a greenlet of their own."""
         for conn in list(self._connections()):
+            if not conn.connected:
+                continue  # a persistent connection dialling again
             if conn.heard:
                 conn.heard, conn.silent_ticks = False, 0
             else:
@@ -47,7 +49,7 @@ class LinkMonitor:
                     self._counters["links_dead"] += 1
                     log.warning("link to %s is dead: nothing received for %.0f s", conn.peer,
                                 conn.silent_ticks * self.interval)
-                    gevent.spawn(conn.close)
+                    gevent.spawn(conn.drop, conn.sock)
                     continue
             if not conn.spoke:
                 self._counters["heartbeats_sent"] += 1

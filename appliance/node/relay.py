@@ -115,8 +115,8 @@ class RelayClient(Worker):
     PING_TIMEOUT = 10.0
     MAX_MISSED_PINGS = 3
     REGISTER_TIMEOUT = 10.0
-    BACKOFF_START = 0.5
-    BACKOFF_MAX = 10.0
+    BACKOFF_START = 0.25
+    BACKOFF_MAX = 2.0  # a relay back after a restart is found within 2 s
 
     def __init__(self, node, name: str, at_text: str, resolve_at):
         self.node = node

@@ -19,7 +19,7 @@ from appliance.node.node import Node
 from appliance.node.portal import Inlet, Outlet, new_alias
 from appliance.node.relay import ForwardingService, Relays
 from appliance.node.services import start_default_services
-from appliance.node.channel import SecureChannels
+from appliance.node.channel import HANDSHAKE_TIMEOUT, SecureChannels
 from appliance.node.project import Authority, ProjectError, ProjectInfo, ProjectNode, Trust
 from appliance.node.tcp import TcpConnection, TcpListener, TcpTransport
 from appliance.secure.credential import Credential
@@ -34,6 +34,7 @@ from appliance.wire.errors import DecodeError
 log = logging.getLogger(__name__)
 
 DEFAULT_MESSAGE_TIMEOUT = 10.0
+INLET_HANDSHAKE_TIMEOUT = 2.0  # an inlet's client waits at most PONG_TIMEOUT in all, trying again
 
 
 def check_identifiers(identifiers) -> frozenset | None:
@@ -73,20 +74,22 @@ class NodeRuntime:
         self.outlets: dict[str, Outlet] = {}
         self.pid = os.getpid()
 
-    def resolve(self, text: str, reuse: bool = True, authorized=None) -> routes.Resolved:
+    def resolve(self, text: str, reuse: bool = True, authorized=None,
+                handshake_timeout: float = HANDSHAKE_TIMEOUT) -> routes.Resolved:
         """Route text to addresses; with `reuse`, existing TCP connections and secure
-        channels over the same route are used, else new ones are made (relays own theirs)."""
+        channels over the same route are used, else new ones are made (relays own theirs).
+        Inlets pass a short `handshake_timeout`: they try again soon anyway."""
         def secure(route, via):
             if reuse:
-                return self.channels.channel_to(route, via, authorized).encryptor.address
-            return self.channels.create(route, via, authorized).encryptor.address
+                return self.channels.channel_to(route, via, authorized, handshake_timeout).encryptor.address
+            return self.channels.create(route, via, authorized, timeout=handshake_timeout).encryptor.address
 
         def project(name, opened):
-            return self._project_hop(name, opened, reuse)
+            return self._project_hop(name, opened, reuse, handshake_timeout)
 
         return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse, secure=secure, project=project)
 
-    def _project_hop(self, name: str, opened: list, reuse: bool) -> Address:
+    def _project_hop(self, name: str, opened: list, reuse: bool, handshake_timeout: float) -> Address:
         """`/project/NAME`: TCP to its access route, then a secure channel to its `api`
         authenticated as the project's identity; on the way, refresh our credential."""
         info = self.trust.projects.get(name)
@@ -99,7 +102,8 @@ class NodeRuntime:
             opened.append(conn)
         api = (conn.address, Address.local("api"))
         via, pinned = f"/project/{name}", {info.identifier}
-        end = self.channels.channel_to(api, via, pinned) if reuse else self.channels.create(api, via, pinned)
+        end = (self.channels.channel_to(api, via, pinned, handshake_timeout) if reuse
+               else self.channels.create(api, via, pinned, timeout=handshake_timeout))
         if self.trust.needs_credential(name):
             self._fetch_credential(name, end.encryptor.address)
         return end.encryptor.address
@@ -182,12 +186,13 @@ class NodeRuntime:
         item.close()
 
     def tcp_connection_create(self, address: str) -> dict:
+        """A persistent connection: dialled again whenever it is lost, under the same address."""
         if not address.startswith("/"):
-            return self.tcp.connect(multiaddr.parse_hostport(address)).describe()
+            return self.tcp.connect(multiaddr.parse_hostport(address), persistent=True).describe()
         segments = routes.parse_route(address)
         if len(segments) != 1 or not isinstance(segments[0], (multiaddr.Tcp, multiaddr.Node)):
             raise RouteError(f"{address!r} is not a TCP address (HOST:PORT, /ip4/A/tcp/P or /node/N)")
-        return self.tcp.connect(routes.tcp_target(segments[0], self.node_lookup)).describe()
+        return self.tcp.connect(routes.tcp_target(segments[0], self.node_lookup), persistent=True).describe()
 
     def transports(self) -> list:
         return ([l.describe() for l in self.tcp.listeners.values()]
@@ -323,8 +328,9 @@ class NodeRuntime:
             self.resolve(to, authorized=authorized)  # fail now, not at the first client
         else:
             routes.parse_route(to)
-        inlet = Inlet(self.node, bind, lambda: self.resolve(to, authorized=authorized).route, to, alias, authorized,
-                      route_failed=self.channels.check_first_hop)
+        inlet = Inlet(self.node, bind, lambda: self.resolve(to, authorized=authorized,
+                                                            handshake_timeout=INLET_HANDSHAKE_TIMEOUT).route,
+                      to, alias, authorized, route_failed=self.channels.check_first_hop)
         self.inlets[alias] = inlet
         return inlet.describe()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket as _stdsocket
 
 import gevent
@@ -17,6 +18,7 @@ from appliance.node.errors import ConnectionClosed, NotFound, RouteError
 from appliance.node.links import CloseNotifier
 from appliance.node.liveness import DEFAULT_LINK_TIMEOUT, LinkMonitor
 from appliance.node.message import LocalMessage
+from appliance.node.singleflight import SingleFlight
 from appliance.node.sockets import HubSocket, Listener, connect
 from appliance.node.worker import Worker
 from appliance.node.writer import Batch, SocketWriter
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 10.0
+REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
+REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 
 
 def os_reason(exc: BaseException) -> str:
@@ -60,24 +64,36 @@ def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT) -> HubSocket:
 
 
 class TcpConnection(Worker, CloseNotifier):
-    def __init__(self, transport: "TcpTransport", sock: HubSocket, peer: str, outgoing: bool):
+    """One node-to-node link. A persistent one (`target` set: made by `tcp-connection
+    create` or TOML) outlives its sockets: when one is lost it dials again, with backoff,
+    under the same worker address, so routes written with that address recover too.
+    Watchers (`on_close`) hear of every lost socket: what rode on it is gone either way."""
+
+    def __init__(self, transport: "TcpTransport", sock: HubSocket, peer: str, outgoing: bool,
+                 target: Tcp | None = None):
         self.transport = transport
         self.node = transport.node
-        self.sock = sock
         self.peer = peer
         self.outgoing = outgoing
+        self.target = target
         self.id = os.urandom(16).hex()
         self.address = Address.random_local()
-        self.closed = False
+        self.closed = False  # for good: deleted, or a socket lost by a connection that is not persistent
+        self._redialer = None
+        self._init_close_notifier()
+        self._attach(sock)
+
+    def _attach(self, sock: HubSocket) -> None:
+        self.sock = sock
+        self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
         self.spoke = True  # sent something since the last tick
         self.silent_ticks = 0
-        self._init_close_notifier()
-        self.writer = SocketWriter(sock, on_error=lambda exc: self.close())
+        self.writer = SocketWriter(sock, on_error=lambda exc: self.drop(sock))
         try:
             self.writer.write(PROTOCOL_VERSION_BYTE)
         except ConnectionClosed:
-            pass  # the peer is already gone: closed, and its reader finds out at once
+            pass  # the peer is already gone: its reader finds out at once
 
     def handle(self, msg: LocalMessage) -> None:
         self.spoke = True
@@ -87,10 +103,11 @@ class TcpConnection(Worker, CloseNotifier):
             self.node.counters["dropped_closed_connection"] += 1
 
     def read_loop(self) -> None:
+        sock = self.sock
         decoder = FrameDecoder(self.transport.max_frame)
         try:
             while True:
-                data = self.sock.recv(RECV_SIZE)
+                data = sock.recv(RECV_SIZE)
                 if not data:
                     break
                 self.heard = True
@@ -106,7 +123,7 @@ class TcpConnection(Worker, CloseNotifier):
         except OSError as exc:
             log.debug("connection %s to %s failed: %s", self.id, self.peer, exc)
         finally:
-            self.close()
+            self.drop(sock)
 
     def _deliver(self, frames: list) -> None:
         route, own = self.node.route, (self.address,)
@@ -116,15 +133,55 @@ class TcpConnection(Worker, CloseNotifier):
                 if onward:
                     route(LocalMessage(onward, own + return_route, payload))
 
+    def drop(self, sock: HubSocket | None = None) -> None:
+        """The socket (`sock`, or the current one) is lost: closed by the peer, failed, or
+        found dead. A persistent connection dials again; any other closes."""
+        if not self.connected or (sock is not None and sock is not self.sock):
+            return
+        if self.target is None or self.closed:
+            self.close()
+            return
+        self.connected = False
+        self.writer.close()
+        self.sock.close()
+        self._notify_closed()
+        self._init_close_notifier()  # the next socket's watchers
+        log.info("connection %s to %s lost, dialling again", self.id, self.peer)
+        self._redialer = gevent.spawn(self._redial)
+
+    def _redial(self) -> None:
+        backoff = REDIAL_FIRST
+        while not self.closed:
+            gevent.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, REDIAL_MAX)
+            try:
+                sock = connect_tcp(self.target)
+            except RouteError as exc:
+                log.debug("connection %s: %s", self.id, exc)
+                continue
+            if self.closed:
+                sock.close()
+                return
+            self._attach(sock)
+            self._redialer = None
+            self.node.counters["links_redialled"] += 1
+            log.info("connection %s to %s is back", self.id, self.peer)
+            self.read_loop()
+            return
+
     def close(self) -> None:
-        if self.closed:
+        if self.closed and not self.connected:
             return
         self.closed = True
+        was_connected, self.connected = self.connected, False
+        if self._redialer is not None and self._redialer is not gevent.getcurrent():
+            self._redialer.kill(block=False)
         self.node.unregister(self.address)
         self.transport.connections.pop(self.id, None)
         self.writer.close()
         self.sock.close()
-        self._notify_closed()
+        if was_connected:
+            self._notify_closed()
 
     def stop(self) -> None:
         self.close()
@@ -132,7 +189,9 @@ class TcpConnection(Worker, CloseNotifier):
     def describe(self) -> dict:
         return {"id": self.id, "type": "TCP",
                 "mode": "Remote connection" if self.outgoing else "Incoming connection",
-                "socket_address": self.peer, "worker_address": str(self.address)}
+                "socket_address": self.peer, "worker_address": str(self.address),
+                "status": "connected" if self.connected else "reconnecting",
+                "persistent": self.target is not None}
 
 
 class TcpListener:
@@ -161,33 +220,36 @@ class TcpTransport:
         self.listeners: dict[str, TcpListener] = {}
         self.connections: dict[str, TcpConnection] = {}
         self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout)
+        self._connecting = SingleFlight()
 
     def listen(self, hostport: str) -> TcpListener:
         listener = TcpListener(self, hostport)
         self.listeners[listener.id] = listener
         return listener
 
-    def adopt(self, sock: HubSocket, peer: str, outgoing: bool) -> TcpConnection:
-        conn = TcpConnection(self, sock, peer, outgoing)
+    def adopt(self, sock: HubSocket, peer: str, outgoing: bool, target: Tcp | None = None) -> TcpConnection:
+        conn = TcpConnection(self, sock, peer, outgoing, target)
         if conn.closed:  # gone before we could greet it; its reader ends at once
             return conn
         self.node.register(conn)
         self.connections[conn.id] = conn
         return conn
 
-    def connect(self, target: Tcp) -> TcpConnection:
-        """A new outgoing connection to target, with its reader running."""
+    def connect(self, target: Tcp, persistent: bool = False) -> TcpConnection:
+        """A new outgoing connection to target, with its reader running; a persistent one
+        dials again whenever it is lost, until it is closed."""
         sock = connect_tcp(target)
-        conn = self.adopt(sock, target.hostport, outgoing=True)
+        conn = self.adopt(sock, target.hostport, outgoing=True, target=target if persistent else None)
         gevent.spawn(conn.read_loop)
         return conn
 
     def connection_to(self, target: Tcp) -> TcpConnection:
-        """An open outgoing connection to target, reused when one exists."""
+        """An open outgoing connection to target, reused when one exists; connections to
+        the same target asked for at once are one."""
         for conn in self.connections.values():
-            if conn.outgoing and conn.peer == target.hostport and not conn.closed:
+            if conn.outgoing and conn.peer == target.hostport and conn.connected:
                 return conn
-        return self.connect(target)
+        return self._connecting.run(target.hostport, lambda: self.connect(target))
 
     def find(self, ident: str):
         """A listener by id or socket address, or a connection by id or worker address."""

@@ -26,12 +26,27 @@ def test_idle_links_stay_up_on_heartbeats(make_node):
 def test_a_silent_peer_is_found_dead_and_the_link_closed(make_node):
     a = make_node("a", link_timeout=FAST)
     b = make_node("b", link_timeout=600)  # b says nothing for minutes: a vanished peer, to a
-    a.tcp_connection_create("/node/b")
+    route = a.resolve("/node/b").route  # an ordinary (not persistent) connection
     [link] = _links(a)
     closed = []
     link.on_close(closed.append)
     wait_until(lambda: closed, timeout=FAST + 2, what="the silent link to be declared dead")
     assert a.node.counters["links_dead"] == 1 and not _links(a)
+    assert route[0] not in a.node.workers
+
+
+def test_a_persistent_connection_found_dead_dials_again_under_the_same_address(make_node):
+    a = make_node("a", link_timeout=FAST)
+    b = make_node("b", link_timeout=600)
+    created = a.tcp_connection_create("/node/b")
+    [link] = _links(a)
+    lost = []
+    link.on_close(lost.append)
+    wait_until(lambda: lost and a.node.counters["links_redialled"] >= 1, timeout=FAST + 5,
+               what="the dead link to be dialled again")
+    assert a.node.counters["links_dead"] >= 1
+    assert a.tcp_connection_list()[-1]["worker_address"] == created["worker_address"]
+    assert a.tcp.find(created["id"]) is link
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["plain", "encrypted"])

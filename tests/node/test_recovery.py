@@ -37,13 +37,19 @@ def start_edge(make_node, echo_server, name="edge"):
     return edge
 
 
-@pytest.mark.parametrize("kind", ROUTES)
-def test_inlets_recover_when_the_edges_relay_link_is_rebuilt(make_node, echo_server, kind):
+@pytest.fixture(params=ROUTES)
+def working_portal(request, make_node, echo_server):
+    """relay, edge (relay + outlet), client (inlet, plain or encrypted) with one echo done."""
     relay = make_node("relay")
     edge = start_edge(make_node, echo_server)
     client = make_node("client")
-    inlet = client.inlet_create("127.0.0.1:0", ROUTES[kind])["bind_address"]
+    inlet = client.inlet_create("127.0.0.1:0", ROUTES[request.param])["bind_address"]
     assert echo_once(inlet) == b"are you there?"
+    return request.param, relay, edge, client, inlet
+
+
+def test_inlets_recover_when_the_edges_relay_link_is_rebuilt(working_portal):
+    kind, _relay, edge, client, inlet = working_portal
 
     relay_client = edge.relays.clients["forward_to_edge"]
     for conn in list(relay_client._owned):  # the edge's link to the relay drops
@@ -54,13 +60,8 @@ def test_inlets_recover_when_the_edges_relay_link_is_rebuilt(make_node, echo_ser
         assert client.node.counters["channels_dead"] == 1  # the stale channel was found out and replaced
 
 
-@pytest.mark.parametrize("kind", ROUTES)
-def test_inlets_recover_when_the_edge_node_is_replaced(make_node, echo_server, kind):
-    relay = make_node("relay")
-    edge = start_edge(make_node, echo_server)
-    client = make_node("client")
-    inlet = client.inlet_create("127.0.0.1:0", ROUTES[kind])["bind_address"]
-    assert echo_once(inlet) == b"are you there?"
+def test_inlets_recover_when_the_edge_node_is_replaced(working_portal, make_node, echo_server):
+    _kind, relay, edge, _client, inlet = working_portal
 
     edge.shutdown()  # as kill -9 would: its links close, its keys are gone
     wait_until(lambda: "forward_to_edge" not in relay.forwarding.relays, what="the relay to drop the registration")
@@ -78,3 +79,21 @@ def test_a_hundred_clients_after_a_failure_share_one_channel_handshake(make_node
     assert [c.value for c in clients] == [f"client {i}".encode() for i in range(100)]
     assert len(client.channels.ends) == 1 and len(client.tcp.connections) == 1
     assert relay.node.counters["handshakes_failed"] == 0
+
+
+@pytest.mark.parametrize("kind", ROUTES)
+def test_seed_style_routes_through_a_tcp_connection_recover_when_the_relay_restarts(make_node, echo_server, kind):
+    relay = make_node("relay")
+    relay_address = make_node.listener("relay")
+    start_edge(make_node, echo_server)
+    client = make_node("client")
+    worker = client.tcp_connection_create("/node/relay")["worker_address"].removeprefix("0#")
+    route = ROUTES[kind].replace("/node/relay", f"/service/{worker}")
+    inlet = client.inlet_create("127.0.0.1:0", route)["bind_address"]
+    assert echo_once(inlet) == b"are you there?"
+
+    relay.shutdown()  # as kill -9 would: every link to it closes
+    restarted = make_node("relay", listen=False)
+    restarted.tcp.listen(relay_address)
+    assert seconds_until_echo(inlet) < 5
+    assert client.node.counters["links_redialled"] == 1
