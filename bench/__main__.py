@@ -19,7 +19,8 @@ from pathlib import Path
 from bench import paths, report, targets, workloads
 
 TARGETS = {"iperf3": (targets.iperf3, ["iperf3_mb_s"]), "redis": (targets.redis, ["redis"]),
-           "echo": (targets.echo, ["conn_per_s", "idle"])}
+           "echo": (targets.echo, ["conn_per_s", "idle"]),
+           "stall": (targets.bulk_or_echo, ["stalled_rtt_p99_ms"])}
 
 
 def raise_fd_limit(wanted: int) -> None:
@@ -47,6 +48,8 @@ def measure(path_name: str, make_path, target: int, kind: str, opts, row: dict) 
             counts = opts.idle if path_name.startswith("ockam") else opts.idle[:1] if path.pids else []
             for count in counts:
                 row[f"idle_kb_per_conn_{count}"] = workloads.idle_connections(path.port, path.pids, count)
+        elif kind == "stall":
+            row.update(workloads.round_trips_while_stalled(path.port, path.pids, opts.seconds * 2))
 
 
 def main() -> int:

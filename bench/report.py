@@ -7,8 +7,9 @@ from pathlib import Path
 
 COLUMNS = [("iperf3_mb_s", "iperf3 MB/s", ",.1f"), ("redis_1_rps", "PING c=1 req/s", ",.0f"),
            ("redis_1_p50_ms", "p50 ms", ".3f"), ("redis_50_rps", "PING c=50 req/s", ",.0f"),
-           ("redis_50_p50_ms", "p50 ms", ".3f"), ("conn_per_s", "conn/s", ",.0f")]
-LATENCIES = {"redis_1_p50_ms", "redis_50_p50_ms"}  # lower is better: no ratio
+           ("redis_50_p50_ms", "p50 ms", ".3f"), ("conn_per_s", "conn/s", ",.0f"),
+           ("stalled_rtt_p99_ms", "p99 B (A stall)", ".1f"), ("stalled_failures", "B fails", "d")]
+LATENCIES = {"redis_1_p50_ms", "redis_50_p50_ms", "stalled_rtt_p99_ms", "stalled_failures"}  # no ratio
 
 
 def table(results: dict) -> str:
@@ -53,6 +54,15 @@ def targets(results: dict) -> list:
     rows = [(what, value, None if value is None else value >= limit) for what, value, limit in checks]
     worst = max(idle) if idle else None
     rows.append(("<= 25 KB RSS per idle connection per hop", worst, None if worst is None else worst <= 25))
+    for name, row in (("encrypted", ours), ("plain", plain)):
+        if "stalled_rtt_p99_ms" in row:
+            p99, fails, intact = row["stalled_rtt_p99_ms"], row["stalled_failures"], row["stalled_resumed_intact"]
+            growth = row.get("stalled_rss_growth_mb")
+            rows.append((f"{name}: B's round trips while A is stalled: p99 <= 50 ms, no failures, A intact",
+                         f"{p99} ms, {fails} failures, sha256 {'ok' if intact else 'WRONG'}",
+                         p99 is not None and p99 <= 50 and not fails and intact))
+            rows.append((f"{name}: RSS growth per node while A is stalled <= 16 MB + one 1 MiB window",
+                         growth, None if growth is None else growth <= 17))
     if "idle_kb_per_conn_10000" in ours:
         rows.append(("10 000 concurrent connections through one relay", "all echoed", True))
     return rows

@@ -41,6 +41,30 @@ while True:
 """
 
 
+# `bulk N` gets N MiB (a seeded 1 MiB block, repeated); anything else is echoed.
+BULK_OR_ECHO_SERVER = r"""
+import random, socket, sys, threading
+block = random.Random(1).randbytes(1 << 20)
+def serve(conn):
+    with conn:
+        try:
+            first = conn.recv(65536)
+            if first.startswith(b"bulk "):
+                for _ in range(int(first.split()[1])):
+                    conn.sendall(block)
+                return
+            while first:
+                conn.sendall(first)
+                first = conn.recv(65536)
+        except OSError:
+            pass
+srv = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=1024)
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""
+
+
 @contextlib.contextmanager
 def process(argv: list, port: int):
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -68,3 +92,8 @@ def redis():
 def echo():
     port = free_port()
     return process([sys.executable, "-c", ECHO_SERVER, str(port)], port)
+
+
+def bulk_or_echo():
+    port = free_port()
+    return process([sys.executable, "-c", BULK_OR_ECHO_SERVER, str(port)], port)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import random
+import statistics
 import json
 import shutil
 import socket
@@ -84,3 +87,60 @@ def idle_connections(port: int, pids: dict, count: int) -> dict:
     finally:
         for sock in socks:
             sock.close()
+
+
+def round_trips_while_stalled(port: int, pids: dict, seconds: float, mib: int = 256) -> dict:
+    """Head-of-line blocking: client A asks for `mib` MiB, reads one byte and stops
+    reading; for `seconds` client B does a round trip every 20 ms on its connection and
+    opens a new connection every 0.5 s. B's latencies and failures are the result; then A
+    resumes and must get every byte (sha256 checked against the target's data). RSS
+    growth is the largest of the path's processes, from before A to the end of B's run."""
+    before = {name: rss_kb(pid) for name, pid in pids.items()}
+    block = random.Random(1).randbytes(1 << 20)
+    expected = hashlib.sha256()
+    for _ in range(mib):
+        expected.update(block)
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=30)
+    stalled.sendall(f"bulk {mib}\n".encode())
+    got = hashlib.sha256(stalled.recv(1))
+    size = 1
+    time.sleep(1.0)  # let A's stream fill whatever it can
+    rtts, failures = [], 0
+    b = socket.create_connection(("127.0.0.1", port), timeout=5)
+    stop, next_connection = time.monotonic() + seconds, 0.0
+    while time.monotonic() < stop:
+        started = time.monotonic()
+        try:
+            b.sendall(b"ping")
+            if b.recv(4) != b"ping":
+                raise OSError("wrong echo")
+            rtts.append((time.monotonic() - started) * 1000)
+        except OSError:
+            failures += 1
+            b.close()
+            b = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if started >= next_connection:
+            next_connection = started + 0.5
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as fresh:
+                    fresh.sendall(b"n")
+                    if fresh.recv(1) != b"n":
+                        raise OSError("wrong echo")
+            except OSError:
+                failures += 1
+        time.sleep(0.02)
+    b.close()
+    growth = max(((rss_kb(pid) - before[name]) / 1024 for name, pid in pids.items()), default=None)
+    stalled.settimeout(60)
+    while size < mib << 20:
+        data = stalled.recv(1 << 20)
+        if not data:
+            break
+        got.update(data)
+        size += len(data)
+    stalled.close()
+    rtts.sort()
+    return {"stalled_rtt_p50_ms": round(statistics.median(rtts), 2) if rtts else None,
+            "stalled_rtt_p99_ms": round(rtts[int(len(rtts) * 0.99) - 1], 2) if rtts else None,
+            "stalled_failures": failures, "stalled_resumed_intact": got.digest() == expected.digest(),
+            "stalled_rss_growth_mb": None if growth is None else round(growth, 1)}

@@ -22,9 +22,9 @@ from appliance.node.links import CloseNotifier, watch_link
 from appliance.node.singleflight import SingleFlight
 from appliance.node.worker import Worker
 from appliance.secure.channel import ChannelDecryptor, ChannelEncryptor
-from appliance.secure.errors import DecryptError, HandshakeError, ReplayError, SecureError
-from appliance.secure.identity import Identity, verify_static_key
-from appliance.secure.noise import XXHandshake
+from appliance.secure.errors import DecryptError, HandshakeError, HandshakeRefused, ReplayError, SecureError
+from appliance.secure.handshake import ChannelHandshake, HandshakeState
+from appliance.secure.identity import Identity
 from appliance.secure.suites import Suite, default_suite, suite_by_id
 from appliance.wire import secure_channel as wire
 from appliance.wire.address import Address
@@ -64,6 +64,9 @@ class _Encryptor(Worker):
 
 
 class ChannelEnd(CloseNotifier):
+    """The runtime half of a channel end: its two workers, its route to the peer, and the
+    handshake (secure/handshake.py) until it is established."""
+
     def __init__(self, channels: "SecureChannels", initiator: bool, suite: Suite, authorized, via: str):
         self.channels = channels
         self.node = channels.node
@@ -71,7 +74,8 @@ class ChannelEnd(CloseNotifier):
         self.suite = suite
         self.authorized = authorized
         self.via = via
-        self.handshake = XXHandshake(suite, initiator, channels.static_private)
+        self.handshake: ChannelHandshake | None = ChannelHandshake(suite, initiator, channels.static_private,
+                                                                   self._prove, authorized)
         self.decryptor = _Decryptor(self)
         self.encryptor = _Encryptor(self)
         self.remote_route: tuple = ()
@@ -88,86 +92,55 @@ class ChannelEnd(CloseNotifier):
         self.node.register(self.decryptor)
 
     # --- handshake --------------------------------------------------------------------------
-    def proof(self) -> bytes:
+    def _prove(self, static_public: bytes) -> bytes:
         identity = self.channels.identity
-        if self.handshake is None:
-            raise HandshakeError("handshake already finished")
-        return wire.IdentityProof(identity.public_key, identity.attest_static_key(self.handshake.s[1]),
+        return wire.IdentityProof(identity.public_key, identity.attest_static_key(static_public),
                                   self.channels.trust.presentable()).encode()
 
-    def verify_peer(self, payload: bytes) -> None:
-        try:
-            proof = wire.IdentityProof.decode(payload)
-        except DecodeError as exc:
-            raise HandshakeError(f"bad identity proof: {exc}") from None
-        self.peer = verify_static_key(proof.identity_key, self.handshake.rs, proof.signature)
-        if self.authorized and self.peer not in self.authorized:
-            raise HandshakeError(f"identity {self.peer} is not authorized")
-        self.channels.trust.learn(self.peer, proof.credentials)
-
-    def on_message(self, msg: LocalMessage) -> None:
-        if self.established.ready():
-            self._decrypt(msg)
-            return
-        try:
-            if self._dec is not None:
-                self._confirm(msg)  # initiator: keys are split, waiting for the responder's word
-                return
-            kind, body = wire.decode_step(msg.payload)
-            if kind == wire.REFUSE:
-                raise HandshakeError(f"refused by the peer: {body}")
-            if kind == wire.RESPONSE and self.initiator and self.handshake.step == 1:
-                self.verify_peer(self.handshake.read_message(body))
-                self.remote_route = msg.return_route
-                finish = wire.encode_step(wire.FINISH, self.handshake.write_message(self.proof()))
-                # split before sending: a local peer answers inside this send (delivery is synchronous)
-                self._split()
-                self.node.send(self.remote_route, finish, (self.decryptor.address,))
-            elif kind == wire.FINISH and not self.initiator and self.handshake.step == 2:
-                self.verify_peer(self.handshake.read_message(body))
-                self._split()
-                self._establish()
-                self.node.send(self.remote_route, self._enc.encrypt(wire.CONFIRM_MESSAGE), (self.decryptor.address,))
-            else:
-                raise HandshakeError("unexpected handshake message")
-        except (HandshakeError, DecodeError, SecureError) as exc:
-            self.node.counters["handshakes_failed"] += 1
-            log.warning("secure channel handshake via %s failed: %s", self.via, exc)
-            if self.remote_route and not str(exc).startswith("refused"):
-                self.node.send(self.remote_route, wire.encode_refusal(str(exc)), (self.decryptor.address,))
-            self.fail(ChannelRefused(f"secure channel handshake failed: {exc}"))
-
-    def _confirm(self, msg: LocalMessage) -> None:
-        """The initiator's last step: the responder's first encrypted message must be CONFIRM."""
-        try:
-            plaintext = self._dec.decrypt(msg.payload)
-        except (DecryptError, ReplayError):
-            kind, body = wire.decode_step(msg.payload)  # not encrypted: it may be a refusal
-            raise HandshakeError(f"refused by the peer: {body}" if kind == wire.REFUSE
-                                 else "unexpected message instead of the confirmation") from None
-        if wire.decode_channel_message(plaintext)[0] != wire.CONFIRM:
-            raise HandshakeError("the responder did not confirm the channel")
-        self._establish()
+    def start_initiator(self, route: tuple) -> None:
+        self.node.send(route, self.handshake.start(), (self.decryptor.address,))
 
     def start_responder(self, msg: LocalMessage, noise_message: bytes) -> None:
-        self.handshake.read_message(noise_message)
         self.remote_route = msg.return_route
-        self.node.send(self.remote_route, wire.encode_step(wire.RESPONSE, self.handshake.write_message(self.proof())),
-                       (self.decryptor.address,))
+        self._step(self.handshake.receive_init, noise_message)
         gevent.spawn_later(HANDSHAKE_TIMEOUT, self._expire)
+
+    def on_message(self, msg: LocalMessage) -> None:
+        if self.handshake is None:
+            self._decrypt(msg)
+            return
+        if not self.remote_route and self.handshake.state is HandshakeState.AWAITING_RESPONSE:
+            self.remote_route = msg.return_route  # the responder's end: our peer from now on
+        self._step(self.handshake.receive, msg.payload)
+
+    def _step(self, step, message: bytes) -> None:
+        handshake = self.handshake
+        try:
+            reply = step(message)
+        except HandshakeError as exc:
+            self.node.counters["handshakes_failed"] += 1
+            log.warning("secure channel handshake via %s failed: %s", self.via, exc)
+            if self.remote_route and not isinstance(exc, HandshakeRefused):
+                self.node.send(self.remote_route, wire.encode_refusal(str(exc)), (self.decryptor.address,))
+            self.fail(ChannelRefused(f"secure channel handshake failed: {exc}"))
+            return
+        if handshake.encryptor is not None and self._enc is None:
+            # keys are split: a local peer answers inside the send below (delivery is synchronous)
+            self._enc, self._dec = handshake.encryptor, handshake.decryptor
+        if handshake.state is HandshakeState.ESTABLISHED:
+            self._establish()
+        if reply is not None:
+            self.node.send(self.remote_route, reply, (self.decryptor.address,))
 
     def _expire(self) -> None:
         if not self.established.ready():
             self.node.counters["handshakes_timed_out"] += 1
             self.fail(RequestTimeout("secure channel handshake timed out"))
 
-    def _split(self) -> None:
-        send_key, recv_key = self.handshake.split()
-        self._enc = ChannelEncryptor(self.suite, send_key)
-        self._dec = ChannelDecryptor(self.suite, recv_key)
-        self.handshake = None  # keys are split: forget the handshake secrets
-
     def _establish(self) -> None:
+        handshake, self.handshake = self.handshake, None
+        self.peer = handshake.peer
+        self.channels.trust.learn(self.peer, handshake.credentials)
         self.node.register(self.encryptor)
         self.channels.ends[self.encryptor.address.inner.decode()] = self
         if self.remote_route:  # a TCP connection, or the encryptor of a channel we run inside
@@ -272,12 +245,8 @@ class SecureChannelListener(Worker):
             node.counters["handshakes_failed"] += 1
             node.send(msg.return_route, wire.encode_refusal(str(exc)), (self.address,))
             return
-        end = ChannelEnd(self.channels, False, suite, self.authorized, f"listener {self.name}")
-        try:
-            end.start_responder(msg, noise_message)
-        except (HandshakeError, SecureError) as exc:
-            node.counters["handshakes_failed"] += 1
-            end.fail(ChannelRefused(str(exc)))
+        ChannelEnd(self.channels, False, suite, self.authorized, f"listener {self.name}").start_responder(
+            msg, noise_message)
 
     def describe(self) -> dict:
         return {"address": f"/service/{self.name}", "authorized": sorted(self.authorized or ())}
@@ -316,8 +285,7 @@ class SecureChannels:
         if getattr(first, "connected", True) is False:  # a persistent TCP connection, dialling again
             raise RouteError(f"cannot make a secure channel via {via}: its TCP connection is reconnecting")
         end = ChannelEnd(self, True, suite or default_suite(), frozenset(authorized) if authorized else None, via)
-        self.node.send(route, wire.encode_init(end.suite.id, end.handshake.write_message(b"")),
-                       (end.decryptor.address,))
+        end.start_initiator(route)
         try:
             return end.established.get(timeout=timeout)
         except gevent.Timeout:

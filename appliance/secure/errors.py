@@ -9,6 +9,14 @@ class HandshakeError(SecureError):
     """A handshake message that is malformed, fails to decrypt, or proves the wrong thing."""
 
 
+class HandshakeRefused(HandshakeError):
+    """The peer said no (its refusal's reason follows): nothing to answer it."""
+
+
+class PeerNotAuthorized(HandshakeError):
+    """The peer proved an identity that is not among the authorized ones."""
+
+
 class DecryptError(SecureError):
     """Channel data that is truncated or fails authentication."""
 
