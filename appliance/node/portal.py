@@ -228,7 +228,6 @@ class InletStream(PortalStream):
         elif payload == portal_wire.DISCONNECT and not self.remote_route:
             self.node.counters["portal_refused"] += 1
             self._finish(reset=False)  # the outlet refused: its target is down, or we are not allowed
-            self._ponged.set()
         else:
             super().handle(msg)
 
@@ -260,9 +259,9 @@ class InletStream(PortalStream):
         while not self.closed:
             try:
                 route = self.inlet.resolve_outlet()
-            except NodeError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the client waits and we try again
                 route = None
-                log.debug("inlet: %s", exc)
+                log.debug("inlet %s: %s", self.inlet.alias, exc)
             if route is not None:
                 self._outlet_route = route
                 self.node.send(route, portal_wire.PING, (self.address,))
@@ -283,6 +282,10 @@ class InletStream(PortalStream):
         """Before Pong, the outlet service: a Disconnect there lets go of a connection it
         may have opened for us already."""
         return self.remote_route or self._outlet_route
+
+    def _finish(self, reset: bool = False) -> None:
+        super()._finish(reset)
+        self._ponged.set()  # the Ping loop ends now, not at its next retry
 
 
 class Inlet:
