@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
 PROBE_QUIET = 2.0  # a channel that heard from its peer this recently needs no probe
-PROBE_TIMEOUT = 2.0
+PROBE_TIMEOUT = 1.5
 
 
 class ChannelRefused(NodeError):

@@ -60,6 +60,7 @@ class PortalStream(Worker):
                                    on_sent=self._took)
         self.registry = registry
         self.closed = False
+        self.heard = True  # a message came from the peer since RouteWatch last looked
         self._credit: Event | None = None  # the pump waits on it for credit
         self._unwatch = None
         node.register(self)
@@ -69,7 +70,7 @@ class PortalStream(Worker):
         """From now on the peer is at `remote_route`; the stream dies with its first hop."""
         self.remote_route = remote_route
         if remote_route:
-            self._unwatch = watch_link(self.node, remote_route[0], self._link_lost)
+            self._unwatch = watch_link(self.node, remote_route[0], self.link_lost)
 
     def peer_route(self) -> tuple:
         return self.remote_route
@@ -85,6 +86,7 @@ class PortalStream(Worker):
         if msg.peer != self.peer and self.remote_route:
             self.node.counters["portal_messages_from_wrong_peer"] += 1
             return
+        self.heard = True
         self.receive(tag, value)
 
     def receive(self, tag: int, value) -> None:
@@ -114,6 +116,12 @@ class PortalStream(Worker):
                 self._when_written(self._finish)
             else:  # ABORT
                 self._finish(reset=True)
+
+    def tick(self) -> None:
+        """RouteWatch's periodic visit: grant back what our socket took since the last grant."""
+        actions = self.state.flush_credit()
+        if actions:
+            self.apply(actions)
 
     def _took(self, size: int) -> None:
         """The client socket took bytes the peer sent: grant them back."""
@@ -187,10 +195,12 @@ class PortalStream(Worker):
         """Give up on the stream: tell the peer, reset the local socket."""
         self.apply(self.state.abort())
 
-    def _link_lost(self, _link) -> None:
-        self._unwatch = None
-        self.node.counters["portal_streams_link_lost"] += 1
-        self.apply(self.state.link_lost())
+    def link_lost(self, _link) -> None:
+        """The route to the peer is gone (its first link closed, or its far node is dead)."""
+        actions = self.state.link_lost()
+        if actions:
+            self.node.counters["portal_streams_link_lost"] += 1
+            self.apply(actions)
 
     def _finish(self, reset: bool = False) -> None:
         if self.closed:

@@ -14,7 +14,7 @@ import random
 import gevent
 from gevent.event import AsyncResult, Event
 
-from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout
+from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.links import watch_link
 from appliance.node.worker import Worker
@@ -165,15 +165,21 @@ class RelayClient(Worker):
     def _register(self) -> None:
         route, self._owned = self._resolve_at()
         self.first_hop = route[0] if route else None
-        self._reply = AsyncResult()
+        reply_result = self._reply = AsyncResult()
+        # a link lost while we wait (a relay that accepts, then dies) fails the attempt now
+        unwatch = watch_link(self.node, self.first_hop, lambda _link: reply_result.set_exception(
+            RouteError(f"the connection to {self.at_text} was lost during the relay registration")))
         self.node.send(route + (Address.local(SERVICE),),
                        relay_wire.encode_request(self.relay_address), (self.address,))
         try:
-            msg = self._reply.get(timeout=self.REGISTER_TIMEOUT)
+            msg = reply_result.get(timeout=self.REGISTER_TIMEOUT)
         except gevent.Timeout:
             self._drop_connection()
             raise RequestTimeout(f"no answer from {self.at_text} to the relay registration "
                                  f"within {self.REGISTER_TIMEOUT:g} s") from None
+        finally:
+            if unwatch is not None:
+                unwatch()
         try:
             reply = relay_wire.RelayReply.decode(msg.payload)
         except DecodeError as exc:

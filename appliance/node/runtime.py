@@ -18,6 +18,7 @@ from appliance.node.liveness import DEFAULT_LINK_TIMEOUT
 from appliance.node.node import Node
 from appliance.node.portal import Inlet, Outlet, new_alias
 from appliance.node.relay import ForwardingService, Relays
+from appliance.node.routewatch import RouteWatch
 from appliance.node.services import start_default_services
 from appliance.node.channel import HANDSHAKE_TIMEOUT, SecureChannels
 from appliance.node.project import Authority, ProjectError, ProjectInfo, ProjectNode, Trust
@@ -72,6 +73,8 @@ class NodeRuntime:
         self.channels.listen("api")
         self.inlets: dict[str, Inlet] = {}
         self.outlets: dict[str, Outlet] = {}
+        self.route_watch = RouteWatch(self.node, self._portal_streams, self.tcp.monitor.interval,
+                                      route_dead=self.channels.check_first_hop)
         self.pid = os.getpid()
 
     def resolve(self, text: str, reuse: bool = True, authorized=None,
@@ -145,6 +148,10 @@ class NodeRuntime:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and self.open_portal_connections():
             gevent.sleep(0.1)
+
+    def _portal_streams(self):
+        for portal in (*self.inlets.values(), *self.outlets.values()):
+            yield from portal.streams
 
     def open_portal_connections(self) -> int:
         return sum(len(i.streams) for i in self.inlets.values()) + sum(len(o.streams) for o in self.outlets.values())

@@ -1,7 +1,8 @@
 """Credit windows: how many bytes each side of a portal stream may still send.
 
 The receiver grants its window once when the stream opens, then grants back what its
-local socket has *taken* (not what it queued) once that reaches a quarter of the window:
+local socket has *taken* (not what it queued) once that reaches a quarter of the window, and
+whatever it has taken at each liveness tick:
 a stalled client stops its sender after one window, and memory per stream is bounded by it.
 """
 
@@ -59,6 +60,11 @@ class ReceiveWindow:
         self.taken += size
         if self.taken < self._threshold:
             return 0
+        return self.flush()
+
+    def flush(self) -> int:
+        """Grant back whatever was taken, however little (a slow stream's sender then hears
+        from us now and then, not once per quarter window)."""
         grant, self.taken = self.taken, 0
         self.allowed += grant
         return grant

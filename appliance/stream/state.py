@@ -146,6 +146,13 @@ class PortalStreamState:
             return ((Act.SEND, wire.encode_credit(grant)),)
         return NOTHING
 
+    def flush_credit(self) -> tuple:
+        """Grant back what the local socket took since the last grant, if anything (at each
+        liveness tick: a slow stream's peer keeps hearing from us)."""
+        if self.state in RECEIVING and self.receive_window.taken:
+            return ((Act.SEND, wire.encode_credit(self.receive_window.flush())),)
+        return NOTHING
+
     def local_eof(self) -> tuple:
         """The local socket will send nothing more (it half-closed or closed)."""
         if self.state is S.CLOSED:

@@ -68,7 +68,8 @@ def _round_trips(address: str, count: int) -> int:
 @pytest.mark.parametrize("secure", [False, True], ids=["plain", "encrypted"])
 def test_a_stalled_client_stalls_nobody_else(make_node, bulk_or_echo_server, secure):
     target, digest = bulk_or_echo_server
-    relay, edge, client, other = make_node("relay"), make_node("edge"), make_node("client"), make_node("other")
+    make_node("relay")
+    edge, client, other = make_node("edge"), make_node("client"), make_node("other")
     edge.relay_create("edge", "/node/relay")
     edge.outlet_create(target)
     route = "/node/relay/service/forward_to_edge" + ("/secure/api" if secure else "") + "/service/outlet"

@@ -46,7 +46,8 @@ def test_fds_and_greenlets_return_to_their_starting_count(make_node):
     server = StreamServer(("127.0.0.1", 0), serve)
     server.start()
     try:
-        relay, edge, client = make_node("relay"), make_node("edge", listen=False), make_node("client")
+        make_node("relay")
+        edge, client = make_node("edge", listen=False), make_node("client")
         edge.relay_create("edge", "/node/relay")
         edge.outlet_create(f"127.0.0.1:{server.address[1]}")
         inlets = [client.inlet_create("127.0.0.1:0", "/node/relay/service/forward_to_edge" + secure + "/service/outlet")

@@ -4,6 +4,7 @@ dead within the timeout, and what rides on it ends with it and is rebuilt."""
 import pytest
 
 from appliance.node.tcp import TcpConnection
+from tests.chaos.proxies import ChaosProxy
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly
 
@@ -25,7 +26,7 @@ def test_idle_links_stay_up_on_heartbeats(make_node):
 
 def test_a_silent_peer_is_found_dead_and_the_link_closed(make_node):
     a = make_node("a", link_timeout=FAST)
-    b = make_node("b", link_timeout=600)  # b says nothing for minutes: a vanished peer, to a
+    make_node("b", link_timeout=600)  # b says nothing for minutes: a vanished peer, to a
     route = a.resolve("/node/b").route  # an ordinary (not persistent) connection
     [link] = _links(a)
     closed = []
@@ -37,7 +38,7 @@ def test_a_silent_peer_is_found_dead_and_the_link_closed(make_node):
 
 def test_a_persistent_connection_found_dead_dials_again_under_the_same_address(make_node):
     a = make_node("a", link_timeout=FAST)
-    b = make_node("b", link_timeout=600)
+    make_node("b", link_timeout=600)
     created = a.tcp_connection_create("/node/b")
     [link] = _links(a)
     lost = []
@@ -50,24 +51,35 @@ def test_a_persistent_connection_found_dead_dials_again_under_the_same_address(m
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["plain", "encrypted"])
-def test_portal_streams_on_a_dead_link_reset_their_clients(make_node, echo_server, secure):
-    edge = make_node("edge", link_timeout=600)
+def test_portal_streams_on_a_blackholed_link_reset_their_clients(make_node, echo_server, secure):
+    """A middlebox between the nodes silently drops the connection: no FIN, no RST."""
+    edge = make_node("edge", link_timeout=FAST)
     client = make_node("client", link_timeout=FAST)
     edge.outlet_create(echo_server)
-    route = "/node/edge" + ("/secure/api" if secure else "") + "/service/outlet"
-    inlet = client.inlet_create("127.0.0.1:0", route)["bind_address"]
-    sock = connect(inlet)
-    sock.sendall(b"hello")
-    assert recv_exactly(sock, 5) == b"hello"
-    sock.settimeout(FAST + 3)
-    with pytest.raises(ConnectionResetError):  # never an endless hang
-        sock.recv(10)
+    host, port = make_node.listener("edge").rsplit(":", 1)
+    proxy = ChaosProxy(target=(host, int(port))).start()
+    try:
+        route = proxy.multiaddr + ("/secure/api" if secure else "") + "/service/outlet"
+        inlet = client.inlet_create("127.0.0.1:0", route)["bind_address"]
+        sock = connect(inlet)
+        sock.sendall(b"hello")
+        assert recv_exactly(sock, 5) == b"hello"
+        proxy.blackhole()
+        _expect_reset(sock)
+    finally:
+        proxy.stop()
     assert client.node.counters["links_dead"] == 1
     assert client.node.counters["portal_streams_link_lost"] == 1
 
 
+def _expect_reset(sock) -> None:
+    sock.settimeout(FAST + 3)
+    with pytest.raises(ConnectionResetError):  # never an endless hang
+        sock.recv(10)
+
+
 def test_a_relay_over_a_dead_link_registers_again(make_node):
-    relay = make_node("relay", link_timeout=600)  # silent: a's link to it looks dead
+    make_node("relay", link_timeout=600)  # silent: a's link to it looks dead
     edge = make_node("edge", link_timeout=FAST)
     edge.relay_create("edge", "/node/relay")
     client = edge.relays.clients["forward_to_edge"]

@@ -97,3 +97,26 @@ def test_seed_style_routes_through_a_tcp_connection_recover_when_the_relay_resta
     restarted.tcp.listen(relay_address)
     assert seconds_until_echo(inlet) < 5
     assert client.node.counters["links_redialled"] == 1
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "encrypted"])
+def test_open_streams_end_when_the_far_node_dies(make_node, echo_server, secure):
+    """The client's link to the relay lives on; the edge behind it vanishes (no FIN reaches
+    the client's node). The idle stream is reset within the link timeout, not left hanging."""
+    make_node("relay", link_timeout=1.5)
+    edge = make_node("edge", listen=False)
+    client = make_node("client", link_timeout=1.5)
+    edge.relay_create("edge", "/node/relay")
+    edge.outlet_create(echo_server)
+    inlet = client.inlet_create("127.0.0.1:0", ROUTES["encrypted" if secure else "plain"])["bind_address"]
+    sock = connect(inlet)
+    sock.sendall(b"idle soon")
+    assert recv_exactly(sock, 9) == b"idle soon"
+    for conn in list(edge.tcp.connections.values()):  # the edge vanishes: the relay drops its link
+        conn.close()
+    edge.route_watch.stop()
+    sock.settimeout(1.5 + 3)
+    with pytest.raises(ConnectionResetError):
+        sock.recv(10)
+    assert client.node.counters["portal_routes_dead"] == 1
+    wait_until(lambda: not any(i.streams for i in client.inlets.values()), what="the inlet to drop the stream")

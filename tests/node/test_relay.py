@@ -127,3 +127,26 @@ def test_relay_create_can_require_the_relay_node_identity(make_node):
     with pytest.raises(ChannelRefused, match="not authorized"):
         private.relay_create("n3", "/node/n2/secure/api", authorized=["I" + "2" * 40])
     assert private.relay_create("n3", "/node/n2/secure/api", authorized=[relay_node.identifier])
+
+
+def test_a_registration_whose_connection_is_reset_fails_at_once(make_node):
+    """A relay that accepts and then dies (as one being killed does) must not cost the
+    full registration timeout: the lost link fails the attempt, and the retry comes soon."""
+    import time
+
+    from gevent.server import StreamServer
+
+    def accept_then_reset(sock, _addr):
+        sock.recv(1)
+        sock.close()
+
+    server = StreamServer(("127.0.0.1", 0), accept_then_reset)
+    server.start()
+    try:
+        edge = make_node("edge", listen=False)
+        started = time.monotonic()
+        with pytest.raises(RouteError, match="was lost during the relay registration"):
+            edge.relay_create("edge", f"/ip4/127.0.0.1/tcp/{server.address[1]}")
+        assert time.monotonic() - started < RelayClient.REGISTER_TIMEOUT / 2
+    finally:
+        server.stop(timeout=0)

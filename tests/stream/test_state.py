@@ -125,3 +125,14 @@ def test_receive_window_grants_back_in_quarters():
         window.receive(1)
     assert [window.took(512) for _ in range(4)] == [0, 1024, 0, 1024]
     assert window.allowed == 2048
+
+
+def test_credit_owed_is_flushed_at_a_tick_however_little():
+    inlet = opened_inlet()
+    inlet.receive(wire.PAYLOAD_TAG, b"x" * 100)
+    assert inlet.took(100) == ()  # below the threshold
+    assert inlet.flush_credit() == (credit(100),)
+    assert inlet.flush_credit() == ()  # nothing owed any more
+    inlet.receive(wire.END_TAG, b"")
+    inlet.receive_window.taken = 5
+    assert inlet.flush_credit() == ()  # the peer sends nothing more: no credit for it
