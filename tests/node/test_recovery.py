@@ -120,3 +120,44 @@ def test_open_streams_end_when_the_far_node_dies(make_node, echo_server, secure)
         sock.recv(10)
     assert client.node.counters["portal_routes_dead"] == 1
     wait_until(lambda: not any(i.streams for i in client.inlets.values()), what="the inlet to drop the stream")
+
+
+def test_dnsaddr_routes_recover_when_the_relay_restarts(make_node, echo_server):
+    relay = make_node("relay")
+    relay_address = make_node.listener("relay")
+    start_edge(make_node, echo_server)
+    client = make_node("client")
+    port = relay_address.rsplit(":", 1)[1]
+    route = f"/dnsaddr/localhost/tcp/{port}/service/forward_to_edge/secure/api/service/outlet"
+    inlet = client.inlet_create("127.0.0.1:0", route)["bind_address"]
+    assert echo_once(inlet) == b"are you there?"
+    relay.shutdown()
+    make_node("relay", listen=False).tcp.listen(relay_address)
+    assert seconds_until_echo(inlet) < 5
+
+
+def test_project_routes_recover_when_the_project_node_restarts(make_node, echo_server):
+    from appliance.node.project import ProjectInfo, ProjectNode
+    from appliance.secure.identity import Identity
+
+    authority, members = Identity.generate(), {}
+    project = make_node("project", identity=authority,
+                        project_node=ProjectNode("default", "", members, lambda _store: None, credential_ttl=60))
+    project_address = make_node.listener("project")
+    host, port = project_address.rsplit(":", 1)
+    info = ProjectInfo("default", host, int(port), authority.public_key)
+    edge = make_node("edge", listen=False, projects=[info])
+    edge.project_enroll(info.to_json(), project.authority.create_ticket({"relay": "edge"}))
+    edge.relay_create("edge", "/project/default")
+    edge.outlet_create(echo_server)
+    client = make_node("client", listen=False, projects=[info])
+    client.project_enroll(info.to_json(), project.authority.create_ticket({}))
+    inlet = client.inlet_create("127.0.0.1:0", "/project/default/service/forward_to_edge/secure/api/service/outlet")
+    assert echo_once(inlet["bind_address"]) == b"are you there?"
+
+    project.shutdown()  # as kill -9 would; it comes back with its identity and members
+    restarted = make_node("project", listen=False, identity=authority,
+                          project_node=ProjectNode("default", "", dict(project.authority.members),
+                                                   lambda _store: None, credential_ttl=60))
+    restarted.tcp.listen(project_address)
+    assert seconds_until_echo(inlet["bind_address"]) < 5
