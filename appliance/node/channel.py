@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 10.0
 PROBE_QUIET = 2.0  # a channel that heard from its peer this recently needs no probe
 PROBE_TIMEOUT = 1.5
+RETIRED_PROBE_TIMEOUT = 10.0  # a retired channel is closed when its peer stays silent this long
+RETIRED_CHECK = 5.0
 
 
 class ChannelRefused(NodeError):
@@ -61,6 +63,11 @@ class _Encryptor(Worker):
     def on_close(self, callback):
         """The encryptor is the channel's address in routes: it is the link to watch."""
         return self.end.on_close(callback)
+
+    @property
+    def retired(self) -> bool:
+        """Routes that start here should be resolved again (see ChannelEnd.check_alive)."""
+        return self.end.retired
 
 
 class ChannelEnd(CloseNotifier):
@@ -89,6 +96,7 @@ class ChannelEnd(CloseNotifier):
         self.heard_at = 0.0  # loop time of the last authenticated message from the peer
         self._probing = SingleFlight()
         self._probe_answered: Event | None = None
+        self.retired = False  # its peer did not answer a probe: no new traffic is sent into it
         self.node.register(self.decryptor)
 
     # --- handshake --------------------------------------------------------------------------
@@ -184,25 +192,45 @@ class ChannelEnd(CloseNotifier):
 
     # --- liveness -----------------------------------------------------------------------------
     def check_alive(self) -> bool:
-        """Is the far end still there? Yes if it was heard from lately; else ask it (one probe
-        for all who ask at once), and close the channel when it does not answer: its peer
-        restarted, or the relay link it ran over was rebuilt, and only a new channel helps."""
-        if self.closed or self._enc is None:
+        """May new traffic use this channel? Yes if its peer was heard from lately; else ask
+        it (one probe for all who ask at once). Without an answer the channel is retired:
+        new connections get a new channel at once, while what already rides on this one
+        keeps it until that is gone or a patient probe proves the far end dead. A path that
+        only stalled for a moment thus costs no established connection."""
+        if self.closed or self._enc is None or self.retired:
             return False
         if gevent.get_hub().loop.now() - self.heard_at < PROBE_QUIET:
             return True
         return self._probing.run(None, self._probe)
 
     def _probe(self) -> bool:
-        self._probe_answered = Event()
-        self._signal(wire.PROBE_MESSAGE)
-        if self._probe_answered.wait(PROBE_TIMEOUT):
+        if self._ask(PROBE_TIMEOUT):
             return True
-        self.node.counters["channels_dead"] += 1
-        log.warning("secure channel %s via %s: no answer to a probe within %g s, closing it",
-                    self.encryptor.address, self.via, PROBE_TIMEOUT)
-        self.close(notify=True)
+        self.retired = True
+        self.node.counters["channels_retired"] += 1
+        log.warning("secure channel %s via %s: no answer to a probe within %g s; new connections "
+                    "will use a new channel", self.encryptor.address, self.via, PROBE_TIMEOUT)
+        gevent.spawn(self._retire)
         return False
+
+    def _retire(self) -> None:
+        while not self.closed:
+            if not self._close_callbacks:  # nothing rides on it any more
+                self.close(notify=True)
+                return
+            if not self._ask(RETIRED_PROBE_TIMEOUT):
+                self.node.counters["channels_dead"] += 1
+                log.warning("secure channel %s via %s: its far end is gone, closing it", self.encryptor.address,
+                            self.via)
+                self.close(notify=True)
+                return
+            gevent.sleep(RETIRED_CHECK)
+
+    def _ask(self, timeout: float) -> bool:
+        """Send a probe; True when the peer answers within `timeout`."""
+        answered = self._probe_answered = Event()
+        self._signal(wire.PROBE_MESSAGE)
+        return answered.wait(timeout)
 
     def close(self, notify: bool = True) -> None:
         if self.closed:
@@ -296,7 +324,7 @@ class SecureChannels:
         """An established channel over exactly this route (and trust), reused when one exists."""
         wanted = frozenset(authorized) if authorized else None
         for end in self.ends.values():
-            if end.initiator and not end.closed and end.via == via and end.authorized == wanted:
+            if end.initiator and not end.closed and not end.retired and end.via == via and end.authorized == wanted:
                 return end
         return self._creating.run((via, wanted), lambda: self.create(route, via, authorized, timeout=timeout))
 

@@ -64,17 +64,19 @@ class Node:
     def send(self, onward: Route, payload: bytes, return_route: Route = ()) -> None:
         self.route(LocalMessage(tuple(onward), tuple(return_route), payload))
 
-    def request(self, onward: Route, payload: bytes, timeout: float) -> LocalMessage:
-        """Send from a one-shot address and wait for the first message sent back to it."""
+    def request(self, onward: Route, payload: bytes, timeout: float, cancel=None) -> LocalMessage | None:
+        """Send from a one-shot address and wait for the first message sent back to it; None
+        if the `cancel` event is set first."""
         waiter = _ReplyWaiter()
         self.register(waiter)
         try:
             self.send(onward, payload, (waiter.address,))
-            try:
-                return waiter.result.get(timeout=timeout)
-            except gevent.Timeout:
-                raise RequestTimeout(
-                    f"no reply from {route_text(tuple(onward))} within {timeout:g} s") from None
+            gevent.wait([waiter.result] + ([cancel] if cancel is not None else []), timeout=timeout, count=1)
+            if waiter.result.ready():
+                return waiter.result.get()
+            if cancel is not None and cancel.is_set():
+                return None
+            raise RequestTimeout(f"no reply from {route_text(tuple(onward))} within {timeout:g} s")
         finally:
             self.unregister(waiter.address)
 

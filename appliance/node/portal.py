@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import os
+from socket import SO_ERROR, SOL_SOCKET
 
 import gevent
 from gevent.event import Event
 
-from appliance.node.errors import ConnectionClosed, NodeError
+from appliance.node.errors import ConnectionClosed, NodeError, RequestTimeout
 from appliance.node.links import watch_link
 from appliance.node.message import LocalMessage
 from appliance.node.singleflight import SingleFlight
@@ -38,12 +39,15 @@ from appliance.wire.errors import DecodeError
 from appliance.wire.multiaddr import parse_hostport
 
 log = logging.getLogger(__name__)
+_GONE = type("Gone", (), {"retired": True})()  # stands for a first hop that no longer exists
 
 CHUNK = 128 * 1024
 PONG_TIMEOUT = 10.0
 PING_RETRY = 1.0  # no Pong yet: check the route's links, resolve it again and send Ping again
 TARGET_CONNECT_TIMEOUT = 5.0
-FLUSH_ON_CLOSE = 30.0
+FIRST_HANDSHAKE_TIMEOUT = 2.0  # an inlet's secure channel handshakes: 2 s, doubling on timeouts...
+MAX_HANDSHAKE_TIMEOUT = 10.0  # ...up to this
+FLUSH_IDLE = 30.0  # a closing stream whose client takes nothing for this long is reset
 
 
 class PortalStream(Worker):
@@ -61,6 +65,7 @@ class PortalStream(Worker):
         self.registry = registry
         self.closed = False
         self.heard = True  # a message came from the peer since RouteWatch last looked
+        self._reading = False  # the pump is waiting in recv: it hears of a reset itself
         self._credit: Event | None = None  # the pump waits on it for credit
         self._unwatch = None
         node.register(self)
@@ -83,8 +88,9 @@ class PortalStream(Worker):
             self.node.counters["bad_portal_messages"] += 1
             log.debug("bad portal message: %s", exc)
             return
-        if msg.peer != self.peer and self.remote_route:
-            self.node.counters["portal_messages_from_wrong_peer"] += 1
+        if self.remote_route and (msg.return_route != self.remote_route or msg.peer != self.peer):
+            # not our peer: e.g. a second outlet stream answering a repeated Ping
+            self.node.counters["portal_messages_from_wrong_route"] += 1
             return
         self.heard = True
         self.receive(tag, value)
@@ -118,10 +124,17 @@ class PortalStream(Worker):
                 self._finish(reset=True)
 
     def tick(self) -> None:
-        """RouteWatch's periodic visit: grant back what our socket took since the last grant."""
+        """RouteWatch's periodic visit: grant back what our socket took since the last grant,
+        and find out about a client that reset while nobody was reading its socket (waiting
+        for credit or for Pong, or after it half-closed): nothing else would notice."""
+        if self.closed:
+            return
         actions = self.state.flush_credit()
         if actions:
             self.apply(actions)
+        if not self._reading and self.sock.sock.getsockopt(SOL_SOCKET, SO_ERROR):
+            self.node.counters["portal_clients_reset"] += 1
+            self.abort()
 
     def _took(self, size: int) -> None:
         """The client socket took bytes the peer sent: grant them back."""
@@ -150,7 +163,9 @@ class PortalStream(Worker):
                         return
                     timeout = None
                     continue
+                self._reading = True
                 data = sock.recv(min(CHUNK, allowance))
+                self._reading = False
                 if self.closed:
                     return
                 if not data:
@@ -159,6 +174,7 @@ class PortalStream(Worker):
                 state.sent(len(data))
                 node.route(LocalMessage(self.remote_route, ret, encode(data)))
         except OSError as exc:
+            self._reading = False
             if not self.closed:
                 log.debug("portal socket error: %s", exc)
                 self.abort()
@@ -185,15 +201,29 @@ class PortalStream(Worker):
             gevent.spawn(self._flush_then, then)
 
     def _flush_then(self, then) -> None:
-        if self.writer.flush(FLUSH_ON_CLOSE):
-            then()
-        else:
-            self._finish(reset=True)
+        """Write out what is queued, however slowly the client reads, then `then()`; a client
+        that takes nothing for FLUSH_IDLE seconds is reset."""
+        progress = self._progress()
+        while not self.writer.flush(FLUSH_IDLE):
+            if self._progress() == progress:
+                self._finish(reset=True)
+                return
+            progress = self._progress()
+        then()
+
+    def _progress(self) -> tuple:
+        """Changes while the client reads: bytes the kernel took, and bytes it still holds."""
+        return self.writer.sent, self.sock.unsent()
 
     # --- ending -------------------------------------------------------------------------------
     def abort(self) -> None:
-        """Give up on the stream: tell the peer, reset the local socket."""
-        self.apply(self.state.abort())
+        """Give up on the stream: tell the peer (unless it is over already), reset the local
+        socket now, also when it was still writing out what the peer sent before it closed."""
+        actions = self.state.abort()
+        if actions:
+            self.apply(actions)
+        elif not self.closed:
+            self._finish(reset=True)
 
     def link_lost(self, _link) -> None:
         """The route to the peer is gone (its first link closed, or its far node is dead)."""
@@ -272,6 +302,8 @@ class InletStream(PortalStream):
             except Exception as exc:  # noqa: BLE001 - whatever broke, the client waits and we try again
                 route = None
                 log.debug("inlet %s: %s", self.inlet.alias, exc)
+            if self.closed or self._ponged.is_set():
+                break  # while we resolved: the client went, or an earlier Ping was answered
             if route is not None:
                 self._outlet_route = route
                 self.node.send(route, portal_wire.PING, (self.address,))
@@ -281,6 +313,8 @@ class InletStream(PortalStream):
             if left <= PING_RETRY:
                 break
             self.inlet.route_failed(route)
+        if self._ponged.is_set():
+            return not self.closed
         if not self.closed:
             log.warning("inlet %s: no answer from the outlet within %g s, closing the client",
                         self.inlet.alias, PONG_TIMEOUT)
@@ -315,6 +349,7 @@ class Inlet:
         self._route_failed = route_failed
         self._route = None
         self._resolving = SingleFlight()
+        self._handshake_timeout = FIRST_HANDSHAKE_TIMEOUT
         self.route_text = route_text
         self.streams: set = set()
         self.server, self.bind = start_server(bind, self._accept)
@@ -324,12 +359,19 @@ class Inlet:
 
     def resolve_outlet(self):
         route = self._route
-        if route and route[0] in self.node.workers:
+        if route and not getattr(self.node.workers.get(route[0], _GONE), "retired", False):
             return route
         return self._resolving.run(None, self._resolve_again)
 
     def _resolve_again(self):
-        self._route = self._resolve()
+        """A secure channel handshake on the way gets a short timeout first (the client waits,
+        trying again) and a longer one each time it runs out: a slow path still gets through."""
+        try:
+            self._route = self._resolve(self._handshake_timeout)
+        except RequestTimeout:
+            self._handshake_timeout = min(self._handshake_timeout * 2, MAX_HANDSHAKE_TIMEOUT)
+            raise
+        self._handshake_timeout = FIRST_HANDSHAKE_TIMEOUT
         return self._route
 
     def route_failed(self, route) -> None:

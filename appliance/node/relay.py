@@ -213,14 +213,16 @@ class RelayClient(Worker):
         missed = 0
         ping_route = self.remote_route[:-1] + (Address.local("echo"),)
         while not self._stopped.is_set() and not lost.wait(self.PING_INTERVAL):
-            try:
-                self.node.request(ping_route, b"\x00", self.PING_TIMEOUT)
+            try:  # a link lost while the ping waits ends the wait at once
+                if self.node.request(ping_route, b"\x00", self.PING_TIMEOUT, cancel=lost) is None:
+                    break
                 missed = 0
+                continue
             except RequestTimeout:
                 missed += 1
-                if missed >= self.MAX_MISSED_PINGS:
-                    log.warning("relay %s: %d pings unanswered, reconnecting", self.relay_address, missed)
-                    break
+            if missed >= self.MAX_MISSED_PINGS:
+                log.warning("relay %s: %d pings unanswered, reconnecting", self.relay_address, missed)
+                break
         if unwatch is not None:
             unwatch()
         self.remote_route = None

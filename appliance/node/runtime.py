@@ -35,7 +35,6 @@ from appliance.wire.errors import DecodeError
 log = logging.getLogger(__name__)
 
 DEFAULT_MESSAGE_TIMEOUT = 10.0
-INLET_HANDSHAKE_TIMEOUT = 2.0  # an inlet's client waits at most PONG_TIMEOUT in all, trying again
 
 
 def check_identifiers(identifiers) -> frozenset | None:
@@ -335,8 +334,8 @@ class NodeRuntime:
             self.resolve(to, authorized=authorized)  # fail now, not at the first client
         else:
             routes.parse_route(to)
-        inlet = Inlet(self.node, bind, lambda: self.resolve(to, authorized=authorized,
-                                                            handshake_timeout=INLET_HANDSHAKE_TIMEOUT).route,
+        inlet = Inlet(self.node, bind, lambda timeout: self.resolve(to, authorized=authorized,
+                                                                   handshake_timeout=timeout).route,
                       to, alias, authorized, route_failed=self.channels.check_first_hop)
         self.inlets[alias] = inlet
         return inlet.describe()

@@ -21,6 +21,13 @@ import gevent
 from gevent import get_hub
 from gevent.socket import getaddrinfo
 
+try:  # SIOCOUTQ, the kernel's unsent bytes: Linux (and the BSDs); not on Windows
+    import fcntl
+    import termios
+    _SIOCOUTQ = termios.TIOCOUTQ
+except (ImportError, AttributeError):
+    _SIOCOUTQ = None
+
 log = logging.getLogger(__name__)
 
 KEEPALIVE = (300, 75, 2)  # idle, interval, probes - as Ockam
@@ -87,6 +94,16 @@ class HubSocket:
             return self.sock.send(data)
         except BlockingIOError:
             return 0
+
+    def unsent(self) -> int | None:
+        """Bytes the kernel holds that the peer has not acknowledged yet (Linux: SIOCOUTQ),
+        or None where that cannot be asked: with `sent`, how a slow reader's progress shows."""
+        if _SIOCOUTQ is None or self.closed:
+            return None
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.sock.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return None
 
     def wait_writable(self) -> None:
         self._wait(self._write)

@@ -34,6 +34,7 @@ RECV_SIZE = 256 * 1024
 CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
+REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
 
 
 def os_reason(exc: BaseException) -> str:
@@ -80,6 +81,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.address = Address.random_local()
         self.closed = False  # for good: deleted, or a socket lost by a connection that is not persistent
         self._redialer = None
+        self._backoff = REDIAL_FIRST
         self._init_close_notifier()
         self._attach(sock)
 
@@ -89,6 +91,9 @@ class TcpConnection(Worker, CloseNotifier):
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
         self.spoke = True  # sent something since the last tick
         self.silent_ticks = 0
+        self.stuck_ticks = 0  # ticks with bytes queued and none taken by the socket
+        self.sent_mark = 0
+        self.connected_at = gevent.get_hub().loop.now()
         self.writer = SocketWriter(sock, on_error=lambda exc: self.drop(sock))
         try:
             self.writer.write(PROTOCOL_VERSION_BYTE)
@@ -147,13 +152,14 @@ class TcpConnection(Worker, CloseNotifier):
         self._notify_closed()
         self._init_close_notifier()  # the next socket's watchers
         log.info("connection %s to %s lost, dialling again", self.id, self.peer)
+        if gevent.get_hub().loop.now() - self.connected_at >= REDIAL_STABLE:
+            self._backoff = REDIAL_FIRST  # it had been up a while: a new failure, a fresh start
         self._redialer = gevent.spawn(self._redial)
 
     def _redial(self) -> None:
-        backoff = REDIAL_FIRST
         while not self.closed:
-            gevent.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, REDIAL_MAX)
+            gevent.sleep(self._backoff * random.uniform(0.5, 1.0))
+            self._backoff = min(self._backoff * 2, REDIAL_MAX)
             try:
                 sock = connect_tcp(self.target)
             except RouteError as exc:
@@ -162,8 +168,8 @@ class TcpConnection(Worker, CloseNotifier):
             if self.closed:
                 sock.close()
                 return
-            self._attach(sock)
             self._redialer = None
+            self._attach(sock)
             self.node.counters["links_redialled"] += 1
             log.info("connection %s to %s is back", self.id, self.peer)
             self.read_loop()

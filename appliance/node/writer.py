@@ -6,8 +6,9 @@ queued instead, and one flush per writer, run by the hub after every greenlet wo
 that turn has run and before it waits for I/O again, sends them together.
 What the kernel does not take is drained by a greenlet that waits for the socket. `write`
 never blocks its caller, which is usually a link reader that serves many streams: what may
-queue is bounded by its owner (a portal stream by its credit window), and a queue above
-`limit` means the peer has stopped reading, which fails the writer like a broken socket.
+queue is bounded by its owner (a portal stream by its credit window; a link by the windows
+of the streams it carries, and by LinkMonitor, which closes a link that makes no progress),
+and a queue above `limit` fails the writer like a broken socket.
 `on_sent(n)` hears of every byte the kernel took, which is when a portal grants credit back.
 """
 
@@ -23,7 +24,7 @@ from appliance.node.sockets import HubSocket
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMIT = 64 << 20  # a node-to-node link: far above the windows of the streams it carries
+DEFAULT_LIMIT = 1 << 30  # last resort only: a link whose peer reads nothing is found by LinkMonitor
 MAX_SEND = 256 * 1024  # bytes joined for one send: few syscalls without re-copying a long queue
 
 
@@ -60,6 +61,7 @@ class SocketWriter:
         self._draining = None  # the greenlet waiting for the socket to take the rest
         self._flushed: Event | None = None  # flush() waits on it
         self.idle = True  # everything written so far is on the socket
+        self.sent = 0  # bytes the kernel took, ever: progress, for whoever watches it
         self.closed = False
 
     def write(self, data) -> None:
@@ -71,11 +73,14 @@ class SocketWriter:
             except OSError as exc:
                 self._fail(exc)
                 raise ConnectionClosed(f"socket write failed: {exc}") from None
-            if self._on_sent is not None and sent:
-                self._on_sent(sent)
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
+            if sent < len(data):
+                self._queue(memoryview(data)[sent:])
+            if sent:
+                self._progress(sent)  # last: what it causes may close this writer
+            return
+        self._queue(data)
+
+    def _queue(self, data) -> None:
         self._chunks.append(data)
         self._size += len(data)
         self.idle = False
@@ -152,12 +157,18 @@ class SocketWriter:
                 self._fail(exc, later=True)  # we may be in the hub, which must not wait
                 return False
             self._size -= sent
-            if self._on_sent is not None and sent:
-                self._on_sent(sent)
             if sent < len(data):
                 chunks.insert(0, memoryview(data)[sent:])
+            if sent:
+                self._progress(sent)
+            if sent < len(data) or self.closed:
                 break
-        return True
+        return not self.closed
+
+    def _progress(self, sent: int) -> None:
+        self.sent += sent
+        if self._on_sent is not None:
+            self._on_sent(sent)
 
     def _fail(self, exc: OSError, later: bool = False) -> None:
         """Close now; tell the owner once (in a greenlet of its own when `later`)."""

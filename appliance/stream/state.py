@@ -107,7 +107,7 @@ class PortalStreamState:
             if self.state is S.CLOSED:
                 return NOTHING
             self.state, self.aborted = S.CLOSED, True
-            return ((Act.CLOSE, None),)  # what the peer sent before it still reaches our socket
+            return ((Act.ABORT, None),)  # an abort, as a reset: End is how a stream ends well
         if self.state is S.CLOSED:
             return NOTHING  # in flight when we closed
         try:

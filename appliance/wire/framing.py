@@ -11,7 +11,7 @@ import struct
 
 from appliance.wire.errors import FrameTooLarge, ProtocolVersionMismatch
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: portal flow control (Credit, End) and channel probes; 1 peers are refused
 PROTOCOL_VERSION_BYTE = bytes((PROTOCOL_VERSION,))
 DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB: room for 256 KiB portal chunks, small enough to bound memory
 HEADER = struct.Struct(">I")

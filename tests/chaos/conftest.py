@@ -70,23 +70,29 @@ def expected_sha256(n: int, seed: str) -> str:
 def fetch_sha256(address, n: int, seed: str, timeout: float = 20.0) -> tuple[int, str]:
     """Ask a sha256_server (directly or through a portal) for `GET n seed`; return
     (bytes received, their sha256) once n bytes came, the stream ended, or `timeout` passed."""
-    deadline = time.monotonic() + timeout
-    digest, received = hashlib.sha256(), 0
     with socket.create_connection(tuple(address), timeout=timeout) as sock:
         sock.sendall(f"GET {n} {seed}\n".encode())
-        while received < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            sock.settimeout(remaining)
-            try:
-                data = sock.recv(min(CHUNK, n - received))
-            except socket.timeout:
-                break
-            if not data:
-                break
-            digest.update(data)
-            received += len(data)
+        return read_sha256(sock, n, timeout)
+
+
+def read_sha256(sock, n: int, timeout: float, digest=None, received: int = 0) -> tuple[int, str]:
+    """Read until `received` reaches n, the stream ends or `timeout` passes, hashing into
+    `digest` (a new one by default); return (bytes received, sha256 hex)."""
+    deadline = time.monotonic() + timeout
+    digest = digest or hashlib.sha256()
+    while received < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(min(CHUNK, n - received))
+        except socket.timeout:
+            break
+        if not data:
+            break
+        digest.update(data)
+        received += len(data)
     return received, digest.hexdigest()
 
 

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from tests.helpers import free_port
+from appliance.wire.framing import PROTOCOL_VERSION_BYTE as VERSION
 
 
 def assert_one_line_error(proc, code=1, match=""):
@@ -80,7 +81,7 @@ def test_outlet_target_down_gives_the_client_a_closed_connection(n1):
 def test_garbage_frames_do_not_take_the_node_down(n1):
     listener = n1("node", "show", "n1", "--output", "json").split('"listener_address": "')[1].split('"')[0]
     host, port = listener.rsplit(":", 1)
-    for garbage in (b"\x09junk", b"\x01" + struct.pack(">I", 1 << 31), b"\x01\x00\x00\x00\x03\xff\xff\xff"):
+    for garbage in (b"\x09junk", VERSION + struct.pack(">I", 1 << 31), VERSION + b"\x00\x00\x00\x03\xff\xff\xff"):
         with socket.create_connection((host, int(port)), timeout=5) as sock:
             sock.sendall(garbage)
             while sock.recv(100):

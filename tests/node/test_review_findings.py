@@ -10,6 +10,7 @@ from appliance.wire.framing import FrameDecoder, encode_frame_header
 from appliance.wire.transport import TransportMessage
 from tests.helpers import free_port, wait_until
 from tests.node.conftest import connect
+from appliance.wire.framing import PROTOCOL_VERSION_BYTE as VERSION
 
 
 def test_a_peer_cannot_make_a_node_dial_out(make_node):
@@ -19,7 +20,7 @@ def test_a_peer_cannot_make_a_node_dial_out(make_node):
     body = TransportMessage((Address(TCP, f"127.0.0.1:{target_port}".encode()), Address.local("x")),
                            (), b"attacker bytes").encode()
     sock = connect(make_node.listener("victim"))
-    sock.sendall(b"\x01" + (encode_frame_header(len(body)) + body) * 50)
+    sock.sendall(VERSION + (encode_frame_header(len(body)) + body) * 50)
     wait_until(lambda: victim.node.counters["dropped_unknown_address"] == 50, what="the frames to be dropped")
     assert not any(c.outgoing for c in victim.tcp.connections.values())
 
@@ -75,7 +76,7 @@ def test_refused_relay_retries_do_not_leak_connections(make_node, monkeypatch):
 def test_a_split_header_then_a_trickled_body_decodes_without_regrouping_everything():
     decoder = FrameDecoder(max_frame=1 << 20)
     body = bytes(range(256)) * 40
-    stream = b"\x01" + struct.pack(">I", len(body)) + body
+    stream = VERSION + struct.pack(">I", len(body)) + body
     frames = []
     frames += decoder.feed(stream[:3])  # version byte + 2 header bytes
     for i in range(3, len(stream), 7):

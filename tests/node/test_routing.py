@@ -12,6 +12,7 @@ from appliance.wire.address import Address
 from appliance.wire.framing import encode_frame_header
 from tests.helpers import wait_until
 from tests.node.conftest import connect
+from appliance.wire.framing import PROTOCOL_VERSION_BYTE as VERSION
 
 
 def test_uppercase_over_tcp(make_node):
@@ -68,15 +69,15 @@ def test_unreachable_route_is_a_route_error(make_node):
 
 @pytest.mark.parametrize("garbage", [
     b"\x07",                                    # wrong protocol version
-    b"\x01" + struct.pack(">I", 1 << 30),        # oversized frame claim
-    b"\x01" + encode_frame_header(3) + b"\xff\xff\xff",  # frame that is not a transport message
+    VERSION + struct.pack(">I", 1 << 30),        # oversized frame claim
+    VERSION + encode_frame_header(3) + b"\xff\xff\xff",  # frame that is not a transport message
 ])
 def test_garbage_from_a_peer_closes_only_that_connection(make_node, garbage):
     a, b = make_node("a"), make_node("b")
     a.message_send("/node/b/service/echo", "before")
     bad = connect(make_node.listener("b"))
     bad.sendall(garbage)
-    assert bad.recv(100) in (b"\x01", b"")  # b's version byte, then EOF
+    assert bad.recv(100) in (VERSION, b"")  # b's version byte, then EOF
     wait_until(lambda: bad.recv(100) == b"", what="b to close the bad connection")
     assert a.message_send("/node/b/service/echo", "after")["reply"] == "after"
     assert len(b.tcp.connections) == 1
@@ -85,7 +86,7 @@ def test_garbage_from_a_peer_closes_only_that_connection(make_node, garbage):
 def test_heartbeat_frames_are_ignored(make_node):
     make_node("b")
     sock = connect(make_node.listener("b"))
-    sock.sendall(b"\x01" + encode_frame_header(0) * 3)
+    sock.sendall(VERSION + encode_frame_header(0) * 3)
     sock.recv(1)
     echo = bare.encode_string("hi")
     from appliance.wire.transport import TransportMessage
@@ -115,6 +116,6 @@ def test_worker_exception_does_not_take_the_node_down(make_node):
 def test_socket_closes_cleanly(make_node):
     make_node("b")
     sock = connect(make_node.listener("b"))
-    assert sock.recv(1) == b"\x01"
+    assert sock.recv(1) == VERSION
     sock.shutdown(socket.SHUT_WR)
     assert sock.recv(10) == b""

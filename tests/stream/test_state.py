@@ -97,9 +97,9 @@ def test_messages_the_state_does_not_allow_are_unexpected(state, tag, value):
     assert stream.state is State.CLOSED and stream.aborted
 
 
-def test_disconnect_closes_after_what_was_received_is_written():
+def test_disconnect_is_an_abort_that_resets_our_socket_at_once():
     inlet = opened_inlet()
-    assert inlet.receive(wire.DISCONNECT_TAG, b"") == ((Act.CLOSE, None),)
+    assert inlet.receive(wire.DISCONNECT_TAG, b"") == ((Act.ABORT, None),)
     assert inlet.state is State.CLOSED and inlet.aborted
     assert inlet.receive(wire.PAYLOAD_TAG, b"late") == ()  # in flight when it closed: dropped
 

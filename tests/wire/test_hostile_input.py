@@ -11,6 +11,7 @@ from appliance.wire.address import Address, read_route
 from appliance.wire.errors import DecodeError, FrameTooLarge, ProtocolVersionMismatch, WireError
 from appliance.wire.framing import FrameDecoder, encode_frame_header
 from appliance.wire.transport import TransportMessage
+from appliance.wire.framing import PROTOCOL_VERSION_BYTE as VERSION
 
 addresses = st.builds(Address, st.integers(0, 255), st.binary(max_size=40))
 routes = st.lists(addresses, max_size=6).map(tuple)
@@ -90,7 +91,7 @@ def test_route_with_too_many_hops_is_rejected():
 
 def test_framing_splits_and_joins_frames():
     decoder = FrameDecoder(max_frame=100)
-    stream = b"\x01" + encode_frame_header(3) + b"abc" + encode_frame_header(0) + encode_frame_header(2) + b"xy"
+    stream = VERSION + encode_frame_header(3) + b"abc" + encode_frame_header(0) + encode_frame_header(2) + b"xy"
     frames = []
     for i in range(len(stream)):  # one byte at a time
         frames += decoder.feed(stream[i:i + 1])
@@ -100,9 +101,9 @@ def test_framing_splits_and_joins_frames():
 def test_framing_rejects_oversized_frame_before_buffering():
     decoder = FrameDecoder(max_frame=1 << 20)
     with pytest.raises(FrameTooLarge):
-        decoder.feed(b"\x01" + struct.pack(">I", (1 << 20) + 1))
+        decoder.feed(VERSION + struct.pack(">I", (1 << 20) + 1))
 
 
 def test_framing_rejects_wrong_protocol_version():
-    with pytest.raises(ProtocolVersionMismatch):
-        FrameDecoder().feed(b"\x02\x00\x00\x00\x00")
+    with pytest.raises(ProtocolVersionMismatch, match="peer speaks protocol version 1, we speak 2"):
+        FrameDecoder().feed(b"\x01\x00\x00\x00\x00")  # a node from before flow control
