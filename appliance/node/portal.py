@@ -65,6 +65,7 @@ class PortalStream(Worker):
         self.registry = registry
         self.closed = False
         self.heard = True  # a message came from the peer since RouteWatch last looked
+        self.created_at = gevent.get_hub().loop.now()
         self._reading = False  # the pump is waiting in recv: it hears of a reset itself
         self._credit: Event | None = None  # the pump waits on it for credit
         self._unwatch = None
@@ -123,11 +124,18 @@ class PortalStream(Worker):
             else:  # ABORT
                 self._finish(reset=True)
 
-    def tick(self) -> None:
-        """RouteWatch's periodic visit: grant back what our socket took since the last grant,
-        and find out about a client that reset while nobody was reading its socket (waiting
-        for credit or for Pong, or after it half-closed): nothing else would notice."""
+    def tick(self, interval: float) -> None:
+        """RouteWatch's visit every `interval` seconds: reset an outlet stream its inlet never
+        acknowledged (by the Pong timeout at the latest), grant back what our socket took
+        since the last grant, and find out about a client that reset while nobody was reading
+        its socket (waiting for credit or for Pong, or after it half-closed)."""
         if self.closed:
+            return
+        if self.state.state is State.AWAITING_ACK:
+            if gevent.get_hub().loop.now() - self.created_at >= PONG_TIMEOUT - interval:
+                log.debug("portal stream %s: not acknowledged within %g s", self.address, PONG_TIMEOUT)
+                self.node.counters["portal_streams_unacknowledged"] += 1
+                self.abort()
             return
         actions = self.state.flush_credit()
         if actions:
@@ -143,25 +151,19 @@ class PortalStream(Worker):
             self.apply(actions)
 
     # --- the local socket ---------------------------------------------------------------------
-    def pump(self, first_credit_timeout: float | None = None) -> None:
+    def pump(self) -> None:
         """Read the local socket within our credit, sending every chunk to the other side,
-        until it ends. Without credit it waits; the first wait is bounded when the peer has
-        yet to acknowledge the stream."""
+        until it ends. Without credit it waits (an outlet stream first waits for its inlet's
+        acknowledgement, which RouteWatch's tick bounds)."""
         sock, node, ret, state = self.sock, self.node, (self.address,), self.state
         encode = portal_wire.encode_payload
-        timeout = first_credit_timeout
         try:
             while not self.closed:
                 allowance = state.sendable
                 if not allowance:
                     if state.state is State.CLOSED or state.state is State.LOCAL_ENDED:
                         return
-                    if not self._wait_for_credit(timeout):
-                        log.debug("portal stream %s: no credit within %g s", self.address, timeout)
-                        self.node.counters["portal_streams_unacknowledged"] += 1
-                        self.abort()
-                        return
-                    timeout = None
+                    self._wait_for_credit()
                     continue
                 self._reading = True
                 data = sock.recv(min(CHUNK, allowance))
@@ -179,11 +181,11 @@ class PortalStream(Worker):
                 log.debug("portal socket error: %s", exc)
                 self.abort()
 
-    def _wait_for_credit(self, timeout: float | None) -> bool:
+    def _wait_for_credit(self) -> None:
         if self._credit is None:
             self._credit = Event()
         self._credit.clear()
-        return self._credit.wait(timeout) or self.state.sendable > 0
+        self._credit.wait()
 
     def _socket_failed(self, _exc) -> None:
         self.abort()
@@ -274,6 +276,7 @@ class InletStream(PortalStream):
     def _on_pong(self, msg: LocalMessage) -> None:
         if self.remote_route:
             if msg.return_route != self.remote_route:  # an answer to a repeated Ping: not needed
+                self.node.counters["portal_pongs_turned_away"] += 1
                 self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
             return
         authorized = self.inlet.authorized
@@ -459,7 +462,7 @@ class Outlet(Worker):
         stream = PortalStream(self.node, sock, self.streams, state, peer)
         stream.bind(inlet_route)
         stream.apply(first)
-        stream.pump(first_credit_timeout=PONG_TIMEOUT)
+        stream.pump()
 
     def stop(self) -> None:
         self.stopped = True

@@ -34,7 +34,7 @@ ECHO = Address.local("echo")
 
 
 class RouteWatch(Worker):
-    """`streams()` gives the node's portal streams (with `remote_route`, `heard` and
+    """`streams()` gives the node's portal streams (with `remote_route`, `heard`, `tick` and
     `link_lost`); `route_dead(route)` hears of a far node found gone."""
 
     def __init__(self, node, streams, interval: float, route_dead=None):
@@ -45,6 +45,7 @@ class RouteWatch(Worker):
         self._unanswered: dict = {}  # route to a far node -> ticks its probes went unanswered
         self._tokens: dict = {}  # probe payload -> route
         node.register(self)
+        self.interval = interval
         self._timer = gevent.get_hub().loop.timer(interval, interval)
         self._timer.start(self._tick)
 
@@ -52,7 +53,7 @@ class RouteWatch(Worker):
         """In the hub: it never waits; resets happen in a greenlet of their own."""
         groups: dict = {}
         for stream in list(self._streams()):
-            stream.tick()
+            stream.tick(self.interval)
             route = stream.remote_route[:-1]
             if route and not self._adjacent(route):
                 groups.setdefault(route, []).append(stream)

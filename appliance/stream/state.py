@@ -5,8 +5,8 @@ or failure of the local socket, bytes the local socket took) and carries out the
 returns. Every legal move is in TRANSITIONS; anything else is the peer's error, raised as a
 StreamError after the stream has moved to CLOSED (the runtime then aborts it).
 
-    inlet:  AWAITING_PONG --Pong--> OPEN             (it answers Pong with its window: the ack)
-    outlet: AWAITING_ACK --Credit--> OPEN            (Pong and its window went out first)
+    inlet:  AWAITING_PONG --Pong--> OPEN             (Pong grants it the window; it answers with its own: the ack)
+    outlet: AWAITING_ACK --Credit--> OPEN            (Pong went out first)
     OPEN --local EOF--> LOCAL_ENDED --End--> CLOSED  (a half-close each way, in either order)
     OPEN --End--> REMOTE_ENDED --local EOF--> CLOSED
     any --Disconnect, abort, link lost, timeout--> CLOSED
@@ -84,9 +84,10 @@ class PortalStreamState:
 
     @classmethod
     def for_outlet(cls, window: int = DEFAULT_WINDOW) -> tuple:
-        """The state and what the outlet sends first: Pong, then its window."""
+        """The state and what the outlet sends first: Pong, which grants the inlet our window."""
         stream = cls(S.AWAITING_ACK, window)
-        return stream, ((Act.SEND, wire.PONG), (Act.SEND, wire.encode_credit(stream.receive_window.open())))
+        stream.receive_window.open()
+        return stream, ((Act.SEND, wire.PONG),)
 
     @property
     def sendable(self) -> int:
@@ -126,7 +127,8 @@ class PortalStreamState:
             if event is Event.CREDIT:
                 self.send.grant(value)
                 return ((Act.WAKE, None),) if was_blocked and self.sendable else NOTHING
-            if event is Event.PONG:
+            if event is Event.PONG:  # it grants us the window (the same both ways); ours acks it
+                self.send.grant(self.receive_window.size)
                 return ((Act.SEND, wire.encode_credit(self.receive_window.open())),)
             # END
             return ((Act.CLOSE, None),) if self.state is S.CLOSED else ((Act.SHUT_WRITE, None),)

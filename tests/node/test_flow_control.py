@@ -5,6 +5,7 @@ it is bounded by the window; it then resumes and gets every byte."""
 
 import hashlib
 import random
+import time
 
 import gevent
 import pytest
@@ -129,8 +130,8 @@ def test_an_outlet_connection_whose_inlet_never_acknowledges_is_closed(make_node
     from appliance.wire import portal as wire
     from appliance.wire.address import Address
 
-    monkeypatch.setattr(portal, "PONG_TIMEOUT", 0.5)
-    a, b = make_node("a"), make_node("b")
+    monkeypatch.setattr(portal, "PONG_TIMEOUT", 1.5)
+    a, b = make_node("a"), make_node("b", link_timeout=1.5)  # b looks at its streams every 0.5 s
     b.outlet_create(echo_server)
     route = a.resolve("/node/b/service/outlet").route
     for _ in range(20):  # a node that pings and never listens for Pong
@@ -138,7 +139,9 @@ def test_an_outlet_connection_whose_inlet_never_acknowledges_is_closed(make_node
     outlet = b.outlets["outlet"]
     wait_until(lambda: len(outlet.streams) == 20, what="the outlet to connect for every Ping")
     assert all(s.state.state is State.AWAITING_ACK for s in outlet.streams)
+    opened = time.monotonic()
     wait_until(lambda: not outlet.streams, timeout=5, what="the unacknowledged connections to close")
+    assert time.monotonic() - opened <= portal.PONG_TIMEOUT + 0.2  # none outlives the Pong timeout
     assert b.node.counters["portal_streams_unacknowledged"] == 20
 
 

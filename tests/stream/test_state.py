@@ -20,22 +20,24 @@ def opened_inlet():
     return inlet
 
 
-def test_outlet_answers_pong_and_its_window_then_waits_for_the_ack():
+def test_outlet_answers_pong_which_grants_its_window_then_waits_for_the_ack():
     outlet, first = PortalStreamState.for_outlet(W)
-    assert first == ((Act.SEND, wire.PONG), credit(W))
+    assert first == ((Act.SEND, wire.PONG),)
+    assert outlet.receive_window.allowed == W
     assert outlet.state is State.AWAITING_ACK and outlet.sendable == 0
     assert outlet.receive(wire.CREDIT_TAG, W) == ((Act.WAKE, None),)
     assert outlet.state is State.OPEN and outlet.sendable == W
 
 
-def test_inlet_opens_on_pong_and_sends_within_the_outlets_credit():
+def test_inlet_opens_on_pong_and_sends_within_the_window_it_grants():
     inlet = opened_inlet()
-    assert inlet.state is State.OPEN and inlet.sendable == 0
-    inlet.receive(wire.CREDIT_TAG, W)
+    assert inlet.state is State.OPEN and inlet.sendable == W
     inlet.sent(600)
     assert inlet.sendable == 400
     with pytest.raises(FlowControlError):
         inlet.sent(401)
+    assert inlet.receive(wire.CREDIT_TAG, 300) == ()  # not blocked: nothing to wake
+    assert inlet.sendable == 700
 
 
 def test_payload_within_the_window_is_written_and_granted_back_as_the_socket_takes_it():
@@ -62,7 +64,6 @@ def test_credit_beyond_any_window_is_refused():
 
 def test_half_close_each_way_then_closed():
     inlet = opened_inlet()
-    inlet.receive(wire.CREDIT_TAG, W)
     assert inlet.local_eof() == ((Act.SEND, wire.END),)  # the client shut its write side
     assert inlet.state is State.LOCAL_ENDED and inlet.sendable == 0
     assert inlet.receive(wire.PAYLOAD_TAG, b"reply") == ((Act.WRITE, b"reply"),)  # the reply still flows
