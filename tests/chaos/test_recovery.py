@@ -97,25 +97,42 @@ def topology(ockam, echo_target):
 ROUTES = [pytest.param(PLAIN, id="plain"), pytest.param(SECURE, id="secure")]
 
 
+def open_fds(ockam, names) -> dict:
+    return {name: len(os.listdir(f"/proc/{node_pid(ockam, name)}/fd")) for name in names}
+
+
+def assert_fds_return(ockam, before: dict) -> None:
+    """The nodes that lived through the crash hold no more descriptors than before it, once
+    the portal's streams are over."""
+    wait_until(lambda: all(n <= before[name] for name, n in open_fds(ockam, before).items()), timeout=20,
+               what=f"the survivors' file descriptors to return to {before}")
+
+
 @pytest.mark.parametrize("route", ROUTES)
 def test_edge_killed_and_recreated(ockam, topology, record_recovery, route):
     net = topology(route)
+    before = open_fds(ockam, ("c", "r"))
     old_pid = kill9(ockam, "e")
     net.start_edge()
     assert node_pid(ockam, "e") != old_pid
     took = recovery_time(net.inlet, within=RECOVERY_WITHIN, what="a new connection to reach the new edge")
     record_recovery(took)
     net.assert_exact_echo()
+    net.wait_streams_closed(timeout=20)
+    assert_fds_return(ockam, before)
 
 
 @pytest.mark.parametrize("route", ROUTES)
 def test_relay_killed_and_restarted_on_the_same_port(ockam, topology, record_recovery, route):
     net = topology(route)
+    before = open_fds(ockam, ("c", "e"))
     kill9(ockam, "r")
     net.restart_relay()
     took = recovery_time(net.inlet, within=RECOVERY_WITHIN, what="the edge to register at the new relay")
     record_recovery(took)
     net.assert_exact_echo()
+    net.wait_streams_closed(timeout=20)
+    assert_fds_return(ockam, before)
 
 
 def test_relay_registration_reset_while_waiting(topology, chaos_proxy, record_recovery):
