@@ -218,7 +218,7 @@ class ChannelEnd(CloseNotifier):
             if not self._close_callbacks:  # nothing rides on it any more
                 self.close(notify=True)
                 return
-            if not self._ask(RETIRED_PROBE_TIMEOUT):
+            if not self._ask(RETIRED_PROBE_TIMEOUT) and not self.closed:
                 self.node.counters["channels_dead"] += 1
                 log.warning("secure channel %s via %s: its far end is gone, closing it", self.encryptor.address,
                             self.via)
@@ -241,6 +241,8 @@ class ChannelEnd(CloseNotifier):
                 self._signal(wire.CLOSE_MESSAGE)
             except SecureError:
                 pass
+        if self._probe_answered is not None:
+            self._probe_answered.set()  # a probe waiting on a closed channel ends now
         self.node.unregister(self.decryptor.address)
         self.node.unregister(self.encryptor.address)
         self.channels.ends.pop(self.encryptor.address.inner.decode(), None)
@@ -327,6 +329,13 @@ class SecureChannels:
             if end.initiator and not end.closed and not end.retired and end.via == via and end.authorized == wanted:
                 return end
         return self._creating.run((via, wanted), lambda: self.create(route, via, authorized, timeout=timeout))
+
+    def path_broken(self, route: tuple) -> None:
+        """A node on the way said a route that starts with one of our channels is broken:
+        the channel's far end cannot be reached any more."""
+        end = self.ends.get(route[0].inner.decode(errors="replace")) if route else None
+        if end is not None:
+            end.close(notify=False)
 
     def check_first_hop(self, route: tuple) -> None:
         """A message over `route` went unanswered: if it starts with a channel of ours,

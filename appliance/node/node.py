@@ -15,6 +15,7 @@ from gevent.event import AsyncResult
 from appliance.node.errors import AddressInUse, RequestTimeout
 from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
+from appliance.wire import probe
 from appliance.wire.address import Address, Route, route_text
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class Node:
             # also every non-LOCAL hop (`1#host:port`): a peer must never make us dial out
             self.counters["dropped_unknown_address"] += 1
             log.debug("dropped message for unknown address %s (onward %s)", address, route_text(msg.onward))
+            if msg.return_route:
+                answer = probe.unreachable_answer(msg.payload)
+                if answer is not None:  # a route probe: tell its sender the route ends here
+                    self.send(msg.return_route, answer)
             return
         try:
             worker.handle(msg)

@@ -30,7 +30,7 @@ from appliance.node.sockets import HubSocket
 from appliance.node.tcp import connect_tcp, start_server
 from appliance.node.worker import Worker
 from appliance.node.writer import SocketWriter
-from appliance.stream.credit import DEFAULT_WINDOW
+from appliance.stream.credit import DEFAULT_WINDOW, INITIAL_WINDOW
 from appliance.stream.errors import StreamError
 from appliance.stream.state import Act, PortalStreamState, State
 from appliance.wire import portal as portal_wire
@@ -60,8 +60,8 @@ class PortalStream(Worker):
         self.remote_route = ()
         self.peer = peer  # the identifier at the other side, when it came over a secure channel
         self.state = state
-        self.writer = SocketWriter(sock, on_error=self._socket_failed, limit=state.receive_window.size + CHUNK,
-                                   on_sent=self._took)
+        self.writer = SocketWriter(sock, on_error=self._socket_failed, on_sent=self._took,
+                                   limit=max(state.receive_window.size, INITIAL_WINDOW) + CHUNK)
         self.registry = registry
         self.closed = False
         self.heard = True  # a message came from the peer since RouteWatch last looked
@@ -125,14 +125,14 @@ class PortalStream(Worker):
                 self._finish(reset=True)
 
     def tick(self, interval: float) -> None:
-        """RouteWatch's visit every `interval` seconds: reset an outlet stream its inlet never
-        acknowledged (by the Pong timeout at the latest), grant back what our socket took
+        """RouteWatch's visit every `interval` seconds: reset an outlet stream its inlet did not
+        acknowledge within the Pong timeout (its inlet gave up by then), grant back what our socket took
         since the last grant, and find out about a client that reset while nobody was reading
         its socket (waiting for credit or for Pong, or after it half-closed)."""
         if self.closed:
             return
         if self.state.state is State.AWAITING_ACK:
-            if gevent.get_hub().loop.now() - self.created_at >= PONG_TIMEOUT - interval:
+            if gevent.get_hub().loop.now() - self.created_at >= PONG_TIMEOUT:
                 log.debug("portal stream %s: not acknowledged within %g s", self.address, PONG_TIMEOUT)
                 self.node.counters["portal_streams_unacknowledged"] += 1
                 self.abort()
@@ -301,7 +301,7 @@ class InletStream(PortalStream):
         deadline = gevent.get_hub().loop.now() + PONG_TIMEOUT
         while not self.closed:
             try:
-                route = self.inlet.resolve_outlet()
+                route = self.inlet.resolve_outlet(deadline - gevent.get_hub().loop.now())
             except Exception as exc:  # noqa: BLE001 - whatever broke, the client waits and we try again
                 route = None
                 log.debug("inlet %s: %s", self.inlet.alias, exc)
@@ -360,19 +360,23 @@ class Inlet:
     def _accept(self, sock: HubSocket, _peer) -> None:
         InletStream(self, sock).run()
 
-    def resolve_outlet(self):
+    def resolve_outlet(self, time_left: float = MAX_HANDSHAKE_TIMEOUT):
+        """The route to the outlet; `time_left`: how long the asking client may still wait."""
         route = self._route
         if route and not getattr(self.node.workers.get(route[0], _GONE), "retired", False):
             return route
-        return self._resolving.run(None, self._resolve_again)
+        return self._resolving.run(None, lambda: self._resolve_again(time_left))
 
-    def _resolve_again(self):
+    def _resolve_again(self, time_left: float):
         """A secure channel handshake on the way gets a short timeout first (the client waits,
-        trying again) and a longer one each time it runs out: a slow path still gets through."""
+        trying again) and a longer one each time it runs out, so a slow path still gets
+        through; never longer than the client can still wait."""
+        timeout = max(0.1, min(self._handshake_timeout, time_left))
         try:
-            self._route = self._resolve(self._handshake_timeout)
+            self._route = self._resolve(timeout)
         except RequestTimeout:
-            self._handshake_timeout = min(self._handshake_timeout * 2, MAX_HANDSHAKE_TIMEOUT)
+            if timeout == self._handshake_timeout:
+                self._handshake_timeout = min(self._handshake_timeout * 2, MAX_HANDSHAKE_TIMEOUT)
             raise
         self._handshake_timeout = FIRST_HANDSHAKE_TIMEOUT
         return self._route

@@ -73,7 +73,7 @@ class NodeRuntime:
         self.inlets: dict[str, Inlet] = {}
         self.outlets: dict[str, Outlet] = {}
         self.route_watch = RouteWatch(self.node, self._portal_streams, self.tcp.monitor.interval,
-                                      route_dead=self.channels.check_first_hop)
+                                      route_dead=self.channels.path_broken)
         self.pid = os.getpid()
 
     def resolve(self, text: str, reuse: bool = True, authorized=None,

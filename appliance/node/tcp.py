@@ -92,7 +92,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.spoke = True  # sent something since the last tick
         self.silent_ticks = 0
         self.stuck_ticks = 0  # ticks with bytes queued and none taken by the socket
-        self.sent_mark = 0
+        self.sent_mark = (0, None)
         self.connected_at = gevent.get_hub().loop.now()
         self.writer = SocketWriter(sock, on_error=lambda exc: self.drop(sock))
         try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from appliance.stream.errors import FlowControlError
 
-DEFAULT_WINDOW = 1 << 20  # per stream and direction; yamux grows to 6 MiB, SSH uses 2 MiB
+INITIAL_WINDOW = 1 << 20  # the protocol's: what Pong grants the inlet, whatever the outlet's window
+DEFAULT_WINDOW = INITIAL_WINDOW  # per stream and direction; yamux grows to 6 MiB, SSH uses 2 MiB
 MAX_SEND_CREDIT = 16 << 20  # more outstanding credit than this is not a window we would use
 
 
@@ -45,10 +46,10 @@ class ReceiveWindow:
         self.taken = 0  # bytes our socket took since the last grant
         self._threshold = max(1, size // 4)
 
-    def open(self) -> int:
-        """The first grant: the whole window."""
-        self.allowed = self.size
-        return self.size
+    def open(self, size: int | None = None) -> int:
+        """The first grant: the whole window, or `size` when the protocol fixes it."""
+        self.allowed = self.size if size is None else size
+        return self.allowed
 
     def receive(self, size: int) -> None:
         if size > self.allowed:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from appliance.stream.credit import DEFAULT_WINDOW, ReceiveWindow, SendCredit
+from appliance.stream.credit import DEFAULT_WINDOW, INITIAL_WINDOW, ReceiveWindow, SendCredit
 from appliance.stream.errors import StreamError, UnexpectedMessage
 from appliance.wire import portal as wire
 
@@ -86,7 +86,7 @@ class PortalStreamState:
     def for_outlet(cls, window: int = DEFAULT_WINDOW) -> tuple:
         """The state and what the outlet sends first: Pong, which grants the inlet our window."""
         stream = cls(S.AWAITING_ACK, window)
-        stream.receive_window.open()
+        stream.receive_window.open(INITIAL_WINDOW)
         return stream, ((Act.SEND, wire.PONG),)
 
     @property
@@ -127,8 +127,8 @@ class PortalStreamState:
             if event is Event.CREDIT:
                 self.send.grant(value)
                 return ((Act.WAKE, None),) if was_blocked and self.sendable else NOTHING
-            if event is Event.PONG:  # it grants us the window (the same both ways); ours acks it
-                self.send.grant(self.receive_window.size)
+            if event is Event.PONG:  # it grants us the protocol's first window; ours acks it
+                self.send.grant(INITIAL_WINDOW)
                 return ((Act.SEND, wire.encode_credit(self.receive_window.open())),)
             # END
             return ((Act.CLOSE, None),) if self.state is S.CLOSED else ((Act.SHUT_WRITE, None),)

@@ -85,3 +85,14 @@ def test_a_relay_over_a_dead_link_registers_again(make_node):
     client = edge.relays.clients["forward_to_edge"]
     wait_until(lambda: client.registrations >= 2, timeout=FAST + 5, what="the relay to register again")
     assert edge.node.counters["links_dead"] >= 1
+
+
+@pytest.mark.parametrize("timeout", [10.0, 12.0, 15.0, 17.4, 60.0, 3600.0])
+def test_a_link_is_declared_dead_within_its_timeout_and_never_between_a_peers_frames(make_node, timeout):
+    """Any node sends a frame on every link at least every 5 s (a heartbeat when it sent
+    nothing for a tick of at most 2.5 s): with a timeout of 10 s or more, the silence that
+    kills a link is longer than that, and no longer than the timeout."""
+    monitor = make_node("n", listen=False, link_timeout=timeout).tcp.monitor
+    shortest_silence = monitor.dead_after * monitor.interval  # declared after more than this...
+    longest_silence = (monitor.dead_after + 1) * monitor.interval  # ...and at most this
+    assert 2 * 2.5 < shortest_silence and longest_silence <= timeout + 1e-9

@@ -2,7 +2,7 @@
 
 import pytest
 
-from appliance.stream.credit import MAX_SEND_CREDIT, ReceiveWindow
+from appliance.stream.credit import INITIAL_WINDOW, MAX_SEND_CREDIT, ReceiveWindow
 from appliance.stream.errors import FlowControlError, UnexpectedMessage
 from appliance.stream.state import TRANSITIONS, Act, PortalStreamState, State
 from appliance.wire import portal as wire
@@ -23,16 +23,16 @@ def opened_inlet():
 def test_outlet_answers_pong_which_grants_its_window_then_waits_for_the_ack():
     outlet, first = PortalStreamState.for_outlet(W)
     assert first == ((Act.SEND, wire.PONG),)
-    assert outlet.receive_window.allowed == W
+    assert outlet.receive_window.allowed == INITIAL_WINDOW  # the protocol's, whatever our window
     assert outlet.state is State.AWAITING_ACK and outlet.sendable == 0
     assert outlet.receive(wire.CREDIT_TAG, W) == ((Act.WAKE, None),)
     assert outlet.state is State.OPEN and outlet.sendable == W
 
 
-def test_inlet_opens_on_pong_and_sends_within_the_window_it_grants():
+def test_inlet_opens_on_pong_and_sends_within_the_first_window_pong_grants():
     inlet = opened_inlet()
-    assert inlet.state is State.OPEN and inlet.sendable == W
-    inlet.sent(600)
+    assert inlet.state is State.OPEN and inlet.sendable == INITIAL_WINDOW
+    inlet.sent(INITIAL_WINDOW - 400)
     assert inlet.sendable == 400
     with pytest.raises(FlowControlError):
         inlet.sent(401)
