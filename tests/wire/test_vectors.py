@@ -95,3 +95,14 @@ def test_channel_probe_messages_are_one_byte_signals():
     from appliance.wire.errors import DecodeError
     with pytest.raises(DecodeError, match="channel message 3 has trailing bytes"):
         sc.decode_channel_message(b"\x03\x00")
+
+
+def test_route_probe_vectors():
+    from appliance.wire import probe
+    token = bytes(range(8))
+    assert probe.encode_probe(token) == bytes.fromhex("ff70726f626500") + token
+    assert probe.unreachable_answer(probe.encode_probe(token)) == bytes.fromhex("ff756e726561636861626c6500") + token
+    assert probe.decode_answer(probe.encode_probe(token)) == (True, token)
+    assert probe.decode_answer(probe.unreachable_answer(probe.encode_probe(token))) == (False, token)
+    assert probe.unreachable_answer(b"\xffprobe\x00short") is None  # only whole probes are answered
+    assert probe.unreachable_answer(probe.UNREACHABLE + token) is None  # an answer is never answered
