@@ -330,17 +330,21 @@ class SecureChannels:
                 return end
         return self._creating.run((via, wanted), lambda: self.create(route, via, authorized, timeout=timeout))
 
+    def _first_hop(self, route: tuple) -> ChannelEnd | None:
+        """Our channel end that `route` starts with, if it starts with one."""
+        return self.ends.get(route[0].inner.decode(errors="replace")) if route else None
+
     def path_broken(self, route: tuple) -> None:
         """A node on the way said a route that starts with one of our channels is broken:
         the channel's far end cannot be reached any more."""
-        end = self.ends.get(route[0].inner.decode(errors="replace")) if route else None
+        end = self._first_hop(route)
         if end is not None:
             end.close(notify=False)
 
     def check_first_hop(self, route: tuple) -> None:
         """A message over `route` went unanswered: if it starts with a channel of ours,
-        find out whether its far end is still there (closing it if not)."""
-        end = self.ends.get(route[0].inner.decode(errors="replace")) if route else None
+        find out whether its far end is still there (retiring the channel if not)."""
+        end = self._first_hop(route)
         if end is not None and end.initiator:
             end.check_alive()
 

@@ -56,7 +56,7 @@ class LinkMonitor:
             else:
                 conn.silent_ticks += 1
             writer = conn.writer
-            progress = (writer.sent, conn.sock.unsent())  # what the kernel took, what it still holds
+            progress = writer.progress()
             if writer.idle or progress != conn.sent_mark:
                 conn.stuck_ticks, conn.sent_mark = 0, progress
             else:

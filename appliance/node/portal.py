@@ -1,10 +1,11 @@
 """TCP portals: an inlet listens next to the user, an outlet connects next to the service.
 
 For each client connection the inlet sends Ping to the outlet's route. The outlet connects
-to its target FIRST and only then answers Pong and its credit window from a per-connection
-worker, or Disconnect when the target is down, so a client never waits on a dead target.
-The inlet acknowledges with its own window; an outlet stream that hears nothing within
-PONG_TIMEOUT closes (the inlet gave up or its route broke), so none is orphaned.
+to its target FIRST and only then answers Pong (which grants the inlet its first window)
+from a per-connection worker, or Disconnect when the target is down, so a client never
+waits on a dead target. The inlet acknowledges with its own window; an outlet stream that
+hears nothing within PONG_TIMEOUT closes (the inlet gave up or its route broke), so none is
+orphaned.
 
 Then both sides stream Payload within the credit the other granted (stream/state.py): a
 client that stops reading stops its own stream and nothing else, and what a node holds per
@@ -32,14 +33,13 @@ from appliance.node.worker import Worker
 from appliance.node.writer import SocketWriter
 from appliance.stream.credit import DEFAULT_WINDOW, INITIAL_WINDOW
 from appliance.stream.errors import StreamError
-from appliance.stream.state import Act, PortalStreamState, State
+from appliance.stream.state import ABORT_AND_TELL, Act, PortalStreamState, State
 from appliance.wire import portal as portal_wire
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError
 from appliance.wire.multiaddr import parse_hostport
 
 log = logging.getLogger(__name__)
-_GONE = type("Gone", (), {"retired": True})()  # stands for a first hop that no longer exists
 
 CHUNK = 128 * 1024
 PONG_TIMEOUT = 10.0
@@ -102,7 +102,7 @@ class PortalStream(Worker):
         except StreamError as exc:
             self.node.counters["portal_protocol_errors"] += 1
             log.debug("portal stream %s: %s", self.address, exc)
-            actions = ((Act.SEND, portal_wire.DISCONNECT), (Act.ABORT, None))
+            actions = ABORT_AND_TELL
         self.apply(actions)
 
     def apply(self, actions) -> None:
@@ -205,17 +205,13 @@ class PortalStream(Worker):
     def _flush_then(self, then) -> None:
         """Write out what is queued, however slowly the client reads, then `then()`; a client
         that takes nothing for FLUSH_IDLE seconds is reset."""
-        progress = self._progress()
+        progress = self.writer.progress()
         while not self.writer.flush(FLUSH_IDLE):
-            if self._progress() == progress:
+            if self.writer.progress() == progress:
                 self._finish(reset=True)
                 return
-            progress = self._progress()
+            progress = self.writer.progress()
         then()
-
-    def _progress(self) -> tuple:
-        """Changes while the client reads: bytes the kernel took, and bytes it still holds."""
-        return self.writer.sent, self.sock.unsent()
 
     # --- ending -------------------------------------------------------------------------------
     def abort(self) -> None:
@@ -363,7 +359,8 @@ class Inlet:
     def resolve_outlet(self, time_left: float = MAX_HANDSHAKE_TIMEOUT):
         """The route to the outlet; `time_left`: how long the asking client may still wait."""
         route = self._route
-        if route and not getattr(self.node.workers.get(route[0], _GONE), "retired", False):
+        first = self.node.workers.get(route[0]) if route else None
+        if first is not None and not getattr(first, "retired", False):  # a retired channel: resolve again
             return route
         return self._resolving.run(None, lambda: self._resolve_again(time_left))
 

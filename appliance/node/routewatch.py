@@ -26,6 +26,7 @@ import gevent
 from appliance.node.message import LocalMessage
 from appliance.node.tcp import TcpConnection
 from appliance.node.worker import Worker
+from appliance.stream.state import State
 from appliance.wire import probe
 from appliance.wire.address import Address, route_text
 
@@ -57,7 +58,7 @@ class RouteWatch(Worker):
         groups: dict = {}
         for stream in list(self._streams()):
             stream.tick(self.interval)
-            if stream.closed or stream.state.state.name == "CLOSED":
+            if stream.closed or stream.state.state is State.CLOSED:
                 continue  # ending (writing out what it has): nothing to watch
             route = stream.remote_route[:-1]
             if route:

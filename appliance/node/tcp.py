@@ -91,8 +91,8 @@ class TcpConnection(Worker, CloseNotifier):
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
         self.spoke = True  # sent something since the last tick
         self.silent_ticks = 0
-        self.stuck_ticks = 0  # ticks with bytes queued and none taken by the socket
-        self.sent_mark = (0, None)
+        self.stuck_ticks = 0  # ticks with bytes queued and no writer progress
+        self.sent_mark = (0, None)  # writer.progress() at the last tick
         self.connected_at = gevent.get_hub().loop.now()
         self.writer = SocketWriter(sock, on_error=lambda exc: self.drop(sock))
         try:

@@ -91,6 +91,12 @@ class SocketWriter:
             self._flush_pending = True
             gevent.get_hub().loop.run_callback(self._flush)
 
+    def progress(self) -> tuple:
+        """Changes while the peer reads: bytes the kernel took, and bytes it still holds (the
+        writer is woken only when a third of a full send buffer drained: on a slow link the
+        second one moves first)."""
+        return self.sent, self._sock.unsent()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything written so far is on the socket (or the writer died)."""
         if self.idle:

@@ -89,6 +89,10 @@ class PortalStreamState:
         stream.receive_window.open(INITIAL_WINDOW)
         return stream, ((Act.SEND, wire.PONG),)
 
+    def _close_aborted(self) -> None:
+        """CLOSED by Disconnect, abort, link loss, timeout or a peer's error (not two Ends)."""
+        self.state, self.aborted = S.CLOSED, True
+
     @property
     def sendable(self) -> int:
         """How many bytes of the local socket may be read and sent now."""
@@ -98,7 +102,8 @@ class PortalStreamState:
         try:
             self.state = TRANSITIONS[self.state, event]
         except KeyError:
-            previous, self.state, self.aborted = self.state, S.CLOSED, True
+            previous = self.state
+            self._close_aborted()
             raise UnexpectedMessage(f"{event.name} in state {previous.value}") from None
 
     # --- from the peer ------------------------------------------------------------------------
@@ -107,7 +112,7 @@ class PortalStreamState:
         if tag == wire.DISCONNECT_TAG:
             if self.state is S.CLOSED:
                 return NOTHING
-            self.state, self.aborted = S.CLOSED, True
+            self._close_aborted()
             return ((Act.ABORT, None),)  # an abort, as a reset: End is how a stream ends well
         if self.state is S.CLOSED:
             return NOTHING  # in flight when we closed
@@ -116,7 +121,7 @@ class PortalStreamState:
         except ValueError:
             event = None
         if event is None or event is Event.LOCAL_EOF:
-            self.state, self.aborted = S.CLOSED, True
+            self._close_aborted()
             raise UnexpectedMessage(f"portal message {tag} on an open stream")
         was_blocked = self.sendable == 0
         self._move(event)
@@ -133,7 +138,7 @@ class PortalStreamState:
             # END
             return ((Act.CLOSE, None),) if self.state is S.CLOSED else ((Act.SHUT_WRITE, None),)
         except StreamError:
-            self.state, self.aborted = S.CLOSED, True
+            self._close_aborted()
             raise
 
     # --- from the local side ------------------------------------------------------------------
@@ -168,12 +173,12 @@ class PortalStreamState:
         """The local socket failed, or we give up on the stream: tell the peer, reset ours."""
         if self.state is S.CLOSED:
             return NOTHING
-        self.state, self.aborted = S.CLOSED, True
+        self._close_aborted()
         return ABORT_AND_TELL
 
     def link_lost(self) -> tuple:
         """The route to the peer is gone: nothing can reach it, reset ours at once."""
         if self.state is S.CLOSED:
             return NOTHING
-        self.state, self.aborted = S.CLOSED, True
+        self._close_aborted()
         return ((Act.ABORT, None),)
