@@ -1,7 +1,9 @@
 """The node: a registry of workers and the router that moves messages between them.
 
 Routing is Ockam's: the first address of the onward route names the worker that gets the
-message next. A message whose next hop is unknown is dropped and counted, never fatal.
+message next. A message whose next hop is unknown, or whose routes grew past what any node
+may decode (each hop adds itself to the return route), is dropped and counted, never fatal:
+a peer's message must never make a link that carries others' traffic fail.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from appliance.node.errors import AddressInUse, RequestTimeout
 from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
 from appliance.wire import probe
-from appliance.wire.address import Address, Route, route_text
+from appliance.wire.address import MAX_ROUTE_HOPS, Address, Route, route_text
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,10 @@ class Node:
     def route(self, msg: LocalMessage) -> None:
         if not msg.onward:
             self.counters["dropped_empty_route"] += 1
+            return
+        if len(msg.return_route) > MAX_ROUTE_HOPS or len(msg.onward) > MAX_ROUTE_HOPS:
+            self.counters["dropped_route_too_long"] += 1
+            log.debug("dropped a message whose routes are longer than %d hops", MAX_ROUTE_HOPS)
             return
         address = msg.onward[0]
         worker = self.workers.get(address)

@@ -23,7 +23,7 @@ from appliance.node.sockets import HubSocket, Listener, connect
 from appliance.node.worker import Worker
 from appliance.node.writer import Batch, SocketWriter
 from appliance.wire.address import Address
-from appliance.wire.errors import WireError
+from appliance.wire.errors import DecodeError, WireError
 from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder
 from appliance.wire.multiaddr import Tcp, parse_hostport
 from appliance.wire.transport import TransportMessage, encode_frame
@@ -101,9 +101,14 @@ class TcpConnection(Worker, CloseNotifier):
             pass  # the peer is already gone: its reader finds out at once
 
     def handle(self, msg: LocalMessage) -> None:
+        frame = encode_frame(msg.onward[1:], msg.return_route, msg.payload)
+        if len(frame) - 4 > self.transport.max_frame:  # the peer would close the link for it
+            self.node.counters["dropped_too_large"] += 1
+            log.debug("dropped a message of %d bytes for %s: over the frame limit", len(frame) - 4, self.peer)
+            return
         self.spoke = True
         try:
-            self.writer.write(encode_frame(msg.onward[1:], msg.return_route, msg.payload))
+            self.writer.write(frame)
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
 
@@ -134,7 +139,12 @@ class TcpConnection(Worker, CloseNotifier):
         route, own = self.node.route, (self.address,)
         for frame in frames:
             if frame:  # an empty frame is a heartbeat
-                onward, return_route, payload = TransportMessage.decode(frame)
+                try:
+                    onward, return_route, payload = TransportMessage.decode(frame)
+                except DecodeError as exc:  # one bad message: the framing is intact, the link stays
+                    self.node.counters["dropped_bad_messages"] += 1
+                    log.debug("dropped a message from %s: %s", self.peer, exc)
+                    continue
                 if onward:
                     route(LocalMessage(onward, own + return_route, payload))
 
