@@ -102,7 +102,7 @@ def ockam_relay_portal(target: int, secure: bool = False):
 
     port = free_port()
     try:
-        ockam("node", "create", "n2")
+        ockam("node", "create", "n2", "--tcp-listener-address=127.0.0.1:0")  # the relay
         ockam("node", "create", "n3")
         ockam("relay", "create", "n3", "--at", "/node/n2", "--to", "n3")
         ockam("node", "create", "n1")

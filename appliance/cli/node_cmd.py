@@ -69,8 +69,9 @@ def load_topology(path: str | None, listener: str | None = None, relay_authorize
     if as_project:
         state.check_name(as_project)
         topology = dataclasses.replace(topology, project=(as_project, "", topology_file.DEFAULT_CREDENTIAL_TTL))
-    if listener:
-        topology = dataclasses.replace(topology, tcp_listener_address=listener)
+    if listener:  # a node given a listener address is there to be reached: a relay, unless its file says not
+        topology = dataclasses.replace(topology, tcp_listener_address=listener,
+                                       relay=True if topology.relay is None else topology.relay)
     if relay_authorized:
         topology = dataclasses.replace(topology, relay_authorized=tuple(relay_authorized))
     return topology

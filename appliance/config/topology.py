@@ -1,6 +1,8 @@
 """A node's topology from TOML: what to start, validated with file:line:key errors.
 
-    [node]            name, identity, tcp_listener_address, relay_authorized (identifiers)
+    [node]            name, identity, tcp_listener_address, relay_authorized (identifiers),
+                      link_timeout, relay (offer forwarding_service), relay_grace (seconds)
+    [limits]          budgets on what peers can make the node hold (appliance/limits/budgets.py)
     [[tcp_connections]] to
     [[secure_channel_listeners]] address, authorized
     [[relays]]        name, at, authorized
@@ -21,6 +23,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from appliance.limits import budgets
 from appliance.secure.identity import is_identifier
 from appliance.wire import multiaddr, relay
 from appliance.wire.errors import WireError
@@ -75,6 +78,9 @@ class Topology:
     tcp_listener_address: str = "127.0.0.1:0"
     relay_authorized: tuple = ()  # identifiers allowed to create relays here (empty: anyone)
     link_timeout: float = 15.0  # seconds of silence after which a node-to-node link is dead
+    relay: bool | None = None  # offer forwarding_service to peers; None: only a project node does
+    relay_grace: float = 30.0  # seconds a lost relay's name is kept for its registrant
+    limits: tuple = ()  # (key, value) overrides of appliance.limits.budgets.Limits
     tcp_connections: tuple = ()
     secure_channel_listeners: tuple = ()
     relays: tuple = ()
@@ -123,6 +129,11 @@ def _link_timeout(value) -> None:
         raise ValueError("must be a number of seconds from 3 to 3600")
 
 
+def _relay_grace(value) -> None:
+    if isinstance(value, bool) or not 0 <= value <= 3600:
+        raise ValueError("must be a number of seconds from 0 to 3600")
+
+
 def _node_name(value: str) -> None:
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", value):
         raise ValueError("use letters, digits, '.', '_' or '-' (at most 64)")
@@ -133,7 +144,11 @@ SCHEMA = {
     "node": (False, {"name": (str, False, _node_name), "identity": (str, False, _node_name),
                       "tcp_listener_address": (str, False, _bind_address),
                       "relay_authorized": (list, False, _identifiers),
-                      "link_timeout": ((int, float), False, _link_timeout)}),
+                      "link_timeout": ((int, float), False, _link_timeout),
+                      "relay": (bool, False, None),
+                      "relay_grace": ((int, float), False, _relay_grace)}),
+    "limits": (False, {key: ((int, float), False, lambda value, key=key: budgets.check(key, value))
+                       for key in budgets.KEYS}),
     "tcp_connections": (True, {"to": (str, True, _target_address)}),
     "secure_channel_listeners": (True, {"address": (str, True, multiaddr.parse),
                                         "authorized": (list, False, _identifiers)}),
@@ -210,6 +225,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         sections[section] = [_check_table(path, lines, section, i, t, keys, environ) for i, t in enumerate(tables)]
 
     node = (sections.get("node") or [{}])[0]
+    limits = (sections.get("limits") or [{}])[0]
     demo = (sections.get("demo") or [{}])[0]
     project = (sections.get("project") or [{}])[0]
     membership = (sections.get("membership") or [{}])[0]
@@ -219,6 +235,10 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         tcp_listener_address=node.get("tcp_listener_address", "127.0.0.1:0"),
         relay_authorized=tuple(node.get("relay_authorized", ())),
         link_timeout=float(node.get("link_timeout", 15.0)),
+        # a node given a listener address is there to be reached: a relay, unless it says not
+        relay=node.get("relay", True if "tcp_listener_address" in node else None),
+        relay_grace=float(node.get("relay_grace", 30.0)),
+        limits=tuple(sorted(limits.items())),
         tcp_connections=tuple(t["to"] for t in sections.get("tcp_connections", [])),
         secure_channel_listeners=tuple(ListenerSpec(t["address"], tuple(t.get("authorized", ())))
                                        for t in sections.get("secure_channel_listeners", [])),

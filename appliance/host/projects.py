@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 
 from appliance.host import state
 from appliance.node.project import ProjectError, ProjectInfo
@@ -45,22 +44,7 @@ def read_project_file(path: str) -> ProjectInfo:
 
 def members_store(node: str) -> tuple:
     """(members dict, save function) for a project node."""
-    path = state.node_dir(node) / "members.json"
-    try:
-        members = json.loads(path.read_text())
-    except FileNotFoundError:
-        members = {}
-    except ValueError as exc:
-        raise state.StateError(f"{path} is corrupt: {exc}") from None
-
-    def persist(data: dict) -> None:
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        tmp.replace(path)
-
-    return members, persist
+    return state.json_store(state.node_dir(node) / "members.json")
 
 
 def encode_ticket(ticket: dict) -> str:

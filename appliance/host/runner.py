@@ -25,9 +25,11 @@ from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
 from appliance.host import projects, state, systemd
 from appliance.host.deployment import Deployment, ReloadError
+from appliance.limits.budgets import Limits
 from appliance.node.api import ControlServer
 from appliance.node.errors import NodeError
 from appliance.node.project import ProjectNode
+from appliance.node.relay import SecretBook
 from appliance.node.runtime import NodeRuntime
 from appliance.secure.identity import Identity
 
@@ -142,7 +144,10 @@ class NodeService:
             project_node = ProjectNode(name, address, members, save, ttl)
         return NodeRuntime(self.name, node_lookup=state.listener_of, identity=self.identity,
                            relay_authorized=self.topology.relay_authorized, projects=projects.load_all(),
-                           project_node=project_node, link_timeout=self.topology.link_timeout)
+                           project_node=project_node, link_timeout=self.topology.link_timeout,
+                           relay=bool(self.topology.relay), relay_grace=self.topology.relay_grace,
+                           limits=Limits(**dict(self.topology.limits)),
+                           relay_secrets=SecretBook(*state.json_store(state.node_dir(self.name) / "relay_secrets.json")))
 
     def _serve(self, runtime: NodeRuntime) -> None:
         deployment = Deployment(runtime, self.topology)

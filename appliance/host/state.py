@@ -77,6 +77,27 @@ def write_node(name: str, data: dict) -> None:
     tmp.replace(directory / "node.json")
 
 
+def json_store(path: Path) -> tuple:
+    """(the dict in the JSON file at `path`, or an empty one; a function that saves a dict
+    there atomically, readable by its owner only)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {}
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path} is corrupt: {exc}") from None
+
+    def save(value: dict) -> None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(value, f)
+        tmp.replace(path)
+
+    return data, save
+
+
 def update_node(name: str, **fields) -> None:
     data = read_node(name)
     data.update(fields)

@@ -8,12 +8,16 @@ a `RelayClient` that owns the registration: it keeps it alive with pings and re-
 
 from __future__ import annotations
 
+import hmac
 import logging
+import os
 import random
+from collections import Counter
 
 import gevent
 from gevent.event import AsyncResult, Event
 
+from appliance.limits.budgets import Limits
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.links import watch_link
@@ -25,6 +29,8 @@ from appliance.wire.errors import DecodeError
 log = logging.getLogger(__name__)
 
 SERVICE = "forwarding_service"
+DEFAULT_GRACE = 30.0  # seconds a lost plain relay's name waits for its registrant
+MAX_LOGGED_PEERS = 4096
 
 
 class RelayWorker(Worker):
@@ -34,7 +40,8 @@ class RelayWorker(Worker):
         self.service = service
         self.address = Address.local(address)
         self.forward_route = forward_route
-        self.unwatch = None  # stops watching the link (TCP connection or channel) it came over
+        self.link = forward_route[0] if forward_route else None  # what the registration came over
+        self.unwatch = None  # stops watching that link (TCP connection or channel)
         self.owner = owner  # identifier of the registering node, when it came over a secure channel
 
     def handle(self, msg: LocalMessage) -> None:
@@ -47,61 +54,173 @@ class RelayWorker(Worker):
     @property
     def alive(self) -> bool:
         """Its first hop (a TCP connection or a secure channel) still exists on this node."""
-        return self.forward_route[0] in self.service.node.workers
+        return self.link is None or self.link in self.service.node.workers
 
     def describe(self) -> dict:
         return {"name": self.address.inner.decode(), "remote_route": route_text(self.forward_route),
                 "direction": "incoming", "owner": self.owner}
 
 
+class Claim:
+    """Who a relay name belongs to: the identity that registered it over a secure channel
+    (for as long as this node runs), else whoever holds the secret of its last registration
+    (while it is live, and for the grace period after its link is lost, so that the edge
+    that lost its link gets its name back and a stranger cannot take it meanwhile)."""
+
+    __slots__ = ("owner", "secret", "relay", "expires")
+
+    def __init__(self, owner: str | None, secret: bytes, relay: RelayWorker):
+        self.owner = owner
+        self.secret = secret
+        self.relay: RelayWorker | None = relay  # None once its link is lost
+        self.expires: float | None = None  # loop time the name is free again; None: not while held
+
+
 class ForwardingService(Worker):
-    def __init__(self, node, policy=None):
+    """`forwarding_service`: registers relays, and keeps each name with its registrant.
+
+    `offered` False (an edge node) refuses every registration: a node that is not meant to be
+    a relay must not become one through a route a stranger writes (`forward_to_x/forwarding_service`)."""
+
+    def __init__(self, node, policy=None, offered: bool = True, grace: float = DEFAULT_GRACE,
+                 limits: Limits = Limits(), clock=None):
         self.node = node
         self.address = Address.local(SERVICE)
         self.relays: dict[str, RelayWorker] = {}
+        self.claims: dict[str, Claim] = {}  # live and recently lost names
         # policy(peer identifier or None, relay address) -> reason to refuse, or None to allow
         self.policy = policy
+        self.offered = offered
+        self.grace = grace
+        self.limits = limits
+        self.clock = clock or gevent.get_hub().loop.now
+        self._per_link: Counter = Counter()  # live relays by the link they were registered over
+        self._refused: set = set()  # peers whose refusal was logged already
 
     def handle(self, msg: LocalMessage) -> None:
         try:
-            name = relay_wire.decode_request(msg.payload)
+            name, secret = relay_wire.decode_request(msg.payload)
         except DecodeError as exc:
             self._refuse(msg, f"bad registration: {exc}")
             return
-        refusal = self.policy(msg.peer, name) if self.policy else None
+        refusal = self._refusal(msg, name, secret)
         if refusal:
-            self.node.counters["unauthorized"] += 1
             self._refuse(msg, refusal)
             return
-        existing = self.relays.get(name)
-        if existing is not None:
-            same_owner = existing.owner is not None and existing.owner == msg.peer
-            if existing.alive and existing.forward_route != msg.return_route and not same_owner:
-                self._refuse(msg, f"relay {name} already exists at node {self.node.name}")
-                return
-            self._remove(existing)  # stale, re-registered from the same route, or taken over by its owner
-        elif Address.local(name) in self.node.workers:
-            self._refuse(msg, f"address {name} is in use at node {self.node.name}")
-            return
+        claim = self.claims.get(name)
+        if claim is not None and claim.relay is not None:
+            self._lose(claim.relay)  # taken over by its owner (say, over a new link)
         relay = RelayWorker(self, name, msg.return_route, msg.peer)
         self.node.register(relay)
         self.relays[name] = relay
-        if msg.return_route:
-            relay.unwatch = watch_link(self.node, msg.return_route[0], lambda _link: self._remove(relay))
+        secret = os.urandom(relay_wire.SECRET_SIZE)
+        self.claims[name] = Claim(msg.peer, secret, relay)
+        self._per_link[relay.link] += 1
+        if relay.link is not None:
+            relay.unwatch = watch_link(self.node, relay.link, lambda _link: self._lose(relay))
         log.info("relay %s registered, forwarding to %s", name, route_text(msg.return_route))
-        self.node.send(msg.return_route, relay_wire.RelayReply(True, name).encode(), (relay.address,))
+        self.node.send(msg.return_route, relay_wire.RelayReply(True, name, secret).encode(), (relay.address,))
+
+    def _refusal(self, msg: LocalMessage, name: str, secret: bytes) -> str | None:
+        """Why this registration may not have `name`, or None."""
+        here = f"at node {self.node.name}"
+        if not self.offered:
+            return f"node {self.node.name} is not a relay (give it a TCP listener address, or relay = true)"
+        refusal = self.policy(msg.peer, name) if self.policy else None
+        if refusal:
+            self.node.counters["unauthorized"] += 1
+            return refusal
+        claim = self._claim(name)
+        if claim is not None:
+            if claim.owner is not None and msg.peer != claim.owner:
+                return f"relay {name} belongs to {claim.owner} {here}"
+            same_route = claim.relay is not None and claim.relay.forward_route == msg.return_route
+            if claim.owner is None and not same_route and not hmac.compare_digest(secret, claim.secret):
+                return f"relay {name} is taken {here}"
+            if same_route:
+                return None
+        elif Address.local(name) in self.node.workers:
+            return f"address {name} is in use {here}"
+        link = msg.return_route[0] if msg.return_route else None
+        if self._per_link[link] >= self.limits.relays_per_connection:
+            return f"too many relays over one connection {here} (at most {self.limits.relays_per_connection})"
+        if claim is None and len(self.claims) >= self.limits.relays_per_node:
+            self._forget_expired()
+            if len(self.claims) >= self.limits.relays_per_node:
+                return f"too many relays {here} (at most {self.limits.relays_per_node})"
+        return None
+
+    def _claim(self, name: str) -> Claim | None:
+        """The name's claim, if it still holds."""
+        claim = self.claims.get(name)
+        if claim is None:
+            return None
+        if claim.relay is not None and not claim.relay.alive:
+            self._lose(claim.relay)
+        if claim.expires is not None and self.clock() >= claim.expires:
+            del self.claims[name]
+            return None
+        return claim
+
+    def _forget_expired(self) -> None:
+        now = self.clock()
+        for name in [n for n, c in self.claims.items() if c.expires is not None and now >= c.expires]:
+            del self.claims[name]
 
     def _refuse(self, msg: LocalMessage, reason: str) -> None:
-        log.info("relay registration refused: %s", reason)
+        self.node.counters["relays_refused"] += 1
+        who = msg.peer or (msg.return_route[0] if msg.return_route else None)
+        if who not in self._refused:  # once per peer: a peer retrying in a loop must not flood the log
+            if len(self._refused) >= MAX_LOGGED_PEERS:
+                self._refused.clear()
+            self._refused.add(who)
+            log.info("relay registration refused: %s", reason)
+        else:
+            log.debug("relay registration refused: %s", reason)
         self.node.send(msg.return_route, relay_wire.RelayReply(False, reason).encode(), (self.address,))
 
-    def _remove(self, relay: RelayWorker) -> None:
+    def _lose(self, relay: RelayWorker) -> None:
+        """The relay's link is lost (or it was taken over): stop forwarding; its name stays
+        reserved for its owner (an identity: for good; a secret: for the grace period)."""
         if relay.unwatch is not None:
             relay.unwatch()
-        if self.relays.get(relay.address.inner.decode()) is relay:
-            del self.relays[relay.address.inner.decode()]
-            self.node.unregister(relay.address)
-            log.info("relay %s removed", relay.address.inner.decode())
+            relay.unwatch = None
+        name = relay.address.inner.decode()
+        if self.relays.get(name) is not relay:
+            return
+        del self.relays[name]
+        self.node.unregister(relay.address)
+        self._per_link[relay.link] -= 1
+        if not self._per_link[relay.link]:
+            del self._per_link[relay.link]
+        claim = self.claims.get(name)
+        if claim is not None and claim.relay is relay:
+            claim.relay = None
+            if claim.owner is None:
+                claim.expires = self.clock() + self.grace
+        log.info("relay %s removed", name)
+
+
+class SecretBook:
+    """The secrets of this node's relay registrations, by relay address, kept (by `save`)
+    where the node finds them after a restart: a restarted edge takes its name back at once
+    instead of waiting out the relay's grace period."""
+
+    def __init__(self, data: dict | None = None, save=None):
+        self._data = data if data is not None else {}
+        self._save = save
+
+    def get(self, address: str) -> bytes:
+        try:
+            return bytes.fromhex(str(self._data.get(address, "")))
+        except ValueError:
+            return b""  # a damaged entry: register as a stranger would, and keep the new one
+
+    def put(self, address: str, secret: bytes) -> None:
+        if self._data.get(address) != secret.hex():
+            self._data[address] = secret.hex()
+            if self._save is not None:
+                self._save(dict(self._data))
 
 
 class RelayRefused(NodeError):
@@ -118,7 +237,7 @@ class RelayClient(Worker):
     BACKOFF_START = 0.25
     BACKOFF_MAX = 2.0  # a relay back after a restart is found within 2 s
 
-    def __init__(self, node, name: str, at_text: str, resolve_at):
+    def __init__(self, node, name: str, at_text: str, resolve_at, secrets: SecretBook | None = None):
         self.node = node
         self.name = name
         self.relay_address = relay_wire.relay_address(name)
@@ -129,6 +248,7 @@ class RelayClient(Worker):
         self.first_hop = None  # the link the registration rides on (TCP connection or channel)
         self._owned: list = []  # connections opened for this relay, closed when it is lost
         self.registrations = 0
+        self._secrets = secrets or SecretBook()  # from registration replies: take the name back after a loss
         self._reply: AsyncResult | None = None
         self._stopped = Event()
         self._greenlet = None
@@ -170,7 +290,8 @@ class RelayClient(Worker):
         unwatch = watch_link(self.node, self.first_hop, lambda _link: reply_result.set_exception(
             RouteError(f"the connection to {self.at_text} was lost during the relay registration")))
         self.node.send(route + (Address.local(SERVICE),),
-                       relay_wire.encode_request(self.relay_address), (self.address,))
+                       relay_wire.encode_request(self.relay_address, self._secrets.get(self.relay_address)),
+                       (self.address,))
         try:
             msg = reply_result.get(timeout=self.REGISTER_TIMEOUT)
         except gevent.Timeout:
@@ -187,6 +308,7 @@ class RelayClient(Worker):
         if not reply.ok:
             raise RelayRefused(reply.text)
         self.remote_route = msg.return_route
+        self._secrets.put(self.relay_address, reply.secret)
         self.registrations += 1
         log.info("relay %s registered at %s", self.relay_address, self.at_text)
 
@@ -243,8 +365,9 @@ class RelayClient(Worker):
 class Relays:
     """The registering side's relays on one node, by name."""
 
-    def __init__(self, node):
+    def __init__(self, node, secrets: SecretBook | None = None):
         self.node = node
+        self.secrets = secrets or SecretBook()
         self.clients: dict[str, RelayClient] = {}
 
     def create(self, name: str, at_text: str, resolve_at, wait: bool = True) -> str:
@@ -252,7 +375,7 @@ class Relays:
         address = relay_wire.relay_address(name)
         if address in self.clients:
             raise AddressInUse(f"this node already has a relay {address}")
-        client = RelayClient(self.node, name, at_text, resolve_at)
+        client = RelayClient(self.node, name, at_text, resolve_at, self.secrets)
         self.clients[address] = client
         try:
             return client.start(wait)

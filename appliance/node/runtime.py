@@ -12,12 +12,13 @@ import time
 
 import gevent
 
+from appliance.limits.budgets import Limits
 from appliance.node import routes
 from appliance.node.errors import AddressInUse, NotFound, RouteError
 from appliance.node.liveness import DEFAULT_LINK_TIMEOUT
 from appliance.node.node import Node
 from appliance.node.portal import Inlet, Outlet, new_alias
-from appliance.node.relay import ForwardingService, Relays
+from appliance.node.relay import DEFAULT_GRACE, ForwardingService, Relays, SecretBook
 from appliance.node.routewatch import RouteWatch
 from appliance.node.services import start_default_services
 from appliance.node.channel import HANDSHAKE_TIMEOUT, SecureChannels
@@ -51,8 +52,11 @@ class NodeRuntime:
     def __init__(self, name: str, node_lookup: routes.NodeLookup = lambda _name: None,
                  max_frame: int | None = None, identity: Identity | None = None,
                  relay_authorized=None, projects=(), project_node: ProjectNode | None = None,
-                 link_timeout: float = DEFAULT_LINK_TIMEOUT):
+                 link_timeout: float = DEFAULT_LINK_TIMEOUT, relay: bool = True,
+                 relay_grace: float = DEFAULT_GRACE, limits: Limits = Limits(),
+                 relay_secrets: SecretBook | None = None):
         identity = identity or Identity.generate()
+        self.limits = limits
         self.node = Node(name)
         self.node_lookup = node_lookup
         self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}),
@@ -65,9 +69,11 @@ class NodeRuntime:
                                        project_node.save, project_node.credential_ttl)
             self.node.register(self.authority)
             self.project_node = project_node
-        self.forwarding = ForwardingService(self.node, self._relay_policy(check_identifiers(relay_authorized)))
+        self.forwarding = ForwardingService(self.node, self._relay_policy(check_identifiers(relay_authorized)),
+                                            offered=relay or project_node is not None, grace=relay_grace,
+                                            limits=limits)
         self.node.register(self.forwarding)
-        self.relays = Relays(self.node)
+        self.relays = Relays(self.node, relay_secrets)
         self.channels = SecureChannels(self.node, identity, self.trust)
         self.channels.listen("api")
         self.inlets: dict[str, Inlet] = {}

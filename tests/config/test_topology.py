@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.limits.budgets import Limits
 from appliance.config.topology import ConfigError, InletSpec, OutletSpec, RelaySpec, load, parse
 
 CONFIG = Path(__file__).parents[2] / "config"
@@ -32,6 +33,19 @@ def test_link_timeout_defaults_to_15_seconds_and_takes_fractions():
     assert parse("[node]\nlink_timeout = 4.5\n").link_timeout == 4.5
 
 
+def test_a_node_with_a_listener_address_is_a_relay_unless_it_says_not():
+    assert parse("").relay is None
+    assert parse('[node]\ntcp_listener_address = "0.0.0.0:4000"\n').relay is True
+    assert parse('[node]\ntcp_listener_address = "0.0.0.0:4000"\nrelay = false\n').relay is False
+    assert parse("[node]\nrelay_grace = 5\n").relay_grace == 5.0
+
+
+def test_limits_override_the_defaults():
+    topology = parse("[limits]\nidle_timeout = 2\nrelays_per_connection = 8\n")
+    assert Limits(**dict(topology.limits)) == Limits(idle_timeout=2, relays_per_connection=8)
+    assert parse("").limits == ()
+
+
 def test_environment_interpolation():
     topology = parse('[[relays]]\nname = "${N}-edge"\nat = "/node/${R}"\n', environ={"N": "x", "R": "relay"})
     assert topology.relays == (RelaySpec("x-edge", "/node/relay"),)
@@ -45,6 +59,12 @@ def test_environment_interpolation():
     ('[node]\nlink_timeout = "15"\n', "f.toml:2: node.link_timeout: expected a number, got str"),
     ('[node]\nlink_timeout = 1\n', "f.toml:2: node.link_timeout: must be a number of seconds from 3 to 3600"),
     ('[node]\nlink_timeout = true\n', "f.toml:2: node.link_timeout: must be a number of seconds from 3 to 3600"),
+    ('[node]\nrelay = "yes"\n', "f.toml:2: node.relay: expected a bool, got str"),
+    ('[node]\nrelay_grace = -1\n', "f.toml:2: node.relay_grace: must be a number of seconds from 0 to 3600"),
+    ('[limits]\nidle_timeout = 0\n', "f.toml:2: limits.idle_timeout: must be a number of seconds from 0.5 to 3600"),
+    ('[limits]\nrelays_per_node = 2.5\n', "f.toml:2: limits.relays_per_node: must be a positive whole number"),
+    ('[limits]\nhandshakes_per_second = 0\n', "f.toml:2: limits.handshakes_per_second: must be a positive rate per second"),
+    ('[limits]\nidle_timeot = 3\n', "f.toml:2: limits.idle_timeot: unknown key (did you mean 'idle_timeout'?)"),
     ('[[inlets]]\nfrom = "127.0.0.1:1"\n', "f.toml:1: inlets[0].to: missing required key"),
     ('[[relays]]\nname = "a"\nat = "/node/r"\n[[relays]]\nname = "b c"\nat = "/node/r"\n',
      "f.toml:5: relays[1].name: bad relay name"),

@@ -61,11 +61,17 @@ def test_malformed_and_unreachable_routes(n1):
 
 
 def test_duplicate_relay_name(n1):
-    n1("node", "create", "n2")
+    n1("node", "create", "hub", "--tcp-listener-address=127.0.0.1:0")  # a listener address: a relay
     n1("node", "create", "n3")
-    n1("relay", "create", "shared", "--at", "/node/n1", "--to", "n2")
-    assert_one_line_error(n1.run("relay", "create", "shared", "--at", "/node/n1", "--to", "n3", check=False),
-                          match="already exists")
+    n1("relay", "create", "shared", "--at", "/node/hub", "--to", "n1")
+    assert_one_line_error(n1.run("relay", "create", "shared", "--at", "/node/hub", "--to", "n3", check=False),
+                          match="relay forward_to_shared is taken at node hub")
+
+
+def test_a_node_without_a_listener_address_is_no_relay(n1):
+    n1("node", "create", "n3")
+    assert_one_line_error(n1.run("relay", "create", "x", "--at", "/node/n1", "--to", "n3", check=False),
+                          match="node n1 is not a relay (give it a TCP listener address, or relay = true)")
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (make test installs it)")

@@ -11,7 +11,7 @@ def as_json(ockam, *args):
 
 def test_listeners_connections_relays_inlets_outlets(ockam):
     ockam("node", "create", "n1")
-    ockam("node", "create", "n2")
+    ockam("node", "create", "n2", "--tcp-listener-address=127.0.0.1:0")  # a relay
     assert ockam("node", "default") == "n1"
 
     port = free_port()

@@ -33,7 +33,7 @@ def send_all(sock, data):
 @pytest.fixture
 def relay_portal(ockam):
     """n1 (inlet) -> n2 (relay) <- n3 (outlet, dialled out); returns a function making a portal."""
-    ockam("node", "create", "n2")
+    ockam("node", "create", "n2", "--tcp-listener-address=127.0.0.1:0")  # a relay
     ockam("node", "create", "n3")
     ockam("relay", "create", "n3", "--at", "/node/n2", "--to", "/node/n3")
     ockam("node", "create", "n1")

@@ -6,6 +6,10 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from appliance.node.runtime import NodeRuntime
+from appliance.wire.address import Address
+from appliance.wire.framing import PROTOCOL_VERSION_BYTE, encode_frame_header
+from appliance.wire.relay import RelayReply, encode_request, relay_address
+from appliance.wire.transport import TransportMessage, encode_frame
 from tests.helpers import echo_until_eof
 
 
@@ -44,6 +48,41 @@ def echo_server():
     server.stop(timeout=0)
 
 
+class RawPeer:
+    """A peer that writes frames by hand: what a stranger with TCP access can send."""
+
+    def __init__(self, hostport: str):
+        self.sock = connect(hostport)
+        self.sock.sendall(PROTOCOL_VERSION_BYTE)
+        assert recv_exactly(self.sock, 1) == PROTOCOL_VERSION_BYTE
+
+    def send(self, onward, return_route, payload: bytes) -> None:
+        self.sock.sendall(encode_frame(tuple(onward), tuple(return_route), payload))
+
+    def send_body(self, body: bytes) -> None:
+        self.sock.sendall(encode_frame_header(len(body)) + body)
+
+    def receive(self) -> TransportMessage:
+        """The next message that is not a heartbeat."""
+        while True:
+            header = recv_exactly(self.sock, 4)
+            if len(header) < 4:
+                raise ConnectionError("the node closed the connection")
+            length = int.from_bytes(header, "big")
+            if length:
+                return TransportMessage.decode(recv_exactly(self.sock, length))
+
+    def register(self, name: str, secret: bytes = b"", via=()) -> RelayReply:
+        """Register relay `name` (at the node, or through the route `via`); its reply."""
+        self.send(tuple(map(Address.local, via)) + (Address.local("forwarding_service"),), (Address.local("me"),),
+                  encode_request(relay_address(name), secret))
+        return RelayReply.decode(self.receive().payload)
+
+    def echo(self, text: bytes) -> bytes:
+        self.send((Address.local("echo"),), (Address.local("me"),), text)
+        return self.receive().payload
+
+
 def connect(hostport: str):
     host, port = hostport.rsplit(":", 1)
     return socket.create_connection((host, int(port)), timeout=10)
@@ -60,4 +99,4 @@ def recv_exactly(sock, n: int) -> bytes:
     return b"".join(chunks)
 
 
-__all__ = ["connect", "recv_exactly", "gevent"]
+__all__ = ["RawPeer", "connect", "recv_exactly", "gevent"]

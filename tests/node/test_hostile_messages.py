@@ -6,44 +6,14 @@ import pytest
 
 from appliance.node.relay import RelayClient
 from appliance.wire.address import MAX_ROUTE_HOPS, Address
-from appliance.wire.framing import PROTOCOL_VERSION_BYTE, encode_frame_header
-from appliance.wire.transport import TransportMessage, encode_frame
+from appliance.wire.transport import TransportMessage
 from tests.helpers import wait_until
-from tests.node.conftest import connect, recv_exactly
+from tests.node.conftest import RawPeer
 
 
 @pytest.fixture(autouse=True)
 def fast_relay_timers(monkeypatch):
     monkeypatch.setattr(RelayClient, "PING_INTERVAL", 0.2)
-
-
-class RawPeer:
-    """A peer that writes frames by hand: what a stranger with TCP access can send."""
-
-    def __init__(self, hostport: str):
-        self.sock = connect(hostport)
-        self.sock.sendall(PROTOCOL_VERSION_BYTE)
-        assert recv_exactly(self.sock, 1) == PROTOCOL_VERSION_BYTE
-
-    def send(self, onward, return_route, payload: bytes) -> None:
-        self.sock.sendall(encode_frame(tuple(onward), tuple(return_route), payload))
-
-    def send_body(self, body: bytes) -> None:
-        self.sock.sendall(encode_frame_header(len(body)) + body)
-
-    def receive(self) -> TransportMessage:
-        """The next message that is not a heartbeat."""
-        while True:
-            header = recv_exactly(self.sock, 4)
-            if len(header) < 4:
-                raise ConnectionError("the node closed the connection")
-            length = int.from_bytes(header, "big")
-            if length:
-                return TransportMessage.decode(recv_exactly(self.sock, length))
-
-    def echo(self, text: bytes) -> bytes:
-        self.send((Address.local("echo"),), (Address.local("me"),), text)
-        return self.receive().payload
 
 
 def hops(n: int) -> tuple:

@@ -30,8 +30,8 @@ def seconds_until_echo(address: str) -> float:
     return time.monotonic() - started
 
 
-def start_edge(make_node, echo_server, name="edge"):
-    edge = make_node(name, listen=False)
+def start_edge(make_node, echo_server, name="edge", **options):
+    edge = make_node(name, listen=False, **options)
     edge.relay_create("edge", "/node/relay")
     edge.outlet_create(echo_server)
     return edge
@@ -66,7 +66,8 @@ def test_inlets_recover_when_the_edge_node_is_replaced(working_portal, make_node
 
     edge.shutdown()  # as kill -9 would: its links close, its keys are gone
     wait_until(lambda: "forward_to_edge" not in relay.forwarding.relays, what="the relay to drop the registration")
-    start_edge(make_node, echo_server, name="edge2")  # a new node, new keys, same relay name
+    # a new node, new keys, same relay name and state directory (where its relay secret is)
+    start_edge(make_node, echo_server, name="edge2", relay_secrets=edge.relays.secrets)
     assert seconds_until_echo(inlet) < 5
 
 

@@ -37,7 +37,7 @@ def test_duplicate_relay_name_is_refused(make_node):
     make_node("n2")
     first, second = make_node("n3"), make_node("other")
     first.relay_create("n3", "/node/n2")
-    with pytest.raises(RelayRefused, match="already exists"):
+    with pytest.raises(RelayRefused, match="relay forward_to_n3 is taken at node n2"):
         second.relay_create("n3", "/node/n2")
     assert second.relay_list() == []
     with pytest.raises(AddressInUse):
@@ -111,7 +111,7 @@ def test_the_same_identity_takes_over_its_relay_name_at_once(make_node):
     second = make_node("n3-restarted", identity=owner)
     second.relay_create("n3", "/node/n2/secure/api")
     stranger = make_node("stranger")
-    with pytest.raises(RelayRefused, match="already exists"):
+    with pytest.raises(RelayRefused, match=f"relay forward_to_n3 belongs to {owner.identifier} at node n2"):
         stranger.relay_create("n3", "/node/n2/secure/api")
     client = make_node("n1")
     reply = client.message_send("/node/n2/service/forward_to_n3/secure/api/service/echo", "who")

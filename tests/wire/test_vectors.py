@@ -4,6 +4,7 @@ import pytest
 
 from appliance.wire import bare, portal, relay
 from appliance.wire.address import LOCAL, TCP, Address, encode_route
+from appliance.wire.errors import DecodeError
 from appliance.wire.transport import TransportMessage
 
 OCKAM_TRANSPORT_VECTOR = bytes.fromhex(
@@ -26,12 +27,29 @@ def test_message_send_payload_is_a_bare_string():
 
 def test_relay_registration_vector():
     assert relay.encode_request("forward_to_n3") == bytes.fromhex("0d666f72776172645f746f5f6e33")
-    assert relay.decode_request(bytes.fromhex("0d666f72776172645f746f5f6e33")) == "forward_to_n3"
+    assert relay.decode_request(bytes.fromhex("0d666f72776172645f746f5f6e33")) == ("forward_to_n3", b"")
+    secret = bytes(range(16))
+    with_secret = bytes.fromhex("0d666f72776172645f746f5f6e33" "10" "000102030405060708090a0b0c0d0e0f")
+    assert relay.encode_request("forward_to_n3", secret) == with_secret
+    assert relay.decode_request(with_secret) == ("forward_to_n3", secret)
 
 
 def test_relay_reply_encoding():
-    assert relay.RelayReply(True, "forward_to_n3").encode() == bytes.fromhex("000d666f72776172645f746f5f6e33")
+    secret = bytes(range(16))
+    ok = bytes.fromhex("000d666f72776172645f746f5f6e33" "10" "000102030405060708090a0b0c0d0e0f")
+    assert relay.RelayReply(True, "forward_to_n3", secret).encode() == ok
+    assert relay.RelayReply.decode(ok) == relay.RelayReply(True, "forward_to_n3", secret)
     assert relay.RelayReply.decode(b"\x01\x03bad") == relay.RelayReply(False, "bad")
+
+
+@pytest.mark.parametrize("payload", [
+    bytes.fromhex("0d666f72776172645f746f5f6e33" "03" "010203"),  # a secret of the wrong size
+    bytes.fromhex("0d666f72776172645f746f5f6e33" "10" "0001"),  # truncated
+    bytes.fromhex("0d666f72776172645f746f5f6e33" "00" "ff"),  # trailing bytes
+])
+def test_bad_relay_requests_are_decode_errors(payload):
+    with pytest.raises(DecodeError):
+        relay.decode_request(payload)
 
 
 def test_portal_payload_vector():

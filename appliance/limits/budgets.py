@@ -1,0 +1,47 @@
+"""The budgets a node enforces on its peers, with their defaults (TOML `[limits]`).
+
+Everything a peer can make a node hold (memory, sockets, workers, CPU) has one. Hitting a
+budget drops or refuses that one thing, counts it and logs it; it never fails a link that
+carries others' traffic. The defaults suit a public relay with thousands of edges; tests and
+small boxes set their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Limits:
+    frame_deadline: float = 10.0  # seconds to finish a frame once its first byte came
+    incomplete_frame_bytes: int = 64 << 20  # partial frames, all connections together
+    idle_timeout: float = 30.0  # an incoming connection that routed no message is closed after this
+    connections_per_listener: int = 4096
+    connections_per_source: int = 256  # per remote IP address
+    relays_per_connection: int = 64  # per link a registration arrives over
+    relays_per_node: int = 10000  # registered and reserved names together
+    handshakes_in_progress: int = 256  # responder handshakes not yet finished
+    handshakes_per_second: float = 100.0  # Inits answered, all sources together
+    handshakes_per_second_per_source: float = 20.0  # per link an Init arrives over
+    outlet_connections_per_route: int = 256  # connections one inlet may open at an outlet
+
+
+SECONDS = {"frame_deadline", "idle_timeout"}
+RATES = {"handshakes_per_second", "handshakes_per_second_per_source"}
+
+
+def check(key: str, value) -> None:
+    """ValueError when `value` is not a sensible setting for `key`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("expected a number")
+    if key in SECONDS:
+        if not 0.5 <= value <= 3600:
+            raise ValueError("must be a number of seconds from 0.5 to 3600")
+    elif key in RATES:
+        if not 0 < value <= 1_000_000:
+            raise ValueError("must be a positive rate per second")
+    elif not isinstance(value, int) or value < 1:
+        raise ValueError("must be a positive whole number")
+
+
+KEYS = tuple(f.name for f in fields(Limits))
