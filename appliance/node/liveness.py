@@ -36,8 +36,9 @@ class LinkMonitor:
     """Watches `connections()`: TcpConnections, with their `connected`, `heard`, `spoke`,
     `silent_ticks`, `stuck_ticks` and `sent_mark`, a `writer`, and `drop(sock)`."""
 
-    def __init__(self, connections, counters, timeout: float = DEFAULT_LINK_TIMEOUT):
+    def __init__(self, connections, counters, timeout: float = DEFAULT_LINK_TIMEOUT, check=None):
         self.timeout = timeout
+        self._check = check  # check(conn, now): why a budget closes conn now, or None
         self.interval = min(MAX_TICK, timeout / 3)
         # silent for this many whole ticks: between `timeout` minus a tick and `timeout`
         self.dead_after = max(2, int(timeout / self.interval + 1e-9) - 1)
@@ -48,9 +49,16 @@ class LinkMonitor:
 
     def _tick(self) -> None:
         """Runs in the hub: it never waits, and drops dead links in a greenlet of their own."""
+        now = gevent.get_hub().loop.now()
         for conn in list(self._connections()):
             if not conn.connected:
                 continue  # a persistent connection dialling again
+            over_budget = self._check(conn, now) if self._check is not None else None
+            if over_budget:
+                log.warning("closing the connection %s %s: %s", "to" if conn.outgoing else "from", conn.peer,
+                            over_budget)
+                gevent.spawn(conn.drop, conn.sock)
+                continue
             if conn.heard:
                 conn.heard, conn.silent_ticks = False, 0
             else:

@@ -60,7 +60,7 @@ class NodeRuntime:
         self.node = Node(name)
         self.node_lookup = node_lookup
         self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}),
-                                link_timeout=link_timeout)
+                                link_timeout=link_timeout, limits=limits)
         start_default_services(self.node)
         self.trust = Trust(projects)
         self.authority = None

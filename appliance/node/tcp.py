@@ -15,6 +15,8 @@ import socket as _stdsocket
 import gevent
 
 from appliance.node.errors import ConnectionClosed, NotFound, RouteError
+from appliance.limits.budgets import Limits
+from appliance.node.budget import ConnectionBudget
 from appliance.node.links import CloseNotifier
 from appliance.node.liveness import DEFAULT_LINK_TIMEOUT, LinkMonitor
 from appliance.node.message import LocalMessage
@@ -77,6 +79,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.peer = peer
         self.outgoing = outgoing
         self.target = target
+        self.source = None  # (listener, remote IP) of an accepted connection
         self.id = os.urandom(16).hex()
         self.address = Address.random_local()
         self.closed = False  # for good: deleted, or a socket lost by a connection that is not persistent
@@ -87,6 +90,9 @@ class TcpConnection(Worker, CloseNotifier):
 
     def _attach(self, sock: HubSocket) -> None:
         self.sock = sock
+        self.decoder = FrameDecoder(self.transport.max_frame)
+        self.partial_since = None  # loop time the incomplete frame the decoder holds began
+        self.routed = False  # has routed a message (heartbeats do not count): idle timeout
         self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
         self.spoke = True  # sent something since the last tick
@@ -113,8 +119,7 @@ class TcpConnection(Worker, CloseNotifier):
             self.node.counters["dropped_closed_connection"] += 1
 
     def read_loop(self) -> None:
-        sock = self.sock
-        decoder = FrameDecoder(self.transport.max_frame)
+        sock, decoder, transport = self.sock, self.decoder, self.transport
         try:
             while True:
                 data = sock.recv(RECV_SIZE)
@@ -122,6 +127,8 @@ class TcpConnection(Worker, CloseNotifier):
                     break
                 self.heard = True
                 frames = decoder.feed(data)
+                if decoder.incomplete or self.partial_since is not None:
+                    transport.budget.incomplete_changed(self)
                 if len(frames) > 1:
                     with Batch():  # what they cause is written once, at the end of this turn
                         self._deliver(frames)
@@ -146,6 +153,7 @@ class TcpConnection(Worker, CloseNotifier):
                     log.debug("dropped a message from %s: %s", self.peer, exc)
                     continue
                 if onward:
+                    self.routed = True
                     route(LocalMessage(onward, own + return_route, payload))
 
     def drop(self, sock: HubSocket | None = None) -> None:
@@ -159,6 +167,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.connected = False
         self.writer.close()
         self.sock.close()
+        self.transport.budget.forget(self)
         self._notify_closed()
         self._init_close_notifier()  # the next socket's watchers
         log.info("connection %s to %s lost, dialling again", self.id, self.peer)
@@ -196,6 +205,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.transport.connections.pop(self.id, None)
         self.writer.close()
         self.sock.close()
+        self.transport.budget.forget(self)
         if was_connected:
             self._notify_closed()
 
@@ -217,7 +227,12 @@ class TcpListener:
         self.server, self.address = start_server(hostport, self._accept)
 
     def _accept(self, sock: HubSocket, peer) -> None:
+        if not self.transport.budget.admit(self, peer[0]):
+            sock.reset()
+            return
         conn = self.transport.adopt(sock, f"{peer[0]}:{peer[1]}", outgoing=False)
+        conn.source = (self, peer[0])
+        self.transport.budget.admitted(conn)
         conn.read_loop()
 
     def close(self) -> None:
@@ -230,12 +245,14 @@ class TcpListener:
 
 
 class TcpTransport:
-    def __init__(self, node, max_frame: int = DEFAULT_MAX_FRAME, link_timeout: float = DEFAULT_LINK_TIMEOUT):
+    def __init__(self, node, max_frame: int = DEFAULT_MAX_FRAME, link_timeout: float = DEFAULT_LINK_TIMEOUT,
+                 limits: Limits = Limits()):
         self.node = node
         self.max_frame = max_frame
         self.listeners: dict[str, TcpListener] = {}
         self.connections: dict[str, TcpConnection] = {}
-        self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout)
+        self.budget = ConnectionBudget(limits, node.counters)
+        self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout, self.budget.check)
         self._connecting = SingleFlight()
 
     def listen(self, hostport: str) -> TcpListener:

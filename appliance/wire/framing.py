@@ -75,6 +75,16 @@ class FrameDecoder:
             self._pending, self._pending_len = [tail], len(tail)
         return frames
 
+    @property
+    def incomplete(self) -> int:
+        """Bytes held of a frame not yet complete."""
+        return self._pending_len
+
+    @property
+    def claimed(self) -> int:
+        """The length the incomplete frame's header claims (0 while the header is incomplete)."""
+        return self._peek_length() if self._pending_len >= 4 else 0
+
     def _peek_length(self) -> int:
         first = self._pending[0]
         head = first[:4] if len(first) >= 4 else b"".join(self._pending[:2])[:4]

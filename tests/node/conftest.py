@@ -1,5 +1,7 @@
 """In-process nodes on loopback, all in this test's gevent hub, shut down at teardown."""
 
+from __future__ import annotations
+
 import gevent
 import pytest
 from gevent import socket
@@ -51,8 +53,8 @@ def echo_server():
 class RawPeer:
     """A peer that writes frames by hand: what a stranger with TCP access can send."""
 
-    def __init__(self, hostport: str):
-        self.sock = connect(hostport)
+    def __init__(self, hostport: str, source: str | None = None):
+        self.sock = connect(hostport, source)
         self.sock.sendall(PROTOCOL_VERSION_BYTE)
         assert recv_exactly(self.sock, 1) == PROTOCOL_VERSION_BYTE
 
@@ -83,9 +85,9 @@ class RawPeer:
         return self.receive().payload
 
 
-def connect(hostport: str):
+def connect(hostport: str, source: str | None = None):
     host, port = hostport.rsplit(":", 1)
-    return socket.create_connection((host, int(port)), timeout=10)
+    return socket.create_connection((host, int(port)), timeout=10, source_address=(source, 0) if source else None)
 
 
 def recv_exactly(sock, n: int) -> bytes:

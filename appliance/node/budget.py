@@ -1,0 +1,103 @@
+"""Budgets on what strangers can make the TCP transport hold: connections per listener and
+per source address, bytes of frames started and not finished, and accepted connections
+that never route a message. Each refusal or close is counted and logged, and touches only
+the connection that went over: never a link that carries others' traffic."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import gevent
+
+from appliance.limits.budgets import Limits
+
+log = logging.getLogger(__name__)
+
+MIN_FRAME_RATE = 8192  # bytes/s: a frame's deadline grows with its length, so 64 kbit/s links finish theirs
+LOG_EVERY = 60.0  # seconds between two log lines about refusing the same source
+
+
+class ConnectionBudget:
+    """Keeps the transport's counts. Connections it is told about have `source` (listener,
+    remote IP) when accepted, `decoder` (its `incomplete` and `claimed` bytes),
+    `partial_since`, `routed`, `connected_at` and `drop(sock)`."""
+
+    def __init__(self, limits: Limits, counters: Counter, clock=None):
+        self.limits = limits
+        self.counters = counters
+        self._clock = clock or gevent.get_hub().loop.now
+        self.per_listener: Counter = Counter()
+        self.per_source: Counter = Counter()
+        self.incomplete = 0  # bytes of partial frames, all connections together
+        self._partial: dict = {}  # connection -> the bytes of partial frame it holds
+        self._logged: dict = {}  # source IP -> loop time its refusal was last logged
+
+    # --- accepting ----------------------------------------------------------------------------
+    def admit(self, listener, ip: str) -> bool:
+        """May the listener keep a new connection from `ip`?"""
+        if self.per_listener[listener] >= self.limits.connections_per_listener:
+            why = f"the listener has {self.limits.connections_per_listener} connections (connections_per_listener)"
+        elif self.per_source[ip] >= self.limits.connections_per_source:
+            why = f"it has {self.limits.connections_per_source} connections open (connections_per_source)"
+        else:
+            return True
+        self.counters["connections_refused"] += 1
+        now = self._clock()
+        if now - self._logged.get(ip, -LOG_EVERY) >= LOG_EVERY:
+            if len(self._logged) >= 4096:
+                self._logged.clear()
+            self._logged[ip] = now
+            log.warning("refusing connections from %s: %s", ip, why)
+        return False
+
+    def admitted(self, conn) -> None:
+        listener, ip = conn.source
+        self.per_listener[listener] += 1
+        self.per_source[ip] += 1
+
+    def forget(self, conn) -> None:
+        """The connection's socket is gone: it holds nothing any more."""
+        self.incomplete -= self._partial.pop(conn, 0)
+        conn.partial_since = None
+        if conn.source is not None:
+            listener, ip = conn.source
+            conn.source = None
+            for counts, key in ((self.per_listener, listener), (self.per_source, ip)):
+                counts[key] -= 1
+                if counts[key] <= 0:
+                    del counts[key]
+
+    # --- partial frames -----------------------------------------------------------------------
+    def incomplete_changed(self, conn) -> None:
+        """After a receive on `conn`: count what its decoder holds of an unfinished frame; over
+        the node's budget, close the connection whose partial frame is the oldest."""
+        held = conn.decoder.incomplete
+        before = self._partial.pop(conn, 0)
+        if held:
+            self._partial[conn] = held
+            if conn.partial_since is None:
+                conn.partial_since = self._clock()
+        else:
+            conn.partial_since = None
+        self.incomplete += held - before
+        if self.incomplete > self.limits.incomplete_frame_bytes:
+            oldest = min(self._partial, key=lambda c: c.partial_since)
+            self.counters["incomplete_frames_closed"] += 1
+            log.warning("closing the connection from %s: partial frames hold %d bytes, over the node's budget of %d "
+                        "(incomplete_frame_bytes); its own began %.1f s ago", oldest.peer, self.incomplete,
+                        self.limits.incomplete_frame_bytes, self._clock() - oldest.partial_since)
+            oldest.drop(oldest.sock)
+
+    # --- at each liveness tick ----------------------------------------------------------------
+    def check(self, conn, now: float) -> str | None:
+        """Why `conn` must be closed now, or None."""
+        if conn.partial_since is not None:
+            allowed = self.limits.frame_deadline + conn.decoder.claimed / MIN_FRAME_RATE
+            if now - conn.partial_since >= allowed:
+                self.counters["frames_timed_out"] += 1
+                return f"a frame not completed within {allowed:.0f} s (frame_deadline)"
+        if conn.source is not None and not conn.routed and now - conn.connected_at >= self.limits.idle_timeout:
+            self.counters["idle_connections_closed"] += 1
+            return f"no message within {self.limits.idle_timeout:g} s of connecting (idle_timeout)"
+        return None

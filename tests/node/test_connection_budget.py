@@ -1,0 +1,87 @@
+"""Budgets on what strangers can make the TCP transport hold: partial frames (a deadline
+per frame, a byte budget per node), accepted connections that never route a message, and
+connections per listener and per source address. Each closes or refuses only the
+connection that went over."""
+
+import pytest
+from gevent import socket as gsocket
+
+from appliance.limits.budgets import Limits
+from appliance.wire.framing import PROTOCOL_VERSION_BYTE, encode_frame_header
+from tests.helpers import wait_until
+from tests.node.conftest import RawPeer
+
+
+def closed_by_node(peer: RawPeer) -> bool:
+    """True once the node has closed (or reset) the peer's connection."""
+    peer.sock.settimeout(0.05)
+    try:
+        while True:
+            data = peer.sock.recv(65536)
+            if not data:
+                return True
+    except gsocket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_a_frame_not_finished_in_time_closes_only_its_connection(make_node):
+    node = make_node("relay", link_timeout=3, limits=Limits(frame_deadline=1))
+    stalled, busy = RawPeer(make_node.listener("relay")), RawPeer(make_node.listener("relay"))
+    stalled.sock.sendall(encode_frame_header(1000) + b"x" * 10)
+    wait_until(lambda: closed_by_node(stalled) or not busy.echo(b"alive"), timeout=5,
+               what="the stalled frame's connection to be closed")
+    assert busy.echo(b"still here") == b"still here"
+    assert node.node.counters["frames_timed_out"] == 1
+
+
+def test_partial_frames_over_the_node_budget_close_the_oldest(make_node):
+    node = make_node("relay", limits=Limits(incomplete_frame_bytes=100_000))
+    first, second = RawPeer(make_node.listener("relay")), RawPeer(make_node.listener("relay"))
+    first.sock.sendall(encode_frame_header(200_000) + b"x" * 60_000)
+    wait_until(lambda: node.tcp.budget.incomplete >= 60_004, what="the first partial frame to arrive")
+    second.sock.sendall(encode_frame_header(200_000) + b"y" * 60_000)
+    wait_until(lambda: closed_by_node(first), what="the oldest partial frame's connection to be closed")
+    assert not closed_by_node(second)
+    assert node.node.counters["incomplete_frames_closed"] == 1 and node.tcp.budget.incomplete == 60_004
+
+
+def test_an_accepted_connection_that_routes_nothing_is_closed_after_the_idle_timeout(make_node):
+    node = make_node("relay", link_timeout=3, limits=Limits(idle_timeout=1))
+    idle, working = RawPeer(make_node.listener("relay")), RawPeer(make_node.listener("relay"))
+    assert working.echo(b"hello") == b"hello"
+    idle.sock.sendall(encode_frame_header(0) * 3)  # heartbeats are not messages
+    wait_until(lambda: closed_by_node(idle), timeout=5, what="the idle connection to be closed")
+    assert working.echo(b"still here") == b"still here"
+    assert node.node.counters["idle_connections_closed"] == 1
+
+
+def connect_from(source: str, hostport: str):
+    host, port = hostport.rsplit(":", 1)
+    sock = gsocket.create_connection((host, int(port)), timeout=5, source_address=(source, 0))
+    sock.sendall(PROTOCOL_VERSION_BYTE)
+    return sock
+
+
+@pytest.mark.parametrize("limits, refused_from", [
+    (Limits(connections_per_source=3), "127.0.0.1"),
+    (Limits(connections_per_listener=3), "127.0.0.2"),
+])
+def test_connections_over_a_budget_are_refused_at_once(make_node, limits, refused_from):
+    node = make_node("relay", limits=limits)
+    listener = make_node.listener("relay")
+    kept = [connect_from("127.0.0.1", listener) for _ in range(3)]
+    wait_until(lambda: len(node.tcp.connections) == 3, what="three connections to be accepted")
+    extra = connect_from(refused_from, listener)
+    extra.settimeout(5)
+    try:
+        refused = extra.recv(10) == b""
+    except ConnectionResetError:
+        refused = True
+    assert refused and node.node.counters["connections_refused"] == 1
+    if refused_from != "127.0.0.1":
+        return
+    assert RawPeer(listener, source="127.0.0.2").echo(b"in") == b"in"  # another source still gets in
+    for sock in kept:
+        sock.close()
