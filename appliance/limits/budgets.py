@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class Limits:
-    frame_deadline: float = 10.0  # seconds to finish a frame once its first byte came
+    frame_deadline: float = 10.0  # seconds a started frame may go without a byte (see node/budget.py)
     incomplete_frame_bytes: int = 64 << 20  # partial frames, all connections together
     idle_timeout: float = 30.0  # an incoming connection that routed no message is closed after this
     connections_per_listener: int = 4096
@@ -23,7 +23,7 @@ class Limits:
     handshakes_in_progress: int = 256  # responder handshakes not yet finished
     handshakes_per_second: float = 100.0  # Inits answered, all sources together
     handshakes_per_second_per_source: float = 20.0  # per link an Init arrives over
-    outlet_connections_per_route: int = 256  # connections one inlet may open at an outlet
+    outlet_connections_per_route: int = 256  # connections one inlet node (or channel peer) may have at an outlet
 
 
 SECONDS = {"frame_deadline", "idle_timeout"}

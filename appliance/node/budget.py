@@ -14,14 +14,17 @@ from appliance.limits.budgets import Limits
 
 log = logging.getLogger(__name__)
 
-MIN_FRAME_RATE = 8192  # bytes/s: a frame's deadline grows with its length, so 64 kbit/s links finish theirs
+# A started frame must keep arriving: no byte of it for `frame_deadline` closes the
+# connection, and so does taking longer than `frame_deadline` plus its length at this rate
+# (so 64 kbit/s links finish their 256 KiB portal chunks, a slowloris does not hold one forever).
+MIN_FRAME_RATE = 8192  # bytes/s
 LOG_EVERY = 60.0  # seconds between two log lines about refusing the same source
 
 
 class ConnectionBudget:
     """Keeps the transport's counts. Connections it is told about have `source` (listener,
     remote IP) when accepted, `decoder` (its `incomplete` and `claimed` bytes),
-    `partial_since`, `routed`, `connected_at` and `drop(sock)`."""
+    `partial_since` and `partial_progress_at`, `routed`, `connected_at` and `drop(sock)`."""
 
     def __init__(self, limits: Limits, counters: Counter, clock=None):
         self.limits = limits
@@ -76,8 +79,10 @@ class ConnectionBudget:
         before = self._partial.pop(conn, 0)
         if held:
             self._partial[conn] = held
+            if held != before:
+                conn.partial_progress_at = self._clock()
             if conn.partial_since is None:
-                conn.partial_since = self._clock()
+                conn.partial_since = conn.partial_progress_at
         else:
             conn.partial_since = None
         self.incomplete += held - before
@@ -94,9 +99,12 @@ class ConnectionBudget:
         """Why `conn` must be closed now, or None."""
         if conn.partial_since is not None:
             allowed = self.limits.frame_deadline + conn.decoder.claimed / MIN_FRAME_RATE
+            if now - conn.partial_progress_at >= self.limits.frame_deadline:
+                self.counters["frames_timed_out"] += 1
+                return f"no byte of a started frame for {self.limits.frame_deadline:g} s (frame_deadline)"
             if now - conn.partial_since >= allowed:
                 self.counters["frames_timed_out"] += 1
-                return f"a frame not completed within {allowed:.0f} s (frame_deadline)"
+                return f"a frame not completed within {allowed:.0f} s (frame_deadline and 64 kbit/s)"
         if conn.source is not None and not conn.routed and now - conn.connected_at >= self.limits.idle_timeout:
             self.counters["idle_connections_closed"] += 1
             return f"no message within {self.limits.idle_timeout:g} s of connecting (idle_timeout)"

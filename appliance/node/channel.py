@@ -15,9 +15,11 @@ import os
 import gevent
 from gevent.event import AsyncResult, Event
 
+from appliance.limits.budgets import Limits
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.project import Trust
+from appliance.node.handshakes import HandshakeBudget
 from appliance.node.links import CloseNotifier, watch_link
 from appliance.node.singleflight import SingleFlight
 from appliance.node.worker import Worker
@@ -97,6 +99,7 @@ class ChannelEnd(CloseNotifier):
         self._probing = SingleFlight()
         self._probe_answered: Event | None = None
         self.retired = False  # its peer did not answer a probe: no new traffic is sent into it
+        self._source = None  # a responder's: what its handshake counts against (HandshakeBudget)
         self.node.register(self.decryptor)
 
     # --- handshake --------------------------------------------------------------------------
@@ -110,6 +113,8 @@ class ChannelEnd(CloseNotifier):
 
     def start_responder(self, msg: LocalMessage, noise_message: bytes) -> None:
         self.remote_route = msg.return_route
+        self._source = msg.return_route[:1]
+        self.channels.handshakes.started(self._source)
         self._step(self.handshake.receive_init, noise_message)
         gevent.spawn_later(HANDSHAKE_TIMEOUT, self._expire)
 
@@ -145,7 +150,13 @@ class ChannelEnd(CloseNotifier):
             self.node.counters["handshakes_timed_out"] += 1
             self.fail(RequestTimeout("secure channel handshake timed out"))
 
+    def _handshake_over(self) -> None:
+        if self._source is not None:
+            self.channels.handshakes.finished(self._source)
+            self._source = None
+
     def _establish(self) -> None:
+        self._handshake_over()
         handshake, self.handshake = self.handshake, None
         self.peer = handshake.peer
         self.channels.trust.learn(self.peer, handshake.credentials)
@@ -236,6 +247,7 @@ class ChannelEnd(CloseNotifier):
         if self.closed:
             return
         self.closed = True
+        self._handshake_over()
         if notify and self._enc is not None:
             try:
                 self._signal(wire.CLOSE_MESSAGE)
@@ -275,6 +287,10 @@ class SecureChannelListener(Worker):
             node.counters["handshakes_failed"] += 1
             node.send(msg.return_route, wire.encode_refusal(str(exc)), (self.address,))
             return
+        busy = self.channels.handshakes.refusal(msg.return_route[:1])
+        if busy:
+            node.send(msg.return_route, wire.encode_refusal(busy), (self.address,))
+            return
         ChannelEnd(self.channels, False, suite, self.authorized, f"listener {self.name}").start_responder(
             msg, noise_message)
 
@@ -285,8 +301,9 @@ class SecureChannelListener(Worker):
 class SecureChannels:
     """A node's identity, its Noise static key, its listeners and its channel ends."""
 
-    def __init__(self, node, identity: Identity, trust: Trust):
+    def __init__(self, node, identity: Identity, trust: Trust, limits: Limits = Limits()):
         self.node = node
+        self.handshakes = HandshakeBudget(limits, node.counters)
         self.identity = identity
         self.trust = trust
         self.static_private = os.urandom(32)  # attested by the identity in every handshake

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from socket import SO_ERROR, SOL_SOCKET
 
 import gevent
 from gevent.event import Event
 
+from appliance.limits.budgets import Limits
 from appliance.node.errors import ConnectionClosed, NodeError, RequestTimeout
 from appliance.node.links import watch_link
 from appliance.node.message import LocalMessage
@@ -402,8 +404,10 @@ class Outlet(Worker):
     """The service at `/service/<name>`: each Ping opens a connection to the target."""
 
     def __init__(self, node, name: str, target: str, alias: str, authorized=None, allow=None, attributes_of=None,
-                 window: int = DEFAULT_WINDOW):
+                 window: int = DEFAULT_WINDOW, per_route: int = Limits.outlet_connections_per_route):
         self.node = node
+        self.per_route = per_route  # connections one inlet node may have open here (see _connections_from)
+        self._opening: Counter = Counter()  # connections to the target being made, by route to their inlet node
         self.alias = alias
         self.authorized = authorized
         self.allow = allow or {}  # attributes the peer must prove with a project credential
@@ -429,7 +433,22 @@ class Outlet(Worker):
             log.warning("outlet %s: refused %s (%s)", self.alias, msg.peer or "an unauthenticated peer", refusal)
             self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
             return
+        if self._connections_from(msg.return_route[:-1]) >= self.per_route:
+            self.node.counters["outlet_connections_refused"] += 1
+            log.debug("outlet %s: refused a connection: %d open for one inlet (outlet_connections_per_route)",
+                      self.alias, self.per_route)
+            self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
+            return
+        self._opening[msg.return_route[:-1]] += 1
         gevent.spawn(self._open, msg.return_route, msg.peer)
+
+    def _connections_from(self, path: tuple) -> int:
+        """Connections open or being opened for inlets at the end of `path`: a Ping's return
+        route without its last hop, the inlet stream's own address. That is one inlet node
+        (or one secure channel peer); counted only when there are enough of all to matter."""
+        if len(self.streams) + sum(self._opening.values()) < self.per_route:
+            return 0
+        return self._opening[path] + sum(1 for s in self.streams if s.remote_route[:-1] == path)
 
     def _refusal(self, peer: str | None) -> str | None:
         if self.authorized and peer not in self.authorized:
@@ -453,9 +472,11 @@ class Outlet(Worker):
         try:
             sock = connect_tcp(self.target, timeout=TARGET_CONNECT_TIMEOUT)
         except NodeError as exc:
+            self._opened(inlet_route)
             log.warning("outlet %s: %s", self.address.inner.decode(), exc)
             self.node.send(inlet_route, portal_wire.DISCONNECT, (self.address,))
             return
+        self._opened(inlet_route)
         if self.stopped:  # deleted while we were connecting
             sock.close()
             return
@@ -464,6 +485,12 @@ class Outlet(Worker):
         stream.bind(inlet_route)
         stream.apply(first)
         stream.pump()
+
+    def _opened(self, inlet_route: tuple) -> None:
+        path = inlet_route[:-1]
+        self._opening[path] -= 1
+        if self._opening[path] <= 0:
+            del self._opening[path]
 
     def stop(self) -> None:
         self.stopped = True

@@ -74,7 +74,7 @@ class NodeRuntime:
                                             limits=limits)
         self.node.register(self.forwarding)
         self.relays = Relays(self.node, relay_secrets)
-        self.channels = SecureChannels(self.node, identity, self.trust)
+        self.channels = SecureChannels(self.node, identity, self.trust, limits)
         self.channels.listen("api")
         self.inlets: dict[str, Inlet] = {}
         self.outlets: dict[str, Outlet] = {}
@@ -315,7 +315,8 @@ class NodeRuntime:
         if alias in self.outlets:
             raise AddressInUse(f"an outlet with alias {alias!r} already exists")
         multiaddr.parse_hostport(to)
-        outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized), allow, self.trust.attributes_of)
+        outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized), allow, self.trust.attributes_of,
+                        per_route=self.limits.outlet_connections_per_route)
         self.node.register(outlet)
         self.outlets[alias] = outlet
         return outlet.describe()

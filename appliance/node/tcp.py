@@ -92,6 +92,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.sock = sock
         self.decoder = FrameDecoder(self.transport.max_frame)
         self.partial_since = None  # loop time the incomplete frame the decoder holds began
+        self.partial_progress_at = None  # loop time a byte of it last came
         self.routed = False  # has routed a message (heartbeats do not count): idle timeout
         self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick

@@ -1,0 +1,60 @@
+"""How many secure channel handshakes a node answers: a flood of Inits must neither fill
+its memory with half-made channels nor take the CPU (each answer costs Diffie-Hellman and a
+signature) from the traffic of the channels it has. A source is the link an Init came over."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import gevent
+
+from appliance.limits.budgets import Limits
+from appliance.limits.rate import KeyedBuckets, TokenBucket
+
+log = logging.getLogger(__name__)
+
+PER_SOURCE_SHARE = 8  # one source may hold this fraction of the handshakes in progress
+LOG_EVERY = 60.0
+
+
+class HandshakeBudget:
+    def __init__(self, limits: Limits, counters: Counter, clock=None):
+        self.limits = limits
+        self.counters = counters
+        self._clock = clock or gevent.get_hub().loop.now
+        self.in_progress: Counter = Counter()  # by source
+        self.total = 0
+        self._per_source_cap = max(1, limits.handshakes_in_progress // PER_SOURCE_SHARE)
+        self._overall = TokenBucket(limits.handshakes_per_second, self._clock)
+        self._per_source = KeyedBuckets(limits.handshakes_per_second_per_source, self._clock)
+        self._logged_at = -LOG_EVERY
+
+    def refusal(self, source) -> str | None:
+        """Why an Init from `source` is not answered now, or None (then call `started`)."""
+        if self.total >= self.limits.handshakes_in_progress:
+            why = f"{self.total} handshakes in progress (handshakes_in_progress)"
+        elif self.in_progress[source] >= self._per_source_cap:
+            why = f"{self._per_source_cap} handshakes in progress from one source"
+        elif not self._per_source.take(source):
+            why = f"over {self.limits.handshakes_per_second_per_source:g} handshakes a second from one source"
+        elif not self._overall.take():
+            why = f"over {self.limits.handshakes_per_second:g} handshakes a second (handshakes_per_second)"
+        else:
+            return None
+        self.counters["handshakes_refused"] += 1
+        now = self._clock()
+        if now - self._logged_at >= LOG_EVERY:
+            self._logged_at = now
+            log.warning("refusing secure channel handshakes: %s", why)
+        return f"busy: {why}; try again later"
+
+    def started(self, source) -> None:
+        self.in_progress[source] += 1
+        self.total += 1
+
+    def finished(self, source) -> None:
+        self.total -= 1
+        self.in_progress[source] -= 1
+        if self.in_progress[source] <= 0:
+            del self.in_progress[source]
