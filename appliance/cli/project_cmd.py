@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from appliance.cli import client
 from appliance.cli.common import node_arg
 from appliance.cli.errors import CliError
@@ -14,12 +16,16 @@ Usage:
   ockam project ticket [<name>] [--at=<node>] [--attribute=<key=value>...] [--relay=<name>] [--expires-in=<seconds>]
   ockam project enroll <ticket> [--identity=<name>]
   ockam project list
+  ockam project member list [<name>] [--at=<node>]
+  ockam project member remove <identifier> [<name>] [--at=<node>]
 
 A project node is a node whose topology has a [project] section. 'information' prints what
 edge nodes need (save it, then 'ockam node create NAME --project FILE'). 'ticket' makes a
 one-time enrollment ticket; 'enroll' spends it, making this identity a member (members may
 create relays at the project and get credentials with the ticket's attributes; --relay
-limits the member to that relay name).
+limits the member to that relay name). 'member remove' revokes a member: it gets no new
+credential, and its channels to the project's nodes close when the one it has expires
+([project] credential_ttl, default 600 s).
 
 Options:
   --expires-in=<seconds>  how long the ticket can be used [default: 3600]
@@ -31,7 +37,16 @@ def usage(_command: str) -> str:
 
 
 def run(_command: str, args, out: Output) -> None:
-    if args["information"]:
+    if args["member"]:
+        node = project_node(args["<name>"], args["--at"])
+        if args["remove"]:
+            client.call(node, "project.member.remove", {"identifier": args["<identifier>"]})
+            out.result(f"{args['<identifier>']} is no longer a member")
+        else:
+            members = client.call(node, "project.member.list")
+            out.result(table(["Identifier", "Attributes"], [[m["identifier"], json.dumps(m["attributes"])]
+                                                             for m in members]), data=members)
+    elif args["information"]:
         info = client.call(project_node(args["<name>"], args["--at"]), "project.info")
         lines = [f"Project {info['name']}", f"  Id: {info['id']}", f"  Identity: {info['identity']}",
                  f"  Access route: {info['access_route']}"]

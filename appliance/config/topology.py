@@ -110,7 +110,7 @@ def _identifiers(values: list) -> None:
             raise ValueError(f"{value!r} is not an identifier (I followed by 40 hex digits)")
 
 
-DEFAULT_CREDENTIAL_TTL = 3600
+DEFAULT_CREDENTIAL_TTL = 600  # seconds: members refresh at half; a removed one lapses soon
 
 
 def _relative_to(config_path: str, path: str) -> str:

@@ -58,6 +58,8 @@ OPERATIONS = {
     "project.ticket": "project_ticket",
     "project.enroll": "project_enroll",
     "project.list": "project_list",
+    "project.member.remove": "project_member_remove",
+    "project.member.list": "project_member_list",
 }
 
 

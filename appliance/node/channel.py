@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -100,6 +101,8 @@ class ChannelEnd(CloseNotifier):
         self._probe_answered: Event | None = None
         self.retired = False  # its peer did not answer a probe: no new traffic is sent into it
         self._source = None  # a responder's: what its handshake counts against (HandshakeBudget)
+        self.credential_expires: float | None = None  # Unix time the peer's newest credential lapses
+        self._lapse = None  # the loop timer that closes the channel then
         self.node.register(self.decryptor)
 
     # --- handshake --------------------------------------------------------------------------
@@ -159,7 +162,7 @@ class ChannelEnd(CloseNotifier):
         self._handshake_over()
         handshake, self.handshake = self.handshake, None
         self.peer = handshake.peer
-        self.channels.trust.learn(self.peer, handshake.credentials)
+        self._credential_until(self.channels.trust.learn(self.peer, handshake.credentials))
         self.node.register(self.encryptor)
         self.channels.ends[self.encryptor.address.inner.decode()] = self
         if self.remote_route:  # a TCP connection, or the encryptor of a channel we run inside
@@ -194,11 +197,41 @@ class ChannelEnd(CloseNotifier):
         elif kind == wire.PROBE_ACK:
             if self._probe_answered is not None:
                 self._probe_answered.set()
+        elif kind == wire.CREDENTIAL:
+            self._credential_until(self.channels.trust.learn(self.peer, (payload,)))
         else:
             self.node.counters["channel_messages_rejected"] += 1
 
+    # --- credentials ----------------------------------------------------------------------------
+    def _credential_until(self, expires: float | None) -> None:
+        """The peer proved a credential valid until `expires`: the channel lives as long as the
+        peer keeps presenting fresh ones, and closes when the newest lapses. A peer that never
+        presented one is not held to any."""
+        if expires is None or self.closed or (self.credential_expires or 0) >= expires:
+            return
+        self.credential_expires = expires
+        if self._lapse is not None:
+            self._lapse.close()
+        self._lapse = gevent.get_hub().loop.timer(max(0.0, expires - time.time()))
+        self._lapse.start(self._credential_lapsed)
+
+    def _credential_lapsed(self) -> None:
+        if time.time() < self.credential_expires:  # the wall clock moved: wait the rest
+            expires, self.credential_expires = self.credential_expires, None
+            self._credential_until(expires)
+            return
+        self.node.counters["channels_credential_lapsed"] += 1
+        log.warning("secure channel %s with %s: the peer's credential expired; closing it",
+                    self.encryptor.address, self.peer)
+        gevent.spawn(self.close, True)
+
+    def present(self, credential: bytes) -> None:
+        """Give the peer our fresh credential, so it keeps the channel past the old one's expiry."""
+        if self._enc is not None and not self.closed:
+            self._signal(wire.encode_credential(credential))
+
     def _signal(self, message: bytes) -> None:
-        """An encrypted one-byte channel message (Close, Probe, ProbeAck) to the peer."""
+        """An encrypted channel message (Close, Probe, ProbeAck, Credential) to the peer."""
         self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), self._enc.encrypt(message)))
 
     # --- liveness -----------------------------------------------------------------------------
@@ -255,6 +288,8 @@ class ChannelEnd(CloseNotifier):
                 pass
         if self._probe_answered is not None:
             self._probe_answered.set()  # a probe waiting on a closed channel ends now
+        if self._lapse is not None:
+            self._lapse.close()
         self.node.unregister(self.decryptor.address)
         self.node.unregister(self.encryptor.address)
         self.channels.ends.pop(self.encryptor.address.inner.decode(), None)
@@ -364,6 +399,11 @@ class SecureChannels:
         end = self._first_hop(route)
         if end is not None and end.initiator:
             end.check_alive()
+
+    def present(self, credential: bytes) -> None:
+        """A fresh credential of ours, to every peer we have a channel with."""
+        for end in list(self.ends.values()):
+            end.present(credential)
 
     def find(self, address: str) -> ChannelEnd:
         end = self.ends.get(address.removeprefix("/service/").removeprefix("0#"))

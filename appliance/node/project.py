@@ -28,7 +28,7 @@ from appliance.wire.multiaddr import Tcp, parse_hostport
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CREDENTIAL_TTL = 3600
+DEFAULT_CREDENTIAL_TTL = 600  # short: a removed member's credential, and channels, lapse soon
 DEFAULT_TICKET_TTL = 3600
 RELAY_ATTRIBUTE = "relay"  # when a member has it, the only relay name it may create
 
@@ -116,6 +116,17 @@ class Authority(Worker):
         self._save(self.members)
         return token
 
+    def remove_member(self, identifier: str) -> None:
+        """It gets no new credential; the ones it has lapse at their expiry, and with them
+        its channels to every node of the project."""
+        if self.members.get("members", {}).pop(identifier, None) is None:
+            raise ProjectError(f"{identifier} is not a member of project {self.project}")
+        self._save(self.members)
+        log.info("project %s: %s removed", self.project, identifier)
+
+    def member_list(self) -> list:
+        return [{"identifier": i, "attributes": a} for i, a in sorted(self.members.get("members", {}).items())]
+
     def relay_policy(self, peer: str | None, name: str) -> str | None:
         """Why `peer` may not register relay `name` here, or None when it may."""
         attributes = self.member_attributes(peer)
@@ -169,11 +180,21 @@ class Trust:
         return tuple(c.encode() for c in self.own.values() if c.expires_at > now)
 
     def needs_credential(self, project: str) -> bool:
-        cred = self.own.get(project)
-        return cred is None or cred.expires_at - time.time() < (cred.expires_at - cred.issued_at) / 2
+        """No credential for `project`, or one past half its life: time to fetch a new one."""
+        return self.refresh_in(project) <= 0
 
-    def learn(self, peer: str, encoded_credentials) -> None:
-        """Record what the peer's credentials (from its handshake) prove; bad ones are ignored."""
+    def refresh_in(self, project: str) -> float:
+        """Seconds until our credential for `project` is past half its life (0: now)."""
+        cred = self.own.get(project)
+        if cred is None:
+            return 0.0
+        return max(0.0, (cred.issued_at + cred.expires_at) / 2 - time.time())
+
+    def learn(self, peer: str, encoded_credentials) -> float | None:
+        """Record what the peer's credentials (from its handshake, or presented in a channel
+        later) prove; bad ones are ignored. Returns when the newest valid one expires (Unix
+        time), or None when none was valid."""
+        newest = None
         for data in encoded_credentials:
             try:
                 cred = Credential.decode(data)
@@ -184,7 +205,11 @@ class Trust:
             except CredentialError as exc:
                 log.info("ignored a credential from %s: %s", peer, exc)
                 continue
-            self._peers[peer] = (cred.project, attributes, cred.expires_at)
+            known = self._peers.get(peer)
+            if known is None or known[2] <= cred.expires_at:
+                self._peers[peer] = (cred.project, attributes, cred.expires_at)
+            newest = max(newest or 0, cred.expires_at)
+        return newest
 
     def attributes_of(self, peer: str | None) -> dict | None:
         """The attributes a peer proved with an unexpired credential, or None."""

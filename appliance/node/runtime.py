@@ -14,7 +14,7 @@ import gevent
 
 from appliance.limits.budgets import Limits
 from appliance.node import routes
-from appliance.node.errors import AddressInUse, NotFound, RouteError
+from appliance.node.errors import AddressInUse, NodeError, NotFound, RouteError
 from appliance.node.liveness import DEFAULT_LINK_TIMEOUT
 from appliance.node.node import Node
 from appliance.node.portal import Inlet, Outlet, new_alias
@@ -36,6 +36,9 @@ from appliance.wire.errors import DecodeError
 log = logging.getLogger(__name__)
 
 DEFAULT_MESSAGE_TIMEOUT = 10.0
+REFRESH_LOOK = 1.0  # seconds between looks at our credentials (one may have just arrived)
+REFRESH_MIN_WAIT = 0.1
+REFRESH_RETRY = 1.0
 
 
 def check_identifiers(identifiers) -> frozenset | None:
@@ -78,6 +81,7 @@ class NodeRuntime:
         self.channels.listen("api")
         self.inlets: dict[str, Inlet] = {}
         self.outlets: dict[str, Outlet] = {}
+        self._refresher = gevent.spawn(self._refresh_credentials) if self.trust.projects else None
         self.route_watch = RouteWatch(self.node, self._portal_streams, self.tcp.monitor.interval,
                                       route_dead=self.channels.path_broken)
         self.pid = os.getpid()
@@ -127,6 +131,29 @@ class NodeRuntime:
         except (DecodeError, SecureError) as exc:
             log.warning("bad credential reply from project %s: %s", project, exc)
 
+    def _refresh_credentials(self) -> None:
+        """A member keeps a fresh credential: at half its life it fetches a new one and
+        presents it in every channel, so that its peers keep those channels open past the old
+        one's expiry. A failed fetch is tried again soon; a removed member gets none."""
+        while True:
+            held = [p for p in self.trust.projects if p in self.trust.own]
+            wait = min([self.trust.refresh_in(p) for p in held] + [REFRESH_LOOK])
+            gevent.sleep(max(REFRESH_MIN_WAIT, wait))
+            for name in held:
+                if not self.trust.needs_credential(name):
+                    continue
+                before = self.trust.own.get(name)
+                try:
+                    self._project_hop(name, [], True, HANDSHAKE_TIMEOUT)
+                except (NodeError, SecureError, DecodeError) as exc:
+                    log.warning("project %s: cannot refresh our credential: %s", name, exc)
+                    gevent.sleep(REFRESH_RETRY)
+                    continue
+                fresh = self.trust.own.get(name)
+                if fresh is not before:
+                    self.node.counters["credentials_refreshed"] += 1
+                    self.channels.present(fresh.encode())
+
     def _relay_policy(self, relay_authorized):
         """Who may register relays here: listed identities and/or project members."""
         policies = []
@@ -162,6 +189,8 @@ class NodeRuntime:
         return sum(len(i.streams) for i in self.inlets.values()) + sum(len(o.streams) for o in self.outlets.values())
 
     def shutdown(self) -> None:
+        if self._refresher is not None:
+            self._refresher.kill(block=False)
         for inlet in list(self.inlets.values()):
             inlet.close()
         self.channels.close()
@@ -280,19 +309,17 @@ class NodeRuntime:
 
     # --- projects ---------------------------------------------------------------------------
     def project_info(self) -> dict:
-        if self.authority is None:
-            raise ProjectError(f"node {self.node.name} is not a project node")
+        project = self._authority().project
         host, port = self.project_node.public_address.rsplit(":", 1)
-        return ProjectInfo(self.authority.project, host, int(port), self.channels.identity.public_key).to_json()
+        return ProjectInfo(project, host, int(port), self.channels.identity.public_key).to_json()
 
     def project_ticket(self, attributes: dict | None = None, relay: str | None = None,
                        expires_in: int = 3600) -> dict:
-        if self.authority is None:
-            raise ProjectError(f"node {self.node.name} is not a project node")
+        authority = self._authority()
         attributes = dict(attributes or {})
         if relay:
             attributes["relay"] = relay
-        return {"project": self.project_info(), "token": self.authority.create_ticket(attributes, int(expires_in))}
+        return {"project": self.project_info(), "token": authority.create_ticket(attributes, int(expires_in))}
 
     def project_enroll(self, project: dict, token: str) -> dict:
         info = ProjectInfo.from_json(project)
@@ -302,7 +329,19 @@ class NodeRuntime:
         ok, body = authority_wire.decode_reply(reply.payload)
         if not ok:
             raise ProjectError(f"enrollment refused: {body}")
+        self._fetch_credential(info.name, reply.return_route[0])  # a member now: our first credential
         return {"project": info.name, "identifier": self.identifier}
+
+    def project_member_remove(self, identifier: str) -> None:
+        self._authority().remove_member(identifier)
+
+    def project_member_list(self) -> list:
+        return self._authority().member_list()
+
+    def _authority(self) -> Authority:
+        if self.authority is None:
+            raise ProjectError(f"node {self.node.name} is not a project node")
+        return self.authority
 
     def project_list(self) -> list:
         return [p.to_json() for p in self.trust.projects.values()]

@@ -80,7 +80,7 @@ class IdentityProof(NamedTuple):
         return cls(key, signature, credentials)
 
 
-PAYLOAD, CLOSE, CONFIRM, PROBE, PROBE_ACK = 0, 1, 2, 3, 4
+PAYLOAD, CLOSE, CONFIRM, PROBE, PROBE_ACK, CREDENTIAL = 0, 1, 2, 3, 4, 5
 SIGNALS = (CLOSE, CONFIRM, PROBE, PROBE_ACK)  # one byte, nothing after it
 
 
@@ -94,13 +94,24 @@ PROBE_MESSAGE = b"\x03"  # are you still there? (the peer answers PROBE_ACK)
 PROBE_ACK_MESSAGE = b"\x04"
 
 
+def encode_credential(credential: bytes) -> bytes:
+    """A fresh credential of the sender, presented inside the channel (`05 | data credential`)."""
+    return bytes((CREDENTIAL,)) + bare.encode_bytes(credential)
+
+
 def decode_channel_message(data: bytes) -> tuple:
-    """(PAYLOAD, onward, return, payload), or (a signal: CLOSE, CONFIRM, PROBE, PROBE_ACK, (), (), b"")."""
+    """(PAYLOAD, onward, return, payload), (CREDENTIAL, (), (), credential), or (a signal:
+    CLOSE, CONFIRM, PROBE, PROBE_ACK, (), (), b"")."""
     if not data:
         raise DecodeError("empty channel message")
     tag = data[0]
     if tag == PAYLOAD:
         return (PAYLOAD, *decode_routed(data, 1))
+    if tag == CREDENTIAL:
+        reader = bare.Reader(data, 1)
+        credential = reader.bytes()
+        reader.expect_end()
+        return CREDENTIAL, (), (), credential
     if tag in SIGNALS and len(data) == 1:
         return tag, (), (), b""
     if tag in SIGNALS:

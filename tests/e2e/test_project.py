@@ -3,12 +3,11 @@
 import json
 import shutil
 import subprocess
-import time
 
 import pytest
 
 from tests.e2e.test_cli_errors import assert_one_line_error
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
@@ -84,9 +83,23 @@ def test_outlet_allow_needs_a_live_credential(ockam, project, http_server):
                               capture_output=True, text=True, timeout=30)
 
     assert curl().stdout.startswith("HTTP/1.0 200 OK")
-    time.sleep(4.5)  # the credential n1 presented when its channel to n3 was made has expired
-    refused = curl()
-    assert refused.returncode in (52, 56), refused
+    # n1 refreshes its credential every 2 s and presents it in its channel to n3: past the
+    # first one's expiry, its new connections are still let in
+    wait_until(lambda: counters(ockam, "n1").get("credentials_refreshed", 0) >= 2, timeout=15,
+               what="n1 to refresh its credential twice")
+    assert curl().stdout.startswith("HTTP/1.0 200 OK")
+    client = json.loads(ockam("identity", "show", "client", "--output", "json"))["identifier"]
+    members = json.loads(ockam("project", "member", "list", "--output", "json"))
+    assert client in [m["identifier"] for m in members]
+    assert ockam("project", "member", "remove", client) == f"{client} is no longer a member"
+    # no new credential: within one TTL its credential lapses, n3 closes the channel, and
+    # the new channel n1 makes carries no credential the outlet accepts
+    wait_until(lambda: curl().returncode in (52, 56), timeout=15, what="the removed member to be refused")
+    assert counters(ockam, "n3")["channels_credential_lapsed"] >= 1
+
+
+def counters(ockam, node: str) -> dict:
+    return json.loads(ockam("node", "show", node, "--output", "json"))["counters"]
 
 
 def test_relays_come_back_after_the_project_node_restarts(ockam, project):

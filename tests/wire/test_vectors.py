@@ -115,6 +115,15 @@ def test_channel_probe_messages_are_one_byte_signals():
         sc.decode_channel_message(b"\x03\x00")
 
 
+def test_channel_credential_message():
+    from appliance.wire import secure_channel as sc
+    assert sc.encode_credential(b"\xaa\xbb") == bytes.fromhex("0502aabb")
+    assert sc.decode_channel_message(bytes.fromhex("0502aabb")) == (sc.CREDENTIAL, (), (), b"\xaa\xbb")
+    for bad in ("0503aabb", "0502aabbcc"):  # truncated, trailing bytes
+        with pytest.raises(DecodeError):
+            sc.decode_channel_message(bytes.fromhex(bad))
+
+
 def test_route_probe_vectors():
     from appliance.wire import probe
     token = bytes(range(8))
