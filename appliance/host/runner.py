@@ -25,6 +25,7 @@ from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
 from appliance.host import projects, state, systemd
 from appliance.host.deployment import Deployment, ReloadError
+from appliance.host.memory import MemoryTrimmer
 from appliance.limits.budgets import Limits
 from appliance.node.api import ControlServer
 from appliance.node.errors import NodeError
@@ -156,6 +157,7 @@ class NodeService:
         if self._stop_requested.is_set():
             self._stop.set()
         watchdog = None
+        trimmer = MemoryTrimmer()
         try:
             listener = runtime.tcp.listen(self.topology.tcp_listener_address)
             if runtime.authority is not None and not runtime.project_node.public_address:
@@ -185,6 +187,7 @@ class NodeService:
                 if control is not None:
                     control.close()
         finally:
+            trimmer.stop()
             if watchdog is not None:
                 watchdog.kill()
             self._wakeup.close()

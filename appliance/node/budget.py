@@ -93,6 +93,7 @@ class ConnectionBudget:
                         "(incomplete_frame_bytes); its own began %.1f s ago", oldest.peer, self.incomplete,
                         self.limits.incomplete_frame_bytes, self._clock() - oldest.partial_since)
             oldest.drop(oldest.sock)
+            self.forget(oldest)  # already, unless it was closed before: then it must not count again
 
     # --- at each liveness tick ----------------------------------------------------------------
     def check(self, conn, now: float) -> str | None:

@@ -124,8 +124,8 @@ class TcpConnection(Worker, CloseNotifier):
         try:
             while True:
                 data = sock.recv(RECV_SIZE)
-                if not data:
-                    break
+                if not data or sock is not self.sock or not self.connected:
+                    break  # the end; or closed meanwhile (its close takes effect after this read)
                 self.heard = True
                 frames = decoder.feed(data)
                 if decoder.incomplete or self.partial_since is not None:

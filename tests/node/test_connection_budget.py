@@ -85,3 +85,19 @@ def test_connections_over_a_budget_are_refused_at_once(make_node, limits, refuse
     assert RawPeer(listener, source="127.0.0.2").echo(b"in") == b"in"  # another source still gets in
     for sock in kept:
         sock.close()
+
+
+def test_a_connection_closed_while_its_next_read_is_due_stops_counting(make_node):
+    """The oldest partial frame's connection is closed by another connection's read; its own
+    read of the same loop turn must not count its bytes again (they would never be forgotten:
+    the node's count would stay over budget, and every new partial frame close nothing)."""
+    node = make_node("relay", limits=Limits(incomplete_frame_bytes=100_000))
+    later, oldest = RawPeer(make_node.listener("relay")), RawPeer(make_node.listener("relay"))
+    oldest.sock.sendall(encode_frame_header(200_000) + b"x" * 60_000)
+    wait_until(lambda: node.tcp.budget.incomplete >= 60_004, what="the oldest partial frame to arrive")
+    oldest.sock.sendall(b"x" * 10_000)  # readable in the same turn as `later`, which goes first
+    later.sock.sendall(encode_frame_header(200_000) + b"y" * 60_000)
+    wait_until(lambda: closed_by_node(oldest), what="the oldest partial frame's connection to be closed")
+    wait_until(lambda: node.tcp.budget.incomplete == 60_004, what="only the later partial frame to count")
+    later.sock.close()
+    wait_until(lambda: node.tcp.budget.incomplete == 0 and not node.tcp.connections, what="nothing to count")
