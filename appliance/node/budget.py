@@ -11,6 +11,7 @@ from collections import Counter
 import gevent
 
 from appliance.limits.budgets import Limits
+from appliance.node.lograte import LogRate
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 # connection, and so does taking longer than `frame_deadline` plus its length at this rate
 # (so 64 kbit/s links finish their 256 KiB portal chunks, a slowloris does not hold one forever).
 MIN_FRAME_RATE = 8192  # bytes/s
-LOG_EVERY = 60.0  # seconds between two log lines about refusing the same source
+LOG_EVERY = 60.0  # seconds between two log lines about the same source, or the same budget
 
 
 class ConnectionBudget:
@@ -34,7 +35,7 @@ class ConnectionBudget:
         self.per_source: Counter = Counter()
         self.incomplete = 0  # bytes of partial frames, all connections together
         self._partial: dict = {}  # connection -> the bytes of partial frame it holds
-        self._logged: dict = {}  # source IP -> loop time its refusal was last logged
+        self._log = LogRate(log, LOG_EVERY, self._clock)
 
     # --- accepting ----------------------------------------------------------------------------
     def admit(self, listener, ip: str) -> bool:
@@ -46,12 +47,7 @@ class ConnectionBudget:
         else:
             return True
         self.counters["connections_refused"] += 1
-        now = self._clock()
-        if now - self._logged.get(ip, -LOG_EVERY) >= LOG_EVERY:
-            if len(self._logged) >= 4096:
-                self._logged.clear()
-            self._logged[ip] = now
-            log.warning("refusing connections from %s: %s", ip, why)
+        self._log.warning(ip, "refusing connections from %s: %s", ip, why)
         return False
 
     def admitted(self, conn) -> None:
@@ -89,24 +85,34 @@ class ConnectionBudget:
         if self.incomplete > self.limits.incomplete_frame_bytes:
             oldest = min(self._partial, key=lambda c: c.partial_since)
             self.counters["incomplete_frames_closed"] += 1
-            log.warning("closing the connection from %s: partial frames hold %d bytes, over the node's budget of %d "
-                        "(incomplete_frame_bytes); its own began %.1f s ago", oldest.peer, self.incomplete,
-                        self.limits.incomplete_frame_bytes, self._clock() - oldest.partial_since)
+            self._log.warning("incomplete", "closing the connection from %s: partial frames hold %d bytes, over the "
+                              "node's budget of %d (incomplete_frame_bytes); its own began %.1f s ago", oldest.peer,
+                              self.incomplete, self.limits.incomplete_frame_bytes,
+                              self._clock() - oldest.partial_since)
             oldest.drop(oldest.sock)
             self.forget(oldest)  # already, unless it was closed before: then it must not count again
 
     # --- at each liveness tick ----------------------------------------------------------------
-    def check(self, conn, now: float) -> str | None:
-        """Why `conn` must be closed now, or None."""
+    def check(self, conn, now: float) -> bool:
+        """Close `conn` now if it is over a budget (logged, rate-limited); True if so."""
+        why = self._over(conn, now)
+        if why is None:
+            return False
+        counter, reason = why
+        self.counters[counter] += 1
+        self._log.warning(counter, "closing the connection %s %s: %s", "to" if conn.outgoing else "from",
+                          conn.peer, reason)
+        gevent.spawn(conn.drop, conn.sock)
+        return True
+
+    def _over(self, conn, now: float) -> tuple | None:
+        """(counter, reason) when `conn` is over a budget, else None."""
         if conn.partial_since is not None:
             allowed = self.limits.frame_deadline + conn.decoder.claimed / MIN_FRAME_RATE
             if now - conn.partial_progress_at >= self.limits.frame_deadline:
-                self.counters["frames_timed_out"] += 1
-                return f"no byte of a started frame for {self.limits.frame_deadline:g} s (frame_deadline)"
+                return "frames_timed_out", f"no byte of a started frame for {self.limits.frame_deadline:g} s (frame_deadline)"
             if now - conn.partial_since >= allowed:
-                self.counters["frames_timed_out"] += 1
-                return f"a frame not completed within {allowed:.0f} s (frame_deadline and 64 kbit/s)"
+                return "frames_timed_out", f"a frame not completed within {allowed:.0f} s (frame_deadline and 64 kbit/s)"
         if conn.source is not None and not conn.routed and now - conn.connected_at >= self.limits.idle_timeout:
-            self.counters["idle_connections_closed"] += 1
-            return f"no message within {self.limits.idle_timeout:g} s of connecting (idle_timeout)"
+            return "idle_connections_closed", f"no message within {self.limits.idle_timeout:g} s of connecting (idle_timeout)"
         return None

@@ -11,6 +11,7 @@ import gevent
 
 from appliance.limits.budgets import Limits
 from appliance.limits.rate import KeyedBuckets, TokenBucket
+from appliance.node.lograte import LogRate
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class HandshakeBudget:
         self._per_source_cap = max(1, limits.handshakes_in_progress // PER_SOURCE_SHARE)
         self._overall = TokenBucket(limits.handshakes_per_second, self._clock)
         self._per_source = KeyedBuckets(limits.handshakes_per_second_per_source, self._clock)
-        self._logged_at = -LOG_EVERY
+        self._log = LogRate(log, LOG_EVERY, self._clock)
 
     def refusal(self, source) -> str | None:
         """Why an Init from `source` is not answered now, or None (then call `started`)."""
@@ -43,10 +44,7 @@ class HandshakeBudget:
         else:
             return None
         self.counters["handshakes_refused"] += 1
-        now = self._clock()
-        if now - self._logged_at >= LOG_EVERY:
-            self._logged_at = now
-            log.warning("refusing secure channel handshakes: %s", why)
+        self._log.warning(None, "refusing secure channel handshakes: %s", why)
         return f"busy: {why}; try again later"
 
     def started(self, source) -> None:

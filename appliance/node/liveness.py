@@ -38,7 +38,7 @@ class LinkMonitor:
 
     def __init__(self, connections, counters, timeout: float = DEFAULT_LINK_TIMEOUT, check=None):
         self.timeout = timeout
-        self._check = check  # check(conn, now): why a budget closes conn now, or None
+        self._check = check  # check(conn, now): True when a budget closed conn
         self.interval = min(MAX_TICK, timeout / 3)
         # silent for this many whole ticks: between `timeout` minus a tick and `timeout`
         self.dead_after = max(2, int(timeout / self.interval + 1e-9) - 1)
@@ -53,11 +53,7 @@ class LinkMonitor:
         for conn in list(self._connections()):
             if not conn.connected:
                 continue  # a persistent connection dialling again
-            over_budget = self._check(conn, now) if self._check is not None else None
-            if over_budget:
-                log.warning("closing the connection %s %s: %s", "to" if conn.outgoing else "from", conn.peer,
-                            over_budget)
-                gevent.spawn(conn.drop, conn.sock)
+            if self._check is not None and self._check(conn, now):
                 continue
             if conn.heard:
                 conn.heard, conn.silent_ticks = False, 0

@@ -21,6 +21,7 @@ from appliance.limits.budgets import Limits
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.links import watch_link
+from appliance.node.lograte import LogRate
 from appliance.node.worker import Worker
 from appliance.wire import relay as relay_wire
 from appliance.wire.address import Address, route_text
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "forwarding_service"
 DEFAULT_GRACE = 30.0  # seconds a lost plain relay's name waits for its registrant
-MAX_LOGGED_PEERS = 4096
+REFUSAL_LOG_EVERY = 3600.0  # a peer retrying in a loop is logged once an hour
 
 
 class RelayWorker(Worker):
@@ -95,7 +96,7 @@ class ForwardingService(Worker):
         self.limits = limits
         self.clock = clock or gevent.get_hub().loop.now
         self._per_link: Counter = Counter()  # live relays by the link they were registered over
-        self._refused: set = set()  # peers whose refusal was logged already
+        self._log = LogRate(log, REFUSAL_LOG_EVERY, self.clock)  # once per peer, not once per attempt
 
     def handle(self, msg: LocalMessage) -> None:
         try:
@@ -170,13 +171,7 @@ class ForwardingService(Worker):
     def _refuse(self, msg: LocalMessage, reason: str) -> None:
         self.node.counters["relays_refused"] += 1
         who = msg.peer or (msg.return_route[0] if msg.return_route else None)
-        if who not in self._refused:  # once per peer: a peer retrying in a loop must not flood the log
-            if len(self._refused) >= MAX_LOGGED_PEERS:
-                self._refused.clear()
-            self._refused.add(who)
-            log.info("relay registration refused: %s", reason)
-        else:
-            log.debug("relay registration refused: %s", reason)
+        self._log.info(who, "relay registration refused: %s", reason)
         self.node.send(msg.return_route, relay_wire.RelayReply(False, reason).encode(), (self.address,))
 
     def _lose(self, relay: RelayWorker) -> None:

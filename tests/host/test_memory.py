@@ -15,7 +15,6 @@ def test_the_trimmer_trims_on_its_timer_until_stopped():
     wait_until(lambda: len(calls) >= 2, timeout=2, what="two trims")
     trimmer.stop()
     count = len(calls)
-    gevent.sleep(0.1)
     assert len(calls) == count and set(calls) == {0}
 
 
