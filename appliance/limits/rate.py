@@ -18,7 +18,7 @@ class TokenBucket:
     def take(self) -> bool:
         """Spend one token if there is one."""
         now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
         self._at = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0

@@ -5,7 +5,9 @@ the connection that went over: never a link that carries others' traffic."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import time
 from collections import Counter
 
 import gevent
@@ -22,15 +24,27 @@ MIN_FRAME_RATE = 8192  # bytes/s
 LOG_EVERY = 60.0  # seconds between two log lines about the same source, or the same budget
 
 
+def source_address(ip: str) -> str:
+    """What counts as one source: an IPv4 address, or an IPv6 /64 (one host has a whole
+    /64 to pick addresses from)."""
+    if ":" not in ip:
+        return ip
+    try:
+        return str(ipaddress.IPv6Network((ip.split("%")[0], 64), strict=False))
+    except ValueError:
+        return ip
+
+
 class ConnectionBudget:
     """Keeps the transport's counts. Connections it is told about have `source` (listener,
     remote IP) when accepted, `decoder` (its `incomplete` and `claimed` bytes),
-    `partial_since` and `partial_progress_at`, `routed`, `connected_at` and `drop(sock)`."""
+    `partial_since` and `partial_progress_at`, `routed`, `admitted_at` and `drop(sock)`.
+    Its clock is monotonic: a wall clock stepped back or forth must not close connections."""
 
     def __init__(self, limits: Limits, counters: Counter, clock=None):
         self.limits = limits
         self.counters = counters
-        self._clock = clock or gevent.get_hub().loop.now
+        self._clock = clock or time.monotonic  # not the loop's clock: that one follows the wall clock
         self.per_listener: Counter = Counter()
         self.per_source: Counter = Counter()
         self.incomplete = 0  # bytes of partial frames, all connections together
@@ -54,6 +68,7 @@ class ConnectionBudget:
         listener, ip = conn.source
         self.per_listener[listener] += 1
         self.per_source[ip] += 1
+        conn.admitted_at = self._clock()
 
     def forget(self, conn) -> None:
         """The connection's socket is gone: it holds nothing any more."""
@@ -68,34 +83,35 @@ class ConnectionBudget:
                     del counts[key]
 
     # --- partial frames -----------------------------------------------------------------------
-    def incomplete_changed(self, conn) -> None:
-        """After a receive on `conn`: count what its decoder holds of an unfinished frame; over
-        the node's budget, close the connection whose partial frame is the oldest."""
+    def incomplete_changed(self, conn, completed: bool) -> None:
+        """After a receive on `conn` (that `completed` frames, or not): count what its decoder
+        holds of an unfinished frame; over the node's budget, close the connection that holds
+        the most (of equals, the one whose frame began first)."""
         held = conn.decoder.incomplete
         before = self._partial.pop(conn, 0)
         if held:
             self._partial[conn] = held
-            if held != before:
-                conn.partial_progress_at = self._clock()
-            if conn.partial_since is None:
-                conn.partial_since = conn.partial_progress_at
+            now = self._clock()
+            if held != before or completed:
+                conn.partial_progress_at = now
+            if conn.partial_since is None or completed:  # a new frame began in this read
+                conn.partial_since = now
         else:
             conn.partial_since = None
         self.incomplete += held - before
         if self.incomplete > self.limits.incomplete_frame_bytes:
-            oldest = min(self._partial, key=lambda c: c.partial_since)
+            victim = max(self._partial, key=lambda c: (self._partial[c], -c.partial_since))
             self.counters["incomplete_frames_closed"] += 1
             self._log.warning("incomplete", "closing the connection from %s: partial frames hold %d bytes, over the "
-                              "node's budget of %d (incomplete_frame_bytes); its own began %.1f s ago", oldest.peer,
-                              self.incomplete, self.limits.incomplete_frame_bytes,
-                              self._clock() - oldest.partial_since)
-            oldest.drop(oldest.sock)
-            self.forget(oldest)  # already, unless it was closed before: then it must not count again
+                              "node's budget of %d (incomplete_frame_bytes); it held the most, %d", victim.peer,
+                              self.incomplete, self.limits.incomplete_frame_bytes, self._partial[victim])
+            victim.drop(victim.sock)
+            self.forget(victim)  # already, unless it was closed before: then it must not count again
 
     # --- at each liveness tick ----------------------------------------------------------------
-    def check(self, conn, now: float) -> bool:
+    def check(self, conn) -> bool:
         """Close `conn` now if it is over a budget (logged, rate-limited); True if so."""
-        why = self._over(conn, now)
+        why = self._over(conn, self._clock())
         if why is None:
             return False
         counter, reason = why
@@ -113,6 +129,6 @@ class ConnectionBudget:
                 return "frames_timed_out", f"no byte of a started frame for {self.limits.frame_deadline:g} s (frame_deadline)"
             if now - conn.partial_since >= allowed:
                 return "frames_timed_out", f"a frame not completed within {allowed:.0f} s (frame_deadline and 64 kbit/s)"
-        if conn.source is not None and not conn.routed and now - conn.connected_at >= self.limits.idle_timeout:
+        if conn.source is not None and not conn.routed and now - conn.admitted_at >= self.limits.idle_timeout:
             return "idle_connections_closed", f"no message within {self.limits.idle_timeout:g} s of connecting (idle_timeout)"
         return None

@@ -5,9 +5,8 @@ signature) from the traffic of the channels it has. A source is the link an Init
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-
-import gevent
 
 from appliance.limits.budgets import Limits
 from appliance.limits.rate import KeyedBuckets, TokenBucket
@@ -23,7 +22,7 @@ class HandshakeBudget:
     def __init__(self, limits: Limits, counters: Counter, clock=None):
         self.limits = limits
         self.counters = counters
-        self._clock = clock or gevent.get_hub().loop.now
+        self._clock = clock or time.monotonic
         self.in_progress: Counter = Counter()  # by source
         self.total = 0
         self._per_source_cap = max(1, limits.handshakes_in_progress // PER_SOURCE_SHARE)

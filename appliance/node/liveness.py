@@ -38,7 +38,7 @@ class LinkMonitor:
 
     def __init__(self, connections, counters, timeout: float = DEFAULT_LINK_TIMEOUT, check=None):
         self.timeout = timeout
-        self._check = check  # check(conn, now): True when a budget closed conn
+        self._check = check  # check(conn): True when a budget closed conn
         self.interval = min(MAX_TICK, timeout / 3)
         # silent for this many whole ticks: between `timeout` minus a tick and `timeout`
         self.dead_after = max(2, int(timeout / self.interval + 1e-9) - 1)
@@ -49,11 +49,10 @@ class LinkMonitor:
 
     def _tick(self) -> None:
         """Runs in the hub: it never waits, and drops dead links in a greenlet of their own."""
-        now = gevent.get_hub().loop.now()
         for conn in list(self._connections()):
             if not conn.connected:
                 continue  # a persistent connection dialling again
-            if self._check is not None and self._check(conn, now):
+            if self._check is not None and self._check(conn):
                 continue
             if conn.heard:
                 conn.heard, conn.silent_ticks = False, 0

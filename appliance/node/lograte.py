@@ -4,15 +4,14 @@ saying how many like it were left out since. A flood of refusals must not flood 
 from __future__ import annotations
 
 import logging
-
-import gevent
+import time
 
 
 class LogRate:
     def __init__(self, logger: logging.Logger, every: float, clock=None, max_keys: int = 4096):
         self.logger = logger
         self.every = every
-        self._clock = clock or gevent.get_hub().loop.now
+        self._clock = clock or time.monotonic
         self._max_keys = max_keys
         self._seen: dict = {}  # key -> [loop time of the last line, lines left out since]
 

@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import random
+import time
 from collections import Counter
 
 import gevent
@@ -94,7 +95,7 @@ class ForwardingService(Worker):
         self.offered = offered
         self.grace = grace
         self.limits = limits
-        self.clock = clock or gevent.get_hub().loop.now
+        self.clock = clock or time.monotonic  # not the loop's: it follows the wall clock
         self._per_link: Counter = Counter()  # live relays by the link they were registered over
         self._log = LogRate(log, REFUSAL_LOG_EVERY, self.clock)  # once per peer, not once per attempt
 

@@ -16,7 +16,7 @@ import gevent
 
 from appliance.node.errors import ConnectionClosed, NotFound, RouteError
 from appliance.limits.budgets import Limits
-from appliance.node.budget import ConnectionBudget
+from appliance.node.budget import ConnectionBudget, source_address
 from appliance.node.links import CloseNotifier
 from appliance.node.liveness import DEFAULT_LINK_TIMEOUT, LinkMonitor
 from appliance.node.message import LocalMessage
@@ -37,6 +37,9 @@ CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
+READ_PAUSE = 16 << 20  # a link with this much queued for its peer is not read until half of it is gone
+BACKLOG_CHECK = 0.05  # seconds between looks at a paused link's backlog
+YIELD_EVERY = 64  # frames handled before others get a turn: a flood in one read must not stall them
 
 
 def os_reason(exc: BaseException) -> str:
@@ -129,12 +132,16 @@ class TcpConnection(Worker, CloseNotifier):
                 self.heard = True
                 frames = decoder.feed(data)
                 if decoder.incomplete or self.partial_since is not None:
-                    transport.budget.incomplete_changed(self)
+                    transport.budget.incomplete_changed(self, bool(frames))
+                    if not self.connected:
+                        break  # closed for its partial frame: what else it sent is not delivered
                 if len(frames) > 1:
                     with Batch():  # what they cause is written once, at the end of this turn
                         self._deliver(frames)
                 else:
                     self._deliver(frames)
+                if self.writer.queued > READ_PAUSE:
+                    self._wait_for_backlog(sock)
         except WireError as exc:
             self.node.counters["bad_frames"] += 1
             log.warning("closing connection %s from %s: %s", self.id, self.peer, exc)
@@ -143,9 +150,24 @@ class TcpConnection(Worker, CloseNotifier):
         finally:
             self.drop(sock)
 
+    def _wait_for_backlog(self, sock: HubSocket) -> None:
+        """Read nothing more from a peer that is far behind reading what we send it: what it
+        asks for (echoes, forwarding) would queue without bound. Flow-controlled traffic
+        pauses with it, as its credit comes in the messages not read meanwhile. A peer that
+        reads is alive: liveness counts its progress as hearing from it."""
+        self.node.counters["link_reads_paused"] += 1
+        mark = self.writer.progress()
+        while self.connected and sock is self.sock and self.writer.queued > READ_PAUSE // 2:
+            gevent.sleep(BACKLOG_CHECK)
+            progress = self.writer.progress()
+            if progress != mark:
+                self.heard, mark = True, progress
+
     def _deliver(self, frames: list) -> None:
         route, own = self.node.route, (self.address,)
-        for frame in frames:
+        for count, frame in enumerate(frames, 1):
+            if not count % YIELD_EVERY:
+                gevent.sleep(0)
             if frame:  # an empty frame is a heartbeat
                 try:
                     onward, return_route, payload = TransportMessage.decode(frame)
@@ -228,11 +250,14 @@ class TcpListener:
         self.server, self.address = start_server(hostport, self._accept)
 
     def _accept(self, sock: HubSocket, peer) -> None:
-        if not self.transport.budget.admit(self, peer[0]):
+        source = source_address(peer[0])
+        if not self.transport.budget.admit(self, source):
             sock.reset()
             return
         conn = self.transport.adopt(sock, f"{peer[0]}:{peer[1]}", outgoing=False)
-        conn.source = (self, peer[0])
+        if conn.closed:  # reset before we could greet it: nothing to count
+            return
+        conn.source = (self, source)
         self.transport.budget.admitted(conn)
         conn.read_loop()
 

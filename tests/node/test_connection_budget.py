@@ -3,6 +3,11 @@ per frame, a byte budget per node), accepted connections that never route a mess
 connections per listener and per source address. Each closes or refuses only the
 connection that went over."""
 
+import subprocess
+import sys
+from pathlib import Path
+
+import gevent
 import pytest
 from gevent import socket as gsocket
 
@@ -36,7 +41,7 @@ def test_a_frame_not_finished_in_time_closes_only_its_connection(make_node):
     assert node.node.counters["frames_timed_out"] == 1
 
 
-def test_partial_frames_over_the_node_budget_close_the_oldest(make_node):
+def test_partial_frames_over_the_node_budget_close_the_largest_then_oldest(make_node):
     node = make_node("relay", limits=Limits(incomplete_frame_bytes=100_000))
     first, second = RawPeer(make_node.listener("relay")), RawPeer(make_node.listener("relay"))
     first.sock.sendall(encode_frame_header(200_000) + b"x" * 60_000)
@@ -101,3 +106,84 @@ def test_a_connection_closed_while_its_next_read_is_due_stops_counting(make_node
     wait_until(lambda: node.tcp.budget.incomplete == 60_004, what="only the later partial frame to count")
     later.sock.close()
     wait_until(lambda: node.tcp.budget.incomplete == 0 and not node.tcp.connections, what="nothing to count")
+
+
+def run_sender(script: str, *args: str) -> subprocess.Popen:
+    """A peer in another process (blocking sockets would stall this test's hub)."""
+    return subprocess.Popen([sys.executable, "-c", script, *args], cwd=str(Path(__file__).parents[2]),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_exit(proc: subprocess.Popen, timeout: float = 30) -> str:
+    wait_until(lambda: proc.poll() is not None, timeout=timeout, what="the sending process to finish")
+    return proc.stdout.read().decode()
+
+
+STREAMER = r'''
+import socket, sys, time
+from appliance.wire.transport import encode_frame
+from appliance.wire.address import Address
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(b"\x02")
+frame = encode_frame((Address.local("nowhere"),), (Address.local("me"),), b"x" * 1500)
+stream, pos, end = frame * 20000, 0, time.time() + float(sys.argv[2])
+while time.time() < end:  # a byte stream arrives in segments, which end mid-frame
+    s.sendall(stream[pos:pos + 10007])
+    pos = (pos + 10007) % (len(frame) * 10000)
+    time.sleep(0.001)
+'''
+
+
+def test_a_busy_link_whose_reads_end_mid_frame_is_not_taken_for_a_stalled_frame(make_node):
+    node = make_node("relay", link_timeout=3, limits=Limits(frame_deadline=1))
+    wait_exit(run_sender(STREAMER, make_node.listener("relay"), "4"))
+    assert node.node.counters["frames_timed_out"] == 0 and node.node.counters["dropped_unknown_address"] > 1000
+
+
+RESETTER = r'''
+import socket, struct, sys
+host, port = sys.argv[1].rsplit(":", 1)
+for _ in range(int(sys.argv[2])):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.connect((host, int(port)))
+    s.close()  # RST at once
+'''
+
+
+def test_connections_reset_before_their_greeting_leave_no_count_behind(make_node):
+    node = make_node("relay", limits=Limits(connections_per_source=50))
+    wait_exit(run_sender(RESETTER, make_node.listener("relay"), "200"))
+    wait_until(lambda: not node.tcp.connections, what="the reset connections to go")
+    assert (dict(node.tcp.budget.per_source), dict(node.tcp.budget.per_listener)) == ({}, {})
+    assert RawPeer(make_node.listener("relay")).echo(b"in") == b"in"
+
+
+NON_READER = r'''
+import socket, sys, time
+from appliance.wire.transport import encode_frame
+from appliance.wire.address import Address
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b"\x02")
+frame = encode_frame((Address.local("echo"),), (Address.local("me"),), b"x" * 900_000)
+s.settimeout(0.5)
+end = time.time() + 3
+while time.time() < end:
+    try:
+        s.sendall(frame)
+    except socket.timeout:
+        pass
+'''
+
+
+def test_a_peer_that_asks_and_never_reads_is_not_read_either(make_node):
+    node = make_node("relay")
+    sender = run_sender(NON_READER, make_node.listener("relay"))
+    peak = 0
+    while sender.poll() is None:
+        gevent.sleep(0.1)
+        peak = max([peak] + [c.writer.queued for c in node.tcp.connections.values()])
+    assert peak < 24 << 20 and node.node.counters["link_reads_paused"] >= 1
