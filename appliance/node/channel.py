@@ -23,6 +23,7 @@ from appliance.node.project import Trust
 from appliance.node.handshakes import HandshakeBudget
 from appliance.node.links import CloseNotifier, watch_link
 from appliance.node.singleflight import SingleFlight
+from appliance.node.sources import message_source
 from appliance.node.worker import Worker
 from appliance.secure.channel import ChannelDecryptor, ChannelEncryptor
 from appliance.secure.errors import DecryptError, HandshakeError, HandshakeRefused, ReplayError, SecureError
@@ -116,8 +117,8 @@ class ChannelEnd(CloseNotifier):
 
     def start_responder(self, msg: LocalMessage, noise_message: bytes) -> None:
         self.remote_route = msg.return_route
-        self._source = msg.return_route[:1]
-        self.channels.handshakes.started(self._source)
+        self._source = message_source(self.node, msg.return_route)
+        self.channels.handshakes.started(self._source, self)
         self._step(self.handshake.receive_init, noise_message)
         gevent.spawn_later(HANDSHAKE_TIMEOUT, self._expire)
 
@@ -155,8 +156,8 @@ class ChannelEnd(CloseNotifier):
 
     def _handshake_over(self) -> None:
         if self._source is not None:
-            self.channels.handshakes.finished(self._source)
             self._source = None
+            self.channels.handshakes.finished(self)
 
     def _establish(self) -> None:
         self._handshake_over()
@@ -322,7 +323,7 @@ class SecureChannelListener(Worker):
             node.counters["handshakes_failed"] += 1
             node.send(msg.return_route, wire.encode_refusal(str(exc)), (self.address,))
             return
-        busy = self.channels.handshakes.refusal(msg.return_route[:1])
+        busy = self.channels.handshakes.refusal(message_source(node, msg.return_route))
         if busy:
             node.send(msg.return_route, wire.encode_refusal(busy), (self.address,))
             return

@@ -30,6 +30,7 @@ from appliance.node.links import watch_link
 from appliance.node.message import LocalMessage
 from appliance.node.singleflight import SingleFlight
 from appliance.node.sockets import HubSocket
+from appliance.node.sources import message_source
 from appliance.node.tcp import connect_tcp, start_server
 from appliance.node.worker import Worker
 from appliance.node.writer import SocketWriter
@@ -61,6 +62,7 @@ class PortalStream(Worker):
         self.address = Address.random_local()
         self.remote_route = ()
         self.peer = peer  # the identifier at the other side, when it came over a secure channel
+        self.source = None  # an outlet's: who opened it (Outlet._connections_from)
         self.state = state
         self.writer = SocketWriter(sock, on_error=self._socket_failed, on_sent=self._took,
                                    limit=max(state.receive_window.size, INITIAL_WINDOW) + CHUNK)
@@ -407,7 +409,7 @@ class Outlet(Worker):
                  window: int = DEFAULT_WINDOW, per_route: int = Limits.outlet_connections_per_route):
         self.node = node
         self.per_route = per_route  # connections one inlet node may have open here (see _connections_from)
-        self._opening: Counter = Counter()  # connections to the target being made, by route to their inlet node
+        self._opening: Counter = Counter()  # connections to the target being made, by inlet source
         self.alias = alias
         self.authorized = authorized
         self.allow = allow or {}  # attributes the peer must prove with a project credential
@@ -433,22 +435,23 @@ class Outlet(Worker):
             log.warning("outlet %s: refused %s (%s)", self.alias, msg.peer or "an unauthenticated peer", refusal)
             self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
             return
-        if self._connections_from(msg.return_route[:-1]) >= self.per_route:
+        source = msg.peer or message_source(self.node, msg.return_route)
+        if self._connections_from(source) >= self.per_route:
             self.node.counters["outlet_connections_refused"] += 1
             log.debug("outlet %s: refused a connection: %d open for one inlet (outlet_connections_per_route)",
                       self.alias, self.per_route)
             self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
             return
-        self._opening[msg.return_route[:-1]] += 1
-        gevent.spawn(self._open, msg.return_route, msg.peer)
+        self._opening[source] += 1
+        gevent.spawn(self._open, msg.return_route, msg.peer, source)
 
-    def _connections_from(self, path: tuple) -> int:
-        """Connections open or being opened for inlets at the end of `path`: a Ping's return
-        route without its last hop, the inlet stream's own address. That is one inlet node
-        (or one secure channel peer); counted only when there are enough of all to matter."""
+    def _connections_from(self, source) -> int:
+        """Connections open or being opened for inlets at `source`: the peer identity of a
+        secure channel, else the link (node/sources.py): one inlet node, whatever hops it
+        writes after that. Counted only when there are enough of all to matter."""
         if len(self.streams) + sum(self._opening.values()) < self.per_route:
             return 0
-        return self._opening[path] + sum(1 for s in self.streams if s.remote_route[:-1] == path)
+        return self._opening[source] + sum(1 for s in self.streams if s.source == source)
 
     def _refusal(self, peer: str | None) -> str | None:
         if self.authorized and peer not in self.authorized:
@@ -468,29 +471,29 @@ class Outlet(Worker):
                 self.node.counters["portal_streams_cancelled"] += 1
                 stream.apply(stream.state.link_lost())
 
-    def _open(self, inlet_route, peer) -> None:
+    def _open(self, inlet_route, peer, source) -> None:
         try:
             sock = connect_tcp(self.target, timeout=TARGET_CONNECT_TIMEOUT)
         except NodeError as exc:
-            self._opened(inlet_route)
+            self._opened(source)
             log.warning("outlet %s: %s", self.address.inner.decode(), exc)
             self.node.send(inlet_route, portal_wire.DISCONNECT, (self.address,))
             return
-        self._opened(inlet_route)
+        self._opened(source)
         if self.stopped:  # deleted while we were connecting
             sock.close()
             return
         state, first = PortalStreamState.for_outlet(self.window)
         stream = PortalStream(self.node, sock, self.streams, state, peer)
+        stream.source = source
         stream.bind(inlet_route)
         stream.apply(first)
         stream.pump()
 
-    def _opened(self, inlet_route: tuple) -> None:
-        path = inlet_route[:-1]
-        self._opening[path] -= 1
-        if self._opening[path] <= 0:
-            del self._opening[path]
+    def _opened(self, source) -> None:
+        self._opening[source] -= 1
+        if self._opening[source] <= 0:
+            del self._opening[source]
 
     def stop(self) -> None:
         self.stopped = True

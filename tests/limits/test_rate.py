@@ -34,18 +34,39 @@ def test_keyed_buckets_are_independent_and_bounded():
     assert len(buckets._buckets) <= 3
 
 
-def test_handshake_budget_refuses_over_rate_and_in_progress():
+class End:
+    def __init__(self, budget):
+        self.budget = budget
+        self.failed = None
+
+    def fail(self, exc):
+        self.failed = exc
+        self.budget.finished(self)
+
+
+def test_handshake_budget_refuses_over_rate_and_a_source_over_its_share():
     clock, counters = Clock(), Counter()
     budget = HandshakeBudget(Limits(handshakes_in_progress=16, handshakes_per_second=6,
                                     handshakes_per_second_per_source=3), counters, clock)
-    assert [budget.refusal("s1") for _ in range(4)][:3] == [None] * 3
+    assert [budget.refusal("s1") for _ in range(3)] == [None] * 3
     assert budget.refusal("s1") == "busy: over 3 handshakes a second from one source; try again later"
     assert [budget.refusal("s2") for _ in range(3)] == [None] * 3
     assert budget.refusal("s3") == "busy: over 6 handshakes a second (handshakes_per_second); try again later"
-    assert counters["handshakes_refused"] == 3
-    for _ in range(2):  # in progress: one source may hold an eighth of the slots
-        budget.started("s4")
+    assert counters["handshakes_refused"] == 2
+    ends = [End(budget), End(budget)]
+    for end in ends:  # in progress: one source may hold an eighth of the slots
+        budget.started("s4", end)
     clock.now += 10
     assert budget.refusal("s4") == "busy: 2 handshakes in progress from one source; try again later"
-    budget.finished("s4")
+    budget.finished(ends[0])
     assert budget.refusal("s4") is None
+
+
+def test_when_all_slots_are_taken_the_oldest_half_made_handshake_gives_way():
+    counters = Counter()
+    budget = HandshakeBudget(Limits(handshakes_in_progress=8), counters, Clock())
+    ends = [End(budget) for _ in range(9)]
+    for i, end in enumerate(ends):
+        budget.started(f"s{i}", end)
+    assert [type(e.failed).__name__ for e in ends] == ["HandshakeEvicted"] + ["NoneType"] * 8
+    assert budget.total == 8 and counters["handshakes_evicted"] == 1 and "s0" not in budget.in_progress
