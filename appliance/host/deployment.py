@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # node-level settings that a reload cannot change without a restart
 RESTART_FIELDS = ("name", "identity", "tcp_listener_address", "relay_authorized", "demo_http", "project",
-                  "member_of", "enrollment_ticket")
+                  "member_of", "enrollment_ticket", "link_timeout", "relay", "relay_grace", "limits")
 
 
 class ReloadError(ControlError):

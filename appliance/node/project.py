@@ -170,8 +170,10 @@ class Trust:
     """What this node knows of projects: their authorities, its own credentials, and the
     attributes its peers proved with theirs."""
 
-    def __init__(self, projects=()):
+    def __init__(self, projects=(), own_project: tuple | None = None):
         self.projects: dict[str, ProjectInfo] = {p.name: p for p in projects}
+        # a project node's own (name, authority key): it holds its members to their credentials too
+        self._own_project = own_project
         self.own: dict[str, Credential] = {}
         self._peers: dict[str, tuple] = {}  # identifier -> (project, attributes, expires_at)
 
@@ -198,10 +200,10 @@ class Trust:
         for data in encoded_credentials:
             try:
                 cred = Credential.decode(data)
-                project = self.projects.get(cred.project)
-                if project is None:
+                authority_key = self._authority_key(cred.project)
+                if authority_key is None:
                     continue
-                attributes = credentials.verify(cred, project.authority_key, peer, int(time.time()))
+                attributes = credentials.verify(cred, authority_key, peer, int(time.time()))
             except CredentialError as exc:
                 log.info("ignored a credential from %s: %s", peer, exc)
                 continue
@@ -210,6 +212,12 @@ class Trust:
                 self._peers[peer] = (cred.project, attributes, cred.expires_at)
             newest = max(newest or 0, cred.expires_at)
         return newest
+
+    def _authority_key(self, project: str) -> bytes | None:
+        if self._own_project is not None and self._own_project[0] == project:
+            return self._own_project[1]
+        info = self.projects.get(project)
+        return info.authority_key if info is not None else None
 
     def attributes_of(self, peer: str | None) -> dict | None:
         """The attributes a peer proved with an unexpired credential, or None."""

@@ -69,13 +69,14 @@ class Claim:
     (while it is live, and for the grace period after its link is lost, so that the edge
     that lost its link gets its name back and a stranger cannot take it meanwhile)."""
 
-    __slots__ = ("owner", "secret", "relay", "expires")
+    __slots__ = ("owner", "secret", "relay", "expires", "lost_at")
 
     def __init__(self, owner: str | None, secret: bytes, relay: RelayWorker):
         self.owner = owner
         self.secret = secret
         self.relay: RelayWorker | None = relay  # None once its link is lost
-        self.expires: float | None = None  # loop time the name is free again; None: not while held
+        self.expires: float | None = None  # when the name is free again; None: not while held
+        self.lost_at: float | None = None  # when its link was lost
 
 
 class ForwardingService(Worker):
@@ -115,7 +116,9 @@ class ForwardingService(Worker):
         relay = RelayWorker(self, name, msg.return_route, msg.peer)
         self.node.register(relay)
         self.relays[name] = relay
-        secret = os.urandom(relay_wire.SECRET_SIZE)
+        # the registrant proved the claim (or it is new): it keeps its secret, so a reply lost
+        # on the way does not leave it with one that no longer works
+        secret = claim.secret if claim is not None else os.urandom(relay_wire.SECRET_SIZE)
         self.claims[name] = Claim(msg.peer, secret, relay)
         self._per_link[relay.link] += 1
         if relay.link is not None:
@@ -147,7 +150,7 @@ class ForwardingService(Worker):
         if self._per_link[link] >= self.limits.relays_per_connection:
             return f"too many relays over one connection {here} (at most {self.limits.relays_per_connection})"
         if claim is None and len(self.claims) >= self.limits.relays_per_node:
-            self._forget_expired()
+            self._make_room()
             if len(self.claims) >= self.limits.relays_per_node:
                 return f"too many relays {here} (at most {self.limits.relays_per_node})"
         return None
@@ -164,10 +167,27 @@ class ForwardingService(Worker):
             return None
         return claim
 
-    def _forget_expired(self) -> None:
+    def _make_room(self) -> None:
+        """Forget the names whose grace is over; if that frees nothing, the lost name lost the
+        longest ago (an identity's too: names no one uses must not fill the node for good)."""
         now = self.clock()
         for name in [n for n, c in self.claims.items() if c.expires is not None and now >= c.expires]:
             del self.claims[name]
+        if len(self.claims) >= self.limits.relays_per_node:
+            lost = [(c.lost_at, n) for n, c in self.claims.items() if c.relay is None]
+            if lost:
+                del self.claims[min(lost)[1]]
+                self.node.counters["relay_names_forgotten"] += 1
+
+    def release(self, owner: str) -> None:
+        """The identity `owner` may no longer hold names here (removed from the project):
+        its relays stop forwarding now, and its names are free."""
+        for name, claim in list(self.claims.items()):
+            if claim.owner == owner:
+                if claim.relay is not None:
+                    self._lose(claim.relay)
+                del self.claims[name]
+                log.info("relay %s released: %s may no longer hold it", name, owner)
 
     def _refuse(self, msg: LocalMessage, reason: str) -> None:
         self.node.counters["relays_refused"] += 1
@@ -191,9 +211,9 @@ class ForwardingService(Worker):
             del self._per_link[relay.link]
         claim = self.claims.get(name)
         if claim is not None and claim.relay is relay:
-            claim.relay = None
+            claim.relay, claim.lost_at = None, self.clock()
             if claim.owner is None:
-                claim.expires = self.clock() + self.grace
+                claim.expires = claim.lost_at + self.grace
         log.info("relay %s removed", name)
 
 
@@ -232,6 +252,7 @@ class RelayClient(Worker):
     REGISTER_TIMEOUT = 10.0
     BACKOFF_START = 0.25
     BACKOFF_MAX = 2.0  # a relay back after a restart is found within 2 s
+    REFUSED_BACKOFF_MAX = 10.0  # a relay that said no (not a member, name taken) is asked less often
 
     def __init__(self, node, name: str, at_text: str, resolve_at, secrets: SecretBook | None = None):
         self.node = node
@@ -320,7 +341,8 @@ class RelayClient(Worker):
                     log.warning("relay %s: registration at %s failed: %s (retry in %.1f s)",
                                 self.relay_address, self.at_text, exc, backoff)
                     self._stopped.wait(backoff * random.uniform(0.5, 1.0))
-                    backoff = min(backoff * 2, self.BACKOFF_MAX)
+                    backoff = min(backoff * 2, self.REFUSED_BACKOFF_MAX if isinstance(exc, RelayRefused)
+                                  else self.BACKOFF_MAX)
                     continue
             self._watch()
 

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MESSAGE_TIMEOUT = 10.0
 REFRESH_LOOK = 1.0  # seconds between looks at our credentials (one may have just arrived)
 REFRESH_MIN_WAIT = 0.1
-REFRESH_RETRY = 1.0
+REFRESH_RETRY = 1.0  # seconds before a failed refresh is tried again, doubling...
+REFRESH_RETRY_MAX = 60.0  # ...up to this
 
 
 def check_identifiers(identifiers) -> frozenset | None:
@@ -65,7 +66,7 @@ class NodeRuntime:
         self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}),
                                 link_timeout=link_timeout, limits=limits)
         start_default_services(self.node)
-        self.trust = Trust(projects)
+        self.trust = Trust(projects, own_project=(project_node.name, identity.public_key) if project_node else None)
         self.authority = None
         if project_node is not None:
             self.authority = Authority(self.node, project_node.name, identity, project_node.members,
@@ -73,7 +74,8 @@ class NodeRuntime:
             self.node.register(self.authority)
             self.project_node = project_node
         self.forwarding = ForwardingService(self.node, self._relay_policy(check_identifiers(relay_authorized)),
-                                            offered=relay or project_node is not None, grace=relay_grace,
+                                            offered=relay or project_node is not None or bool(relay_authorized),
+                                            grace=relay_grace,
                                             limits=limits)
         self.node.register(self.forwarding)
         self.relays = Relays(self.node, relay_secrets)
@@ -135,6 +137,7 @@ class NodeRuntime:
         """A member keeps a fresh credential: at half its life it fetches a new one and
         presents it in every channel, so that its peers keep those channels open past the old
         one's expiry. A failed fetch is tried again soon; a removed member gets none."""
+        backoff = REFRESH_RETRY
         while True:
             held = [p for p in self.trust.projects if p in self.trust.own]
             wait = min([self.trust.refresh_in(p) for p in held] + [REFRESH_LOOK])
@@ -145,14 +148,18 @@ class NodeRuntime:
                 before = self.trust.own.get(name)
                 try:
                     self._project_hop(name, [], True, HANDSHAKE_TIMEOUT)
+                    failure = None if self.trust.own.get(name) is not before else "refused"
                 except (NodeError, SecureError, DecodeError) as exc:
-                    log.warning("project %s: cannot refresh our credential: %s", name, exc)
-                    gevent.sleep(REFRESH_RETRY)
+                    failure = str(exc)
+                if failure:  # unreachable, or no longer a member: ask again, less and less often
+                    log.warning("project %s: cannot refresh our credential: %s (again in %g s)", name, failure,
+                                backoff)
+                    gevent.sleep(backoff)
+                    backoff = min(backoff * 2, REFRESH_RETRY_MAX)
                     continue
-                fresh = self.trust.own.get(name)
-                if fresh is not before:
-                    self.node.counters["credentials_refreshed"] += 1
-                    self.channels.present(fresh.encode())
+                backoff = REFRESH_RETRY
+                self.node.counters["credentials_refreshed"] += 1
+                self.channels.present(self.trust.own[name].encode())
 
     def _relay_policy(self, relay_authorized):
         """Who may register relays here: listed identities and/or project members."""
@@ -334,6 +341,7 @@ class NodeRuntime:
 
     def project_member_remove(self, identifier: str) -> None:
         self._authority().remove_member(identifier)
+        self.forwarding.release(identifier)
 
     def project_member_list(self) -> list:
         return self._authority().member_list()

@@ -77,3 +77,14 @@ def test_reload_diff_and_rollback(runtime, echo_port):
     assert "extra" in runtime.channels.listeners, "a failed reload leaves the running items alone"
     assert sorted(i["bind_address"] for i in runtime.inlet_list()) == sorted([f"127.0.0.1:{first}", f"127.0.0.1:{second}"])
     busy.close()
+
+
+@pytest.mark.parametrize("edit, field", [("[node]\nrelay_grace = 5\n", "relay_grace"),
+                                         ("[limits]\nidle_timeout = 2\n", "limits"),
+                                         ("[node]\nrelay = false\n", "relay"),
+                                         ("[node]\nlink_timeout = 30\n", "link_timeout")])
+def test_settings_read_at_start_need_a_restart_and_say_so(runtime, edit, field):
+    deployment = Deployment(runtime, topology(""))
+    deployment.start()
+    with pytest.raises(ReloadError, match=f"changing {field} needs a restart; nothing was changed"):
+        deployment.reload(topology(edit))

@@ -113,3 +113,26 @@ def test_relay_authorized_refusals_are_logged_once_per_peer(make_node, caplog):
     assert {r.ok for r in replies} == {False}
     logged = [r for r in caplog.records if r.levelno >= logging.INFO and "refused" in r.getMessage()]
     assert len(logged) == 1
+
+
+def test_lost_names_give_way_when_the_node_is_full(make_node):
+    relay = make_node("relay", limits=Limits(relays_per_node=3))
+    squatter = make_node("squatter", listen=False)
+    for i in range(3):
+        squatter.relay_create(f"junk{i}", "/node/relay/secure/api")  # identity-bound: no grace runs out
+    squatter.shutdown()
+    wait_until(lambda: not relay.forwarding.relays, what="the squatter's relays to be lost")
+    make_node("edge", listen=False).relay_create("n3", "/node/relay")
+    assert len(relay.forwarding.claims) == 3 and "forward_to_n3" in relay.forwarding.claims
+    assert relay.node.counters["relay_names_forgotten"] == 1
+
+
+def test_a_registration_whose_reply_was_lost_keeps_the_secret_that_works(make_node):
+    make_node("relay")
+    first = RawPeer(make_node.listener("relay"))
+    secret = first.register("n3").secret
+    again = RawPeer(make_node.listener("relay"))  # the edge registers again; the reply never reaches it
+    assert again.register("n3", secret).secret == secret
+    first.sock.close()
+    again.sock.close()
+    assert RawPeer(make_node.listener("relay")).register("n3", secret).ok
