@@ -38,6 +38,10 @@ class MemoryTrimmer:
             self._timer = gevent.get_hub().loop.timer(interval, interval)
             self._timer.start(self._trim, 0)
 
+    @property
+    def running(self) -> bool:
+        return self._timer is not None and self._timer.active
+
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.close()
