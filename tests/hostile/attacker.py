@@ -92,8 +92,6 @@ class Peer:
         self.sock.bind((source, 0))
         self.timeout = timeout  # bounds every send (and the connect)
         self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.received: list[Received] = []
         self.undecodable = 0
         self.last_received_at: float | None = None  # monotonic time of the latest message
@@ -102,6 +100,13 @@ class Peer:
         self._cond = threading.Condition()
         self._reader: threading.Thread | None = None
         self._closed = False
+        try:
+            self.sock.connect((host, port))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (ConnectionResetError, BrokenPipeError):  # refused at once, before connect returned
+            self.eof_at = time.monotonic()
+            self.eof.set()
+            return
         if version:
             self.send_raw(PROTOCOL_VERSION_BYTE)
 
