@@ -74,6 +74,7 @@ class ConnectionBudget:
         """The connection's socket is gone: it holds nothing any more."""
         self.incomplete -= self._partial.pop(conn, 0)
         conn.partial_since = None
+        conn.decoder.clear()
         if conn.source is not None:
             listener, ip = conn.source
             conn.source = None

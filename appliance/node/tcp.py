@@ -39,7 +39,7 @@ REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
 READ_PAUSE = 16 << 20  # a link with this much queued for its peer is not read until half of it is gone
 BACKLOG_CHECK = 0.05  # seconds between looks at a paused link's backlog
-YIELD_EVERY = 64  # frames handled before others get a turn: a flood in one read must not stall them
+YIELD_EVERY = 16  # frames handled before others get a turn: a flood in one read must not stall them
 
 
 def os_reason(exc: BaseException) -> str:

@@ -75,6 +75,11 @@ class FrameDecoder:
             self._pending, self._pending_len = [tail], len(tail)
         return frames
 
+    def clear(self) -> None:
+        """Drop the partial frame held: the connection is gone (its buffers must not wait for
+        the garbage collector to break the reference cycles a closed connection leaves)."""
+        self._pending, self._pending_len = [], 0
+
     @property
     def incomplete(self) -> int:
         """Bytes held of a frame not yet complete."""
