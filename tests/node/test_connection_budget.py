@@ -187,3 +187,36 @@ def test_a_peer_that_asks_and_never_reads_is_not_read_either(make_node):
         gevent.sleep(0.1)
         peak = max([peak] + [c.writer.queued for c in node.tcp.connections.values()])
     assert peak < 24 << 20 and node.node.counters["link_reads_paused"] >= 1
+
+
+FLOODER = r'''
+import socket, sys, time
+from appliance.wire.transport import encode_frame
+from appliance.wire.address import Address
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(b"\x02")
+frame = encode_frame((Address.local("forward_to_b"), Address.local("x")), (Address.local("me"),), b"x" * 900_000)
+s.settimeout(0.5)
+end = time.time() + 3
+while time.time() < end:
+    try:
+        s.sendall(frame)
+    except socket.timeout:
+        pass
+'''
+
+
+def test_a_flood_through_a_relay_name_is_held_back_not_queued_onto_the_name(make_node):
+    node = make_node("relay")
+    owner = RawPeer(make_node.listener("relay"))
+    owner.sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_RCVBUF, 4096)
+    assert owner.register("b").ok  # and reads nothing from now on, like a slow edge
+    link = node.forwarding.relays["forward_to_b"].link
+    flooder = run_sender(FLOODER, make_node.listener("relay"))
+    peak = 0
+    while flooder.poll() is None:
+        gevent.sleep(0.1)
+        peak = max(peak, node.node.workers[link].writer.queued)
+    assert peak < 24 << 20 and node.node.counters["link_reads_paused"] >= 1
+    assert node.node.workers[link].connected  # the edge's link is slow, not broken
