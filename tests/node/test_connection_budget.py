@@ -160,15 +160,16 @@ def test_connections_reset_before_their_greeting_leave_no_count_behind(make_node
     assert RawPeer(make_node.listener("relay")).echo(b"in") == b"in"
 
 
-NON_READER = r'''
+FLOODER = r'''
 import socket, sys, time
 from appliance.wire.transport import encode_frame
 from appliance.wire.address import Address
 host, port = sys.argv[1].rsplit(":", 1)
 s = socket.create_connection((host, int(port)))
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and never reads
 s.sendall(b"\x02")
-frame = encode_frame((Address.local("echo"),), (Address.local("me"),), b"x" * 900_000)
+onward = tuple(Address.local(a) for a in sys.argv[2].split("/"))
+frame = encode_frame(onward, (Address.local("me"),), b"x" * 900_000)
 s.settimeout(0.5)
 end = time.time() + 3
 while time.time() < end:
@@ -181,30 +182,13 @@ while time.time() < end:
 
 def test_a_peer_that_asks_and_never_reads_is_not_read_either(make_node):
     node = make_node("relay")
-    sender = run_sender(NON_READER, make_node.listener("relay"))
+    sender = run_sender(FLOODER, make_node.listener("relay"), "echo")
     peak = 0
     while sender.poll() is None:
         gevent.sleep(0.1)
         peak = max([peak] + [c.writer.queued for c in node.tcp.connections.values()])
     assert peak < 24 << 20 and node.node.counters["link_reads_paused"] >= 1
 
-
-FLOODER = r'''
-import socket, sys, time
-from appliance.wire.transport import encode_frame
-from appliance.wire.address import Address
-host, port = sys.argv[1].rsplit(":", 1)
-s = socket.create_connection((host, int(port)))
-s.sendall(b"\x02")
-frame = encode_frame((Address.local("forward_to_b"), Address.local("x")), (Address.local("me"),), b"x" * 900_000)
-s.settimeout(0.5)
-end = time.time() + 3
-while time.time() < end:
-    try:
-        s.sendall(frame)
-    except socket.timeout:
-        pass
-'''
 
 
 def test_a_flood_through_a_relay_name_is_held_back_not_queued_onto_the_name(make_node):
@@ -213,7 +197,7 @@ def test_a_flood_through_a_relay_name_is_held_back_not_queued_onto_the_name(make
     owner.sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_RCVBUF, 4096)
     assert owner.register("b").ok  # and reads nothing from now on, like a slow edge
     link = node.forwarding.relays["forward_to_b"].link
-    flooder = run_sender(FLOODER, make_node.listener("relay"))
+    flooder = run_sender(FLOODER, make_node.listener("relay"), "forward_to_b/x")
     peak = 0
     while flooder.poll() is None:
         gevent.sleep(0.1)
