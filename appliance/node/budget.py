@@ -30,9 +30,12 @@ def source_address(ip: str) -> str:
     if ":" not in ip:
         return ip
     try:
-        return str(ipaddress.IPv6Network((ip.split("%")[0], 64), strict=False))
+        address = ipaddress.IPv6Address(ip.split("%")[0])
     except ValueError:
         return ip
+    if address.ipv4_mapped is not None:  # an IPv4 peer of a dual-stack listener
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 class ConnectionBudget:
@@ -86,8 +89,8 @@ class ConnectionBudget:
     # --- partial frames -----------------------------------------------------------------------
     def incomplete_changed(self, conn, completed: bool) -> None:
         """After a receive on `conn` (that `completed` frames, or not): count what its decoder
-        holds of an unfinished frame; over the node's budget, close the connection that holds
-        the most (of equals, the one whose frame began first)."""
+        holds of an unfinished frame; over the node's budget, close the connection whose
+        partial frame began first (a frame in progress on a busy link began a moment ago)."""
         held = conn.decoder.incomplete
         before = self._partial.pop(conn, 0)
         if held:
@@ -101,11 +104,12 @@ class ConnectionBudget:
             conn.partial_since = None
         self.incomplete += held - before
         if self.incomplete > self.limits.incomplete_frame_bytes:
-            victim = max(self._partial, key=lambda c: (self._partial[c], -c.partial_since))
+            victim = min(self._partial, key=lambda c: c.partial_since)
             self.counters["incomplete_frames_closed"] += 1
             self._log.warning("incomplete", "closing the connection from %s: partial frames hold %d bytes, over the "
-                              "node's budget of %d (incomplete_frame_bytes); it held the most, %d", victim.peer,
-                              self.incomplete, self.limits.incomplete_frame_bytes, self._partial[victim])
+                              "node's budget of %d (incomplete_frame_bytes); its own began %.1f s ago", victim.peer,
+                              self.incomplete, self.limits.incomplete_frame_bytes,
+                              self._clock() - victim.partial_since)
             victim.drop(victim.sock)
             self.forget(victim)  # already, unless it was closed before: then it must not count again
 

@@ -73,6 +73,12 @@ class _Encryptor(Worker):
         """Routes that start here should be resolved again (see ChannelEnd.check_alive)."""
         return self.end.retired
 
+    @property
+    def outgoing(self) -> bool:
+        """We made this channel (as a TCP connection we dialled): for node/sources.py, the
+        hop behind it in a return route was written by the peer we chose, not by a stranger."""
+        return self.end.initiator
+
 
 class ChannelEnd(CloseNotifier):
     """The runtime half of a channel end: its two workers, its route to the peer, and the

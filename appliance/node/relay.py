@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "forwarding_service"
 DEFAULT_GRACE = 30.0  # seconds a lost plain relay's name waits for its registrant
+IDENTITY_NAME_KEPT = 600.0  # seconds an identity's lost name is safe from eviction by a full node
 REFUSAL_LOG_EVERY = 3600.0  # a peer retrying in a loop is logged once an hour
 
 
@@ -168,13 +169,15 @@ class ForwardingService(Worker):
         return claim
 
     def _make_room(self) -> None:
-        """Forget the names whose grace is over; if that frees nothing, the lost name lost the
-        longest ago (an identity's too: names no one uses must not fill the node for good)."""
+        """Forget the names whose grace is over; if that frees nothing, the identity's name
+        lost the longest ago, once lost for longer than IDENTITY_NAME_KEPT (names no one uses
+        must not fill the node for good; a name within its grace is never given away)."""
         now = self.clock()
         for name in [n for n, c in self.claims.items() if c.expires is not None and now >= c.expires]:
             del self.claims[name]
         if len(self.claims) >= self.limits.relays_per_node:
-            lost = [(c.lost_at, n) for n, c in self.claims.items() if c.relay is None]
+            lost = [(c.lost_at, n) for n, c in self.claims.items()
+                    if c.relay is None and c.owner is not None and now - c.lost_at >= IDENTITY_NAME_KEPT]
             if lost:
                 del self.claims[min(lost)[1]]
                 self.node.counters["relay_names_forgotten"] += 1

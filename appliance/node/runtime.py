@@ -137,13 +137,15 @@ class NodeRuntime:
         """A member keeps a fresh credential: at half its life it fetches a new one and
         presents it in every channel, so that its peers keep those channels open past the old
         one's expiry. A failed fetch is tried again soon; a removed member gets none."""
-        backoff = REFRESH_RETRY
+        retry_at: dict = {}  # project -> (monotonic time of the next try, backoff) after a failure
         while True:
             held = [p for p in self.trust.projects if p in self.trust.own]
-            wait = min([self.trust.refresh_in(p) for p in held] + [REFRESH_LOOK])
+            now = time.monotonic()
+            wait = min([self.trust.refresh_in(p) for p in held] + [REFRESH_LOOK]
+                       + [at - now for at, _ in retry_at.values()])
             gevent.sleep(max(REFRESH_MIN_WAIT, wait))
             for name in held:
-                if not self.trust.needs_credential(name):
+                if not self.trust.needs_credential(name) or retry_at.get(name, (0, 0))[0] > time.monotonic():
                     continue
                 before = self.trust.own.get(name)
                 try:
@@ -152,12 +154,12 @@ class NodeRuntime:
                 except (NodeError, SecureError, DecodeError) as exc:
                     failure = str(exc)
                 if failure:  # unreachable, or no longer a member: ask again, less and less often
+                    backoff = retry_at.get(name, (0, REFRESH_RETRY / 2))[1] * 2
+                    retry_at[name] = (time.monotonic() + backoff, min(backoff, REFRESH_RETRY_MAX / 2))
                     log.warning("project %s: cannot refresh our credential: %s (again in %g s)", name, failure,
                                 backoff)
-                    gevent.sleep(backoff)
-                    backoff = min(backoff * 2, REFRESH_RETRY_MAX)
                     continue
-                backoff = REFRESH_RETRY
+                retry_at.pop(name, None)
                 self.node.counters["credentials_refreshed"] += 1
                 self.channels.present(self.trust.own[name].encode())
 

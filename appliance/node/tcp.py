@@ -37,8 +37,6 @@ CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
-READ_PAUSE = 16 << 20  # a link with this much queued for its peer is not read until half of it is gone
-BACKLOG_CHECK = 0.05  # seconds between looks at a paused link's backlog
 YIELD_EVERY = 16  # frames handled before others get a turn: a flood in one read must not stall them
 
 
@@ -97,7 +95,6 @@ class TcpConnection(Worker, CloseNotifier):
         self.partial_since = None  # loop time the incomplete frame the decoder holds began
         self.partial_progress_at = None  # loop time a byte of it last came
         self.routed = False  # has routed a message (heartbeats do not count): idle timeout
-        self.held_for = None  # a link far behind that our messages went to: read on once it caught up
         self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
         self.spoke = True  # sent something since the last tick
@@ -122,11 +119,6 @@ class TcpConnection(Worker, CloseNotifier):
             self.writer.write(frame)
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
-            return
-        if self.writer.queued > READ_PAUSE and msg.return_route:  # far behind: hold back who fills it
-            source = self.node.workers.get(msg.return_route[0])
-            if isinstance(source, TcpConnection) and source is not self:
-                source.held_for = self
 
     def read_loop(self) -> None:
         sock, decoder, transport = self.sock, self.decoder, self.transport
@@ -146,10 +138,6 @@ class TcpConnection(Worker, CloseNotifier):
                         self._deliver(frames)
                 else:
                     self._deliver(frames)
-                if self.held_for is not None:
-                    self._wait_for_backlog(sock, self.held_for)
-                elif self.writer.queued > READ_PAUSE:
-                    self._wait_for_backlog(sock, self)
         except WireError as exc:
             self.node.counters["bad_frames"] += 1
             log.warning("closing connection %s from %s: %s", self.id, self.peer, exc)
@@ -158,24 +146,13 @@ class TcpConnection(Worker, CloseNotifier):
         finally:
             self.drop(sock)
 
-    def _wait_for_backlog(self, sock: HubSocket, link: "TcpConnection") -> None:
-        """Read nothing more until `link` (this one, or one our messages went to) has sent
-        half of its backlog: a peer far behind reading what it is sent must not make us queue
-        without bound, neither what it asks for itself (echoes) nor what others send it
-        (a flood through a relay name). Flow-controlled traffic pauses with it, as its credit
-        comes in the messages not read meanwhile. The silence is ours, not the peer's."""
-        self.node.counters["link_reads_paused"] += 1
-        while (self.connected and sock is self.sock and link.connected
-               and link.writer.queued > READ_PAUSE // 2):
-            self.heard = True
-            gevent.sleep(BACKLOG_CHECK)
-        self.held_for = None
-
     def _deliver(self, frames: list) -> None:
         route, own = self.node.route, (self.address,)
         for count, frame in enumerate(frames, 1):
             if not count % YIELD_EVERY:
                 gevent.sleep(0)
+                if not self.connected:
+                    return  # closed meanwhile: the rest of the read is not delivered
             if frame:  # an empty frame is a heartbeat
                 try:
                     onward, return_route, payload = TransportMessage.decode(frame)

@@ -7,6 +7,9 @@ import os
 import pytest
 
 from appliance.limits.budgets import Limits
+from appliance.node.errors import RequestTimeout
+from appliance.node.sources import message_source
+from appliance.node.worker import Worker
 from appliance.secure.suites import CHACHAPOLY
 from appliance.wire import secure_channel as wire
 from appliance.wire.address import Address
@@ -47,3 +50,27 @@ def test_one_inlet_cannot_open_more_than_its_share_at_an_outlet(make_node, echo_
     again = connect(inlet)
     again.sendall(b"pong")
     assert recv_exactly(again, 4) == b"pong"
+
+
+class Spy(Worker):
+    """Keeps the return routes of what it gets, answers nothing."""
+
+    def __init__(self):
+        self.address = Address.local("spy")
+        self.return_routes = []
+
+    def handle(self, msg) -> None:
+        self.return_routes.append(msg.return_route)
+
+
+def test_behind_a_relay_we_reached_over_our_own_channel_each_relay_connection_is_a_source(make_node):
+    make_node("relay")
+    edge = make_node("edge", listen=False)
+    edge.relay_create("edge", "/node/relay/secure/api")  # as to a project relay
+    spy = Spy()
+    edge.node.register(spy)
+    for name in ("u1", "u2", "u3"):
+        with pytest.raises(RequestTimeout):
+            make_node(name).message_send("/node/relay/service/forward_to_edge/service/spy", "x", timeout=0.3)
+    assert len(spy.return_routes) == 3
+    assert len({message_source(edge.node, route) for route in spy.return_routes}) == 3

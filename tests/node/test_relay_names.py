@@ -115,16 +115,23 @@ def test_relay_authorized_refusals_are_logged_once_per_peer(make_node, caplog):
     assert len(logged) == 1
 
 
-def test_lost_names_give_way_when_the_node_is_full(make_node):
-    relay = make_node("relay", limits=Limits(relays_per_node=3))
+def test_a_full_node_forgets_an_identitys_name_lost_long_ago_never_one_in_its_grace(make_node):
+    relay = make_node("relay", relay_grace=30, limits=Limits(relays_per_node=3))
+    relay.forwarding.clock = clock = FakeClock()
     squatter = make_node("squatter", listen=False)
-    for i in range(3):
+    for i in range(2):
         squatter.relay_create(f"junk{i}", "/node/relay/secure/api")  # identity-bound: no grace runs out
+    edge = make_node("edge", listen=False)
+    edge.relay_create("shop", "/node/relay")
     squatter.shutdown()
-    wait_until(lambda: not relay.forwarding.relays, what="the squatter's relays to be lost")
-    make_node("edge", listen=False).relay_create("n3", "/node/relay")
-    assert len(relay.forwarding.claims) == 3 and "forward_to_n3" in relay.forwarding.claims
-    assert relay.node.counters["relay_names_forgotten"] == 1
+    edge.shutdown()  # the edge's link blips: its name waits 30 s for it
+    wait_until(lambda: not relay.forwarding.relays, what="the relays to be lost")
+    stranger = RawPeer(make_node.listener("relay"))
+    assert stranger.register("other").text == "too many relays at node relay (at most 3)"
+    clock.now += 600  # the identity's names were lost long ago; the edge's grace is long over too
+    assert stranger.register("other").ok
+    assert relay.node.counters["relay_names_forgotten"] == 0  # the expired plain name made room
+    assert stranger.register("more").ok and relay.node.counters["relay_names_forgotten"] == 1
 
 
 def test_a_registration_whose_reply_was_lost_keeps_the_secret_that_works(make_node):
