@@ -20,6 +20,7 @@ class Limits:
     connections_per_source: int = 256  # per remote IP address
     relays_per_connection: int = 64  # per link a registration arrives over
     relays_per_node: int = 10000  # registered and reserved names together
+    registrations_per_second_per_source: float = 50.0  # beyond, registrations are dropped unanswered
     handshakes_in_progress: int = 256  # responder handshakes not yet finished
     handshakes_per_second: float = 100.0  # Inits answered, all sources together
     handshakes_per_second_per_source: float = 20.0  # per link an Init arrives over
@@ -27,7 +28,7 @@ class Limits:
 
 
 SECONDS = {"frame_deadline", "idle_timeout"}
-RATES = {"handshakes_per_second", "handshakes_per_second_per_source"}
+RATES = {"handshakes_per_second", "handshakes_per_second_per_source", "registrations_per_second_per_source"}
 
 
 def check(key: str, value) -> None:

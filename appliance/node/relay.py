@@ -19,10 +19,12 @@ import gevent
 from gevent.event import AsyncResult, Event
 
 from appliance.limits.budgets import Limits
+from appliance.limits.rate import KeyedBuckets
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.links import watch_link
 from appliance.node.lograte import LogRate
+from appliance.node.sources import message_source
 from appliance.node.worker import Worker
 from appliance.wire import relay as relay_wire
 from appliance.wire.address import Address, route_text
@@ -100,8 +102,15 @@ class ForwardingService(Worker):
         self.clock = clock or time.monotonic  # not the loop's: it follows the wall clock
         self._per_link: Counter = Counter()  # live relays by the link they were registered over
         self._log = LogRate(log, REFUSAL_LOG_EVERY, self.clock)  # once per peer, not once per attempt
+        self._rate = KeyedBuckets(limits.registrations_per_second_per_source, time.monotonic)
 
     def handle(self, msg: LocalMessage) -> None:
+        if not self._rate.take(message_source(self.node, msg.return_route)):
+            # a flood: not even a refusal, which would cost as much as the request
+            self.node.counters["registrations_dropped"] += 1
+            self._log.warning("flood", "dropping relay registrations: over %g a second from one source "
+                              "(registrations_per_second_per_source)", self.limits.registrations_per_second_per_source)
+            return
         try:
             name, secret = relay_wire.decode_request(msg.payload)
         except DecodeError as exc:

@@ -52,8 +52,9 @@ def test_live_name_is_refused_without_its_secret(hostile, attackers):
 
 def test_poison_and_registration_flood_cannot_take_the_name(hostile, attackers):
     """The issue's hijack: a 64-hop message through forward_to_n3, then a registration of n3,
-    again and again (at most 100 rounds or 3 s). Every registration is refused, the relay
-    link stays, and the plain inlet's data goes to the edge, never to the attacker."""
+    again and again (at most 100 rounds or 3 s). Every registration is refused (or, past 50
+    a second, dropped unanswered), the relay link stays, and the plain inlet's data goes to
+    the edge, never to the attacker."""
     net = hostile()
     before = n3_at_relay(net)
     attacker = attackers(net.attacker().start_reader())
@@ -66,7 +67,7 @@ def test_poison_and_registration_flood_cannot_take_the_name(hostile, attackers):
     fresh = net.fetch_ok(n=256 * 1024, seed="after-the-flood")
     pings = [m for m in attacker.received if m.payload == portal_wire.PING]  # inlet traffic hijacked
     facts = {"registrations granted": sum(1 for r in replies if r is not None and r.ok),
-             "refusals not 'is taken'": [d for d in describe(replies) if "is taken" not in d],
+             "refusals not 'is taken'": [d for d in describe(replies) if "is taken" not in d and d != "no reply"],
              "portal Pings delivered to the attacker": len(pings),
              "download across the flood": transfer_ok(transfer), "new download": fresh,
              "edge registrations": net.registrations(), "n3 at the relay": n3_at_relay(net)}
