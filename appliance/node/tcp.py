@@ -37,6 +37,7 @@ CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
+FILLED_BY_OTHERS = 256 << 20  # bytes queued on a link past which who keeps filling it is cut off
 YIELD_EVERY = 16  # frames handled before others get a turn: a flood in one read must not stall them
 
 
@@ -119,6 +120,20 @@ class TcpConnection(Worker, CloseNotifier):
             self.writer.write(frame)
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
+            return
+        if self.writer.backlog > FILLED_BY_OTHERS and msg.return_route:
+            self._cut_off(msg.return_route[0])
+
+    def _cut_off(self, address) -> None:
+        """This link is far behind and another link's peer keeps filling it (a flood through a
+        relay name, faster than the edge reads): close the flooder's link, not this one that
+        carries everyone's traffic. Flow-controlled streams never queue this much."""
+        source = self.node.workers.get(address)
+        if isinstance(source, TcpConnection) and source is not self and source.connected:
+            self.node.counters["links_cut_off"] += 1
+            log.warning("closing the connection %s %s: it keeps filling the link to %s, %d bytes behind",
+                        "to" if source.outgoing else "from", source.peer, self.peer, self.writer.backlog)
+            source.drop(source.sock)  # at once: its reader (often the caller) reads no more
 
     def read_loop(self) -> None:
         sock, decoder, transport = self.sock, self.decoder, self.transport

@@ -91,6 +91,11 @@ class SocketWriter:
             self._flush_pending = True
             gevent.get_hub().loop.run_callback(self._flush)
 
+    @property
+    def backlog(self) -> int:
+        """Bytes written and not yet taken by the kernel."""
+        return self._size
+
     def progress(self) -> tuple:
         """Changes while the peer reads: bytes the kernel took, and bytes it still holds (the
         writer is woken only when a third of a full send buffer drained: on a slow link the

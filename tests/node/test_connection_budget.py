@@ -11,6 +11,7 @@ import pytest
 from gevent import socket as gsocket
 
 from appliance.limits.budgets import Limits
+from appliance.node import tcp
 from appliance.wire.framing import PROTOCOL_VERSION_BYTE, encode_frame_header
 from tests.helpers import wait_until
 from tests.node.conftest import RawPeer
@@ -164,3 +165,36 @@ def test_sources_are_ipv4_addresses_and_ipv6_64s_also_on_dual_stack_listeners():
     assert [source_address(a) for a in ("10.0.0.7", "::ffff:10.0.0.7", "2001:db8:1:2::5", "2001:db8:1:2:ffff::9",
                                          "fe80::1%eth0")] == \
         ["10.0.0.7", "10.0.0.7", "2001:db8:1:2::/64", "2001:db8:1:2::/64", "fe80::/64"]
+
+
+FLOODER = r"""
+import socket, sys, time
+from appliance.wire.transport import encode_frame
+from appliance.wire.address import Address
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(b"\x02")
+frame = encode_frame((Address.local("forward_to_b"), Address.local("x")), (Address.local("me"),), b"x" * 900_000)
+s.settimeout(0.5)
+end = time.time() + 3
+while time.time() < end:
+    try:
+        s.sendall(frame)
+    except socket.timeout:
+        pass
+    except OSError:
+        print("cut off")
+        break
+"""
+
+
+def test_a_flood_through_a_relay_name_cuts_off_the_flooder_not_the_name(make_node, monkeypatch):
+    monkeypatch.setattr(tcp, "FILLED_BY_OTHERS", 8 << 20)
+    node = make_node("relay")
+    owner = RawPeer(make_node.listener("relay"))
+    owner.sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_RCVBUF, 4096)
+    assert owner.register("b").ok  # and reads nothing from now on, like an edge on a slow link
+    link = node.node.workers[node.forwarding.relays["forward_to_b"].link]
+    assert wait_exit(run_sender(FLOODER, make_node.listener("relay"))).strip() == "cut off"
+    assert node.node.counters["links_cut_off"] >= 1 and link.connected  # the name's link stays
+    assert link.writer.backlog < 24 << 20
