@@ -50,6 +50,58 @@ def echo_server():
     server.stop(timeout=0)
 
 
+class StallingProxy:
+    """The network between two nodes: a TCP proxy in front of `target` (host:port) whose one
+    direction (`toward_target`, or back) stalls while `stalled` is set: what it read that way
+    waits, nothing more is read, so the sender's kernel buffers fill."""
+
+    def __init__(self, target: str, toward_target: bool):
+        self.target = target
+        self.toward_target = toward_target
+        self.stalled = False
+        self.server = StreamServer(("127.0.0.1", 0), self._connection)
+        self.server.start()
+        self.port = self.server.address[1]
+
+    def _connection(self, client, _addr) -> None:
+        host, port = self.target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        gevent.spawn(self._pipe, upstream, client, not self.toward_target)
+        self._pipe(client, upstream, self.toward_target)
+
+    def _pipe(self, src, dst, stallable: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                while stallable and self.stalled:  # what was read waits; nothing more is read
+                    gevent.sleep(0.05)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    def stop(self) -> None:
+        self.stalled = False
+        self.server.stop(timeout=0)
+
+
+@pytest.fixture
+def stalling_proxy():
+    """stalling_proxy(target, toward_target) -> a started StallingProxy, stopped at teardown."""
+    proxies = []
+
+    def make(target: str, toward_target: bool = True) -> StallingProxy:
+        proxies.append(StallingProxy(target, toward_target))
+        return proxies[-1]
+
+    yield make
+    for proxy in proxies:
+        proxy.stop()
+
+
 class RawPeer:
     """A peer that writes frames by hand: what a stranger with TCP access can send."""
 
@@ -101,4 +153,4 @@ def recv_exactly(sock, n: int) -> bytes:
     return b"".join(chunks)
 
 
-__all__ = ["RawPeer", "connect", "recv_exactly", "gevent"]
+__all__ = ["RawPeer", "StallingProxy", "connect", "recv_exactly", "gevent"]

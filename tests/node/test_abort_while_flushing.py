@@ -9,7 +9,6 @@ from gevent.server import StreamServer
 
 from appliance.stream.state import State
 from tests.helpers import wait_until
-from tests.node.conftest import connect
 
 
 def _server_that_answers_and_closes():

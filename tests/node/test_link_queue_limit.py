@@ -4,7 +4,6 @@ with more than ~64 busy streams on one link, a peer that is merely slow for a fe
 (a slow WAN hop, a busy relay) makes the node kill the whole link, resetting every stream on it."""
 
 import gevent
-from gevent import socket
 from gevent.server import StreamServer
 
 from tests.helpers import wait_until
@@ -13,7 +12,7 @@ from tests.node.conftest import connect
 STREAMS = 100
 
 
-def test_many_streams_over_a_slow_link_do_not_kill_it(make_node):
+def test_many_streams_over_a_slow_link_do_not_kill_it(make_node, stalling_proxy):
     def bulk(sock, _addr):
         try:
             sock.recv(10)
@@ -24,46 +23,25 @@ def test_many_streams_over_a_slow_link_do_not_kill_it(make_node):
     service = StreamServer(("127.0.0.1", 0), bulk)
     service.start()
 
-    slow = {"paused": True}
-
-    def pipe(src, dst, pausable):
-        try:
-            while True:
-                while pausable and slow["paused"]:
-                    gevent.sleep(0.05)
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def proxy_conn(client, _addr):  # a link whose b -> a direction is slow for a few seconds
-        upstream = socket.create_connection(("127.0.0.1", int(make_node.listener("b").rsplit(":", 1)[1])))
-        gevent.spawn(pipe, client, upstream, False)
-        pipe(upstream, client, True)
-    proxy = StreamServer(("127.0.0.1", 0), proxy_conn)
-    proxy.start()
+    a, b = make_node("a"), make_node("b")
+    proxy = stalling_proxy(make_node.listener("b"), toward_target=False)  # b -> a may be slow
+    proxy.stalled = True
     try:
-        a, b = make_node("a"), make_node("b")
         b.outlet_create(f"127.0.0.1:{service.address[1]}")
-        inlet = a.inlet_create("127.0.0.1:0", f"/ip4/127.0.0.1/tcp/{proxy.address[1]}/service/outlet")["bind_address"]
-        slow["paused"] = False
+        inlet = a.inlet_create("127.0.0.1:0", f"/ip4/127.0.0.1/tcp/{proxy.port}/service/outlet")["bind_address"]
+        proxy.stalled = False
         clients = [connect(inlet) for _ in range(STREAMS)]
         for sock in clients:
             sock.sendall(b"go")
         outlet = b.outlets["outlet"]
         wait_until(lambda: len(outlet.streams) == STREAMS, timeout=20, what="all streams to open")
-        slow["paused"] = True  # the link is slow for 3 s; every stream has at most one window in flight
+        proxy.stalled = True  # the link is slow for 3 s; every stream has at most one window in flight
         gevent.sleep(3)
-        slow["paused"] = False
+        proxy.stalled = False
         gevent.sleep(1)
         links = [c for c in b.tcp.connections.values() if not c.outgoing]
-        queued = max((c.writer._size for c in links), default=0)
+        queued = max((c.writer.backlog for c in links), default=0)
         assert b.node.counters["dropped_closed_connection"] == 0 and len(outlet.streams) == STREAMS, (
             f"link killed: {dict(b.node.counters)}; {len(outlet.streams)} streams left, queued {queued}")
     finally:
-        proxy.stop(timeout=0)
         service.stop(timeout=0)
