@@ -50,6 +50,46 @@ def echo_server():
     server.stop(timeout=0)
 
 
+class CountingSink:
+    """A TCP service that reads all it is sent, counting the bytes (`received`), and answers
+    `reply` to a client that finished sending."""
+
+    def __init__(self, reply: bytes = b""):
+        self.received = 0
+        self.reply = reply
+        self.server = StreamServer(("127.0.0.1", 0), self._serve)
+        self.server.start()
+        self.hostport = f"127.0.0.1:{self.server.address[1]}"
+
+    def _serve(self, sock, _addr) -> None:
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                self.received += len(data)
+            if self.reply:
+                sock.sendall(self.reply)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+
+@pytest.fixture
+def counting_sink():
+    """counting_sink(reply=b"") -> a started CountingSink, stopped at teardown."""
+    sinks = []
+
+    def make(reply: bytes = b"") -> CountingSink:
+        sinks.append(CountingSink(reply))
+        return sinks[-1]
+
+    yield make
+    for sink in sinks:
+        sink.server.stop(timeout=0)
+
+
 class StallingProxy:
     """The network between two nodes: a TCP proxy in front of `target` (host:port) whose one
     direction (`toward_target`, or back) stalls while `stalled` is set: what it read that way
@@ -153,4 +193,4 @@ def recv_exactly(sock, n: int) -> bytes:
     return b"".join(chunks)
 
 
-__all__ = ["RawPeer", "StallingProxy", "connect", "recv_exactly", "gevent"]
+__all__ = ["CountingSink", "RawPeer", "StallingProxy", "connect", "recv_exactly", "gevent"]

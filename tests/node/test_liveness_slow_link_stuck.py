@@ -7,7 +7,6 @@ import time
 
 import gevent
 from gevent import socket
-from gevent.server import StreamServer
 
 from appliance.stream.state import State
 from tests.chaos import proxies
@@ -17,31 +16,16 @@ from tests.helpers import wait_until
 STREAMS = 6
 
 
-def test_a_slow_but_moving_link_is_not_closed_as_stuck(make_node, monkeypatch):
+def test_a_slow_but_moving_link_is_not_closed_as_stuck(make_node, monkeypatch, counting_sink):
     monkeypatch.setattr(proxies, "MAX_PENDING", 16 * 1024)  # the middlebox buffers little: the kernel queues
-    got = [0]
-
-    def sink(sock, _addr):
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                got[0] += len(data)
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-    server = StreamServer(("127.0.0.1", 0), sink)
-    server.start()
+    sink = counting_sink()
     make_node("relay")
     proxy = ChaosProxy(("127.0.0.1", int(make_node.listener("relay").rsplit(":", 1)[1]))).start()
     socks = []
     try:
         edge, client = make_node("edge", listen=False), make_node("client", listen=False)
         edge.relay_create("edge", "/node/relay")
-        edge.outlet_create(f"127.0.0.1:{server.address[1]}")
+        edge.outlet_create(sink.hostport)
         inlet = client.inlet_create("127.0.0.1:0", f"{proxy.multiaddr}/service/forward_to_edge/service/outlet")
         port = int(inlet["bind_address"].rsplit(":", 1)[1])
         socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(STREAMS)]
@@ -53,7 +37,7 @@ def test_a_slow_but_moving_link_is_not_closed_as_stuck(make_node, monkeypatch):
         for sock in socks:
             gevent.spawn(sock.sendall, b"u" * (1 << 20))
         wait_until(lambda: not link.writer.idle, timeout=10, what="the link's kernel buffer to fill")
-        outq_before, got_before, started = link.sock.unsent(), got[0], time.monotonic()
+        outq_before, got_before, started = link.sock.unsent(), sink.received, time.monotonic()
         deadline = started + 2 * client.tcp.monitor.timeout
         outq_last = outq_before
         while time.monotonic() < deadline and not client.node.counters["links_dead"]:
@@ -62,10 +46,9 @@ def test_a_slow_but_moving_link_is_not_closed_as_stuck(make_node, monkeypatch):
         took = time.monotonic() - started
         assert client.node.counters["links_dead"] == 0, (
             f"the link was closed as stuck after {took:.1f} s while it moved: kernel queue "
-            f"{outq_before} -> {outq_last} bytes, target got {got[0] - got_before} more bytes, "
+            f"{outq_before} -> {outq_last} bytes, target got {sink.received - got_before} more bytes, "
             f"writer.sent unchanged at {link.writer.sent}")
     finally:
         for sock in socks:
             sock.close()
         proxy.stop()
-        server.stop(timeout=0)

@@ -6,59 +6,42 @@ upload and that changes nothing. (Was: reset, the data being in the kernel where
 import time
 
 import gevent
-from gevent.server import StreamServer
 
 from tests.chaos.proxies import ChaosProxy
 from tests.helpers import wait_until
 from tests.node.conftest import connect
 
 
-def _setup(make_node, throttle, link_timeout, got):
-    def sink(sock, _addr):
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                got.append(len(data))
-            sock.sendall(b"ok")
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-    server = StreamServer(("127.0.0.1", 0), sink)
-    server.start()
+def _setup(make_node, sink, throttle, link_timeout):
     opts = {"link_timeout": link_timeout} if link_timeout else {}
     relay = make_node("relay", **opts)
     proxy = ChaosProxy(("127.0.0.1", int(make_node.listener("relay").rsplit(":", 1)[1]))).start()
     edge, client = make_node("edge", listen=False, **opts), make_node("client", listen=False, **opts)
     edge.relay_create("edge", "/node/relay")
-    edge.outlet_create(f"127.0.0.1:{server.address[1]}")
+    edge.outlet_create(sink.hostport)
     # the client's own link to the relay is the slow one
     inlet = client.inlet_create("127.0.0.1:0", f"{proxy.multiaddr}/service/forward_to_edge/service/outlet")
     proxy.throttle(throttle)
-    return server, proxy, relay, edge, client, inlet["bind_address"]
+    return proxy, relay, edge, client, inlet["bind_address"]
 
 
-def test_a_slow_upload_is_not_reset(make_node):
-    throttle, size, got = 8000, 160 * 1024, []
-    server, proxy, relay, edge, client, inlet = _setup(make_node, throttle, None, got)
+def test_a_slow_upload_is_not_reset(make_node, counting_sink):
+    throttle, size, sink = 8000, 160 * 1024, counting_sink(reply=b"ok")
+    proxy, relay, edge, client, inlet = _setup(make_node, sink, throttle, None)
     try:
         sock = connect(inlet)
         sock.settimeout(size / throttle + 15)
         sender = gevent.spawn(sock.sendall, b"u" * size)
         started = time.monotonic()
-        wait_until(lambda: sum(got) == size or edge.node.counters["portal_routes_dead"]
+        wait_until(lambda: sink.received == size or edge.node.counters["portal_routes_dead"]
                    or client.node.counters["portal_routes_dead"],
                    timeout=size / throttle + 15, what="the upload to end")
         took = time.monotonic() - started
         sender.kill()
-        assert sum(got) == size, (
-            f"the target got {sum(got)} of {size} bytes in {took:.1f} s; portal_routes_dead: "
+        assert sink.received == size, (
+            f"the target got {sink.received} of {size} bytes in {took:.1f} s; portal_routes_dead: "
             f"edge {edge.node.counters['portal_routes_dead']}, client {client.node.counters['portal_routes_dead']}; "
             f"links_dead={[n.node.counters['links_dead'] for n in (relay, edge, client)]}")
     finally:
         proxy.stop()
-        server.stop(timeout=0)
 
