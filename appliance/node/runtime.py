@@ -154,8 +154,8 @@ class NodeRuntime:
                 except (NodeError, SecureError, DecodeError) as exc:
                     failure = str(exc)
                 if failure:  # unreachable, or no longer a member: ask again, less and less often
-                    backoff = retry_at.get(name, (0, REFRESH_RETRY / 2))[1] * 2
-                    retry_at[name] = (time.monotonic() + backoff, min(backoff, REFRESH_RETRY_MAX / 2))
+                    backoff = min(retry_at[name][1] * 2, REFRESH_RETRY_MAX) if name in retry_at else REFRESH_RETRY
+                    retry_at[name] = (time.monotonic() + backoff, backoff)
                     log.warning("project %s: cannot refresh our credential: %s (again in %g s)", name, failure,
                                 backoff)
                     continue

@@ -93,8 +93,8 @@ class TcpConnection(Worker, CloseNotifier):
     def _attach(self, sock: HubSocket) -> None:
         self.sock = sock
         self.decoder = FrameDecoder(self.transport.max_frame)
-        self.partial_since = None  # loop time the incomplete frame the decoder holds began
-        self.partial_progress_at = None  # loop time a byte of it last came
+        self.partial_since = None  # when the incomplete frame the decoder holds began (budget's clock)
+        self.partial_progress_at = None  # when a byte of it last came
         self.routed = False  # has routed a message (heartbeats do not count): idle timeout
         self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
