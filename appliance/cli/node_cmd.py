@@ -29,10 +29,11 @@ Usage:
   ockam node default [<name>]
 
 Options:
-  --tcp-listener-address=<addr>  where the node's TCP listener binds (default: 127.0.0.1:0)
+  --tcp-listener-address=<addr>  where the node's TCP listener binds (default: 127.0.0.1:0); a node
+                                 given one is a relay: others may register relays at it
   --identity=<name>              the identity it authenticates as (default: the default identity)
   --relay-authorized=<identifier>  only these identities may create relays at this node (over a
-                                 secure channel); by default anyone may
+                                 secure channel; it makes the node a relay); by default anyone may
   --project=<file>               the project it belongs to ('ockam project information --output json')
   --enrollment-ticket=<ticket>   enroll its identity in the ticket's project first
   --as-project=<name>            make it the project node (relay + authority) of project <name>
