@@ -82,10 +82,15 @@ def openssh_chain(target: int):
         procs.append(subprocess.Popen(client + ["-L", f"127.0.0.1:{local}:127.0.0.1:{remote}", user]))
         wait_for_port(local)
         yield Path(local, {"ssh -L": procs[2].pid, "ssh -R": procs[1].pid})
-    finally:
+    finally:  # every one of them, even when one does not stop in time (it is killed)
         for proc in reversed(procs):
             proc.terminate()
-            proc.wait(timeout=10)
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
