@@ -4,8 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SYSTEM_TOOLS := curl iperf3 socat
-BENCH_TOOLS  := redis-server redis-benchmark sshd
-BENCH_PACKAGES := redis-server redis-tools openssh-server openssh-client
+BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench
+# postgresql pulls in postgresql-NN (initdb, postgres and pgbench, under /usr/lib/postgresql/NN/bin)
+# and postgresql-client-common (the /usr/bin/pgbench wrapper)
+BENCH_PACKAGES := redis-server redis-tools openssh-server openssh-client postgresql
 
 BUILD_STAMP := $(VENV)/.build-installed
 # reproducible builds: fixed hash seed, timestamps from the last commit
@@ -36,11 +38,14 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
-# baselines (OpenSSH, redis) and the chart library, installed only for the benchmark
+# baselines (OpenSSH), targets (redis, PostgreSQL) and the chart library, installed only for
+# the benchmark; if they cannot be installed, their rows report the error and the rest still runs
 bench-deps: system-deps
 	@missing=""; for t in $(BENCH_TOOLS); do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || missing=1; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES) >/dev/null; fi
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES) >/dev/null; } \
+	  || echo "could not install $(BENCH_PACKAGES): the rows that need them will report errors"; fi
 	$(PY) -m pip install --quiet -e '.[bench]'
 
 bench: $(STAMP) bench-deps

@@ -5,30 +5,52 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-COLUMNS = [("iperf3_mb_s", "iperf3 MB/s", ",.1f"), ("redis_1_rps", "PING c=1 req/s", ",.0f"),
-           ("redis_1_p50_ms", "p50 ms", ".3f"), ("redis_50_rps", "PING c=50 req/s", ",.0f"),
-           ("redis_50_p50_ms", "p50 ms", ".3f"), ("conn_per_s", "conn/s", ",.0f"),
+COLUMNS = [("iperf3_mb_s", "iperf3 MB/s", ",.1f"),
+           ("redis_1_rps", "PING c=1 req/s", ",.0f"), ("redis_1_p50_ms", "p50 ms", ".3f"),
+           ("redis_1_cpu_us", "cpu us/req c=1", ",.0f"),
+           ("redis_50_rps", "PING c=50 req/s", ",.0f"), ("redis_50_p50_ms", "p50 ms", ".3f"),
+           ("redis_50_cpu_us", "cpu us/req c=50", ",.0f"),
+           ("pgbench_tps", "pgbench -S tps", ",.0f"), ("pgbench_cpu_us", "cpu us/xact", ",.0f"),
+           ("conn_per_s", "conn/s", ",.0f"),
            ("stalled_rtt_p99_ms", "p99 B (A stall)", ".1f"), ("stalled_failures", "B fails", "d")]
 LATENCIES = {"redis_1_p50_ms", "redis_50_p50_ms", "stalled_rtt_p99_ms", "stalled_failures"}  # no ratio
+CPU = {"redis_1_cpu_us", "redis_50_cpu_us", "pgbench_cpu_us"}  # lower is better: ratio inverted
+CPU_NOTE = ("cpu us/req, us/xact: busy CPU time of the whole machine (every process on the path, the\n"
+            "target and the client) per request or pgbench transaction. Its ratios are baseline / ours,\n"
+            "so that above 1 is better for ours, as for the other columns.")
 
 
 def table(results: dict) -> str:
-    lines = [f"{'path':<26}" + "".join(f"{title:>16}" for _, title, _ in COLUMNS)]
-    for path, row in results["paths"].items():
+    """One row per path; only the columns this run measured (see `--only`)."""
+    rows = results["paths"]
+    columns = [c for c in COLUMNS if any(isinstance(row.get(c[0]), (int, float)) for row in rows.values())]
+    lines = [f"{'path':<26}" + "".join(f"{title:>16}" for _, title, _ in columns)]
+    for path, row in rows.items():
         cells = []
-        for key, _, spec in COLUMNS:
+        for key, _, spec in columns:
             value = row.get(key)
             cells.append(f"{value:>16{spec}}" if isinstance(value, (int, float)) else f"{'-':>16}")
         lines.append(f"{path:<26}" + "".join(cells))
         if row.get("errors"):
             lines += [f"    error: {e}" for e in row["errors"]]
+    if any(key in CPU for key, _, _ in columns):
+        lines.append(CPU_NOTE)
     return "\n".join(lines)
+
+
+def ratio(ours: dict, baseline: dict, key: str):
+    """How many times better ours is at `key` (above 1: better): ours / baseline, or
+    baseline / ours for CPU per request; None when either number is missing."""
+    top, bottom = (baseline, ours) if key in CPU else (ours, baseline)
+    if isinstance(top.get(key), (int, float)) and bottom.get(key):
+        return round(top[key] / bottom[key], 2)
+    return None
 
 
 def ratios(results: dict, ours: str, baseline: str) -> dict:
     a, b = results["paths"].get(ours, {}), results["paths"].get(baseline, {})
-    return {key: round(a[key] / b[key], 2) for key, _, _ in COLUMNS
-            if isinstance(a.get(key), (int, float)) and b.get(key) and key not in LATENCIES}
+    return {key: value for key, _, _ in COLUMNS
+            if key not in LATENCIES and (value := ratio(a, b, key)) is not None}
 
 
 def targets(results: dict) -> list:
@@ -39,16 +61,16 @@ def targets(results: dict) -> list:
     ours, plain, ssh = (paths.get(n, {}) for n in ("ockam portal (encrypted)", "ockam portal (plain)",
                                                     "openssh chain"))
 
-    def ratio(row, key):
-        return round(row[key] / ssh[key], 2) if isinstance(row.get(key), (int, float)) and ssh.get(key) else None
-
     idle = [kb for row in (ours, plain) for key, hops in row.items() if key.startswith("idle_kb")
             for kb in hops.values()]
-    checks = [("encrypted throughput >= 1.5 x OpenSSH", ratio(ours, "iperf3_mb_s"), 1.5)]
+    checks = [("encrypted throughput >= 1.5 x OpenSSH", ratio(ours, ssh, "iperf3_mb_s"), 1.5)]
     for clients in (1, 50):
         key = f"redis_{clients}_rps"
-        checks.append((f"redis PING c={clients} >= 1.0 x OpenSSH (encrypted; plain {ratio(plain, key)})",
-                       ratio(ours, key), 1.0))
+        checks.append((f"redis PING c={clients} >= 1.0 x OpenSSH (encrypted; plain {ratio(plain, ssh, key)})",
+                       ratio(ours, ssh, key), 1.0))
+    key = "pgbench_tps"
+    checks.append((f"pgbench -S, 8 clients >= 1.0 x OpenSSH (encrypted; plain {ratio(plain, ssh, key)})",
+                   ratio(ours, ssh, key), 1.0))
     checks.append((">= 1000 new connections/s (encrypted; plain "
                    f"{plain.get('conn_per_s')})", ours.get("conn_per_s"), 1000))
     rows = [(what, value, None if value is None else value >= limit) for what, value, limit in checks]
@@ -68,25 +90,34 @@ def targets(results: dict) -> list:
     return rows
 
 
-def write(results: dict, out: Path) -> None:
+def write(results: dict, out: Path) -> list:
+    """The JSON, and the chart next to it when there is one; returns the files written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     try:
-        chart(results, out.with_suffix(".png"))
+        return [out, out.with_suffix(".png")] if chart(results, out.with_suffix(".png")) else [out]
     except ImportError:
         print("matplotlib is not installed: no chart (pip install -e '.[bench]')")
+        return [out]
 
 
-def chart(results: dict, path: Path) -> None:
+def chart(results: dict, path: Path) -> bool:
+    """Bars of the throughput metrics this run measured; False when it measured none."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metrics = [("iperf3_mb_s", "throughput, MB/s"), ("redis_1_rps", "redis PING, 1 client, req/s"),
-               ("redis_50_rps", "redis PING, 50 clients, req/s"), ("conn_per_s", "new connections/s")]
+               ("redis_50_rps", "redis PING, 50 clients, req/s"),
+               ("pgbench_tps", "pgbench -S, 8 clients, tps"), ("conn_per_s", "new connections/s")]
     names = list(results["paths"])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.2))
+    metrics = [m for m in metrics if any(results["paths"][n].get(m[0]) for n in names)]  # this run's
+    if not metrics:
+        return False
+    # at least two panels wide, so that the title fits
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * max(len(metrics), 2), 4.2), squeeze=False)
+    axes = axes[0]
     for ax, (key, title) in zip(axes, metrics):
         values = [results["paths"][n].get(key) or 0 for n in names]
         ax.barh(names, values, color=["#999" if "ockam" not in n else "#2a7" for n in names])
@@ -101,3 +132,4 @@ def chart(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import glob
+import os
+import pwd
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 
 from bench.net import free_port, wait_for_port
 
@@ -97,3 +102,57 @@ def echo():
 def bulk_or_echo():
     port = free_port()
     return process([sys.executable, "-c", BULK_OR_ECHO_SERVER, str(port)], port)
+
+
+@contextlib.contextmanager
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 only (trust auth, no fsync), with
+    pgbench's tables at scale 10; superuser and database are both `postgres`. Stopped and
+    deleted at the end, even on failure. Debian keeps the server tools off PATH, one
+    directory per version: the newest is used. Postgres refuses to run as root, so as root
+    the server and its setup run as the `postgres` system user (made by the package)."""
+    initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),  # by version: 9.6 < 10 < 15
+                     key=lambda p: [int(n) for n in p.split("/")[4].split(".")])
+    if not initdbs:
+        raise RuntimeError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)")
+    bin_dir = os.path.dirname(initdbs[-1])
+    tmp = tempfile.mkdtemp(prefix="bench-pg-")
+    owner = {}
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            raise RuntimeError("running as root and there is no postgres user to run PostgreSQL as") from None
+        os.chown(tmp, user.pw_uid, user.pw_gid)
+        owner = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    data, port, server = os.path.join(tmp, "data"), free_port(), None
+
+    def run(*argv: str) -> None:
+        proc = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=600, **owner)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{os.path.basename(argv[0])} failed: {proc.stderr.strip()}")
+
+    try:
+        run(f"{bin_dir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync")
+        with open(os.path.join(tmp, "server.log"), "w") as log:
+            server = subprocess.Popen(
+                [f"{bin_dir}/postgres", "-D", data, "-p", str(port), "-c", "listen_addresses=127.0.0.1",
+                 "-c", f"unix_socket_directories={tmp}", "-c", "fsync=off", "-c", "max_connections=100"],
+                cwd=tmp, stdout=log, stderr=log, **owner)
+        try:
+            wait_for_port(port)
+        except RuntimeError:
+            with open(os.path.join(tmp, "server.log")) as log:
+                raise RuntimeError(f"postgres did not start: {log.read().strip()}") from None
+        run(f"{bin_dir}/pgbench", "-i", "-s", "10", "-q", "-h", "127.0.0.1", "-p", str(port),
+            "-U", "postgres", "postgres")
+        yield port
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGINT)  # fast shutdown: ends sessions a path left open
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        shutil.rmtree(tmp, ignore_errors=True)

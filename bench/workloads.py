@@ -8,13 +8,14 @@ import io
 import random
 import statistics
 import json
+import re
 import shutil
 import socket
 import subprocess
 import threading
 import time
 
-from bench.net import rss_kb
+from bench.net import machine_cpu_seconds, rss_kb
 
 
 def iperf3_mb_per_s(port: int, seconds: int) -> float:
@@ -29,17 +30,41 @@ def iperf3_mb_per_s(port: int, seconds: int) -> float:
     return report["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
 
 
+def cpu_us_per(count: int, cpu_before: float) -> int:
+    """The machine's busy CPU since `cpu_before` per request (or transaction), in microseconds."""
+    return round((machine_cpu_seconds() - cpu_before) / count * 1e6)
+
+
 def redis_ping(port: int, clients: int, requests: int) -> tuple:
-    """(requests per second, p50 latency in ms) of redis-benchmark PING_INLINE."""
+    """(requests per second, p50 latency in ms, machine CPU us per request) of
+    redis-benchmark PING_INLINE."""
     if shutil.which("redis-benchmark") is None:
         raise RuntimeError("redis-benchmark is not installed")
+    cpu_before = machine_cpu_seconds()
     proc = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "ping_inline",
                            "-c", str(clients), "-n", str(requests), "--csv"],
                           capture_output=True, text=True, timeout=300)
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     if proc.returncode != 0 or not rows:
         raise RuntimeError(f"redis-benchmark failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return float(rows[0]["rps"]), float(rows[0]["p50_latency_ms"])
+    return float(rows[0]["rps"]), float(rows[0]["p50_latency_ms"]), cpu_us_per(requests, cpu_before)
+
+
+def pgbench_select(port: int, seconds: int) -> tuple:
+    """(transactions per second, machine CPU us per transaction) of `pgbench -S` (one
+    primary-key SELECT per transaction), 8 clients on 2 threads, against the database
+    `postgres` as the superuser `postgres` (see targets.postgres)."""
+    if shutil.which("pgbench") is None:
+        raise RuntimeError("pgbench is not installed")
+    cpu_before = machine_cpu_seconds()
+    proc = subprocess.run(["pgbench", "-S", "-c", "8", "-j", "2", "-T", str(seconds), "-n",
+                           "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "postgres"],
+                          capture_output=True, text=True, timeout=seconds + 60)
+    tps = re.search(r"^tps = ([\d.]+) \(without initial connection time\)", proc.stdout, re.M)
+    done = re.search(r"^number of transactions actually processed: (\d+)", proc.stdout, re.M)
+    if proc.returncode != 0 or not tps or not done or not int(done[1]):
+        raise RuntimeError(f"pgbench failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return float(tps[1]), cpu_us_per(int(done[1]), cpu_before)
 
 
 def connections_per_second(port: int, seconds: float, threads: int = 4) -> float:
