@@ -70,8 +70,7 @@ class PortalStream(Worker):
         self.closed = False
         self.heard = True  # a message came from the peer since RouteWatch last looked
         self.created_at = gevent.get_hub().loop.now()
-        self._reading = False  # the pump is waiting in recv: it hears of a reset itself
-        self._credit: Event | None = None  # the pump waits on it for credit
+        self._pumping = False  # the local socket is read (start_pumping), whenever there is credit
         self._unwatch = None
         node.register(self)
         registry.add(self)
@@ -119,8 +118,8 @@ class PortalStream(Worker):
             elif act is Act.SEND:
                 self.node.send(self.peer_route(), value, (self.address,))
             elif act is Act.WAKE:
-                if self._credit is not None:
-                    self._credit.set()
+                if self._pumping:
+                    self.sock.resume_reading()
             elif act is Act.SHUT_WRITE:
                 self._when_written(self._shut_write)
             elif act is Act.CLOSE:
@@ -144,7 +143,7 @@ class PortalStream(Worker):
         actions = self.state.flush_credit()
         if actions:
             self.apply(actions)
-        if not self._reading and self.sock.sock.getsockopt(SOL_SOCKET, SO_ERROR):
+        if not self.sock.reading and self.sock.sock.getsockopt(SOL_SOCKET, SO_ERROR):
             self.node.counters["portal_clients_reset"] += 1
             self.abort()
 
@@ -155,41 +154,36 @@ class PortalStream(Worker):
             self.apply(actions)
 
     # --- the local socket ---------------------------------------------------------------------
-    def pump(self) -> None:
-        """Read the local socket within our credit, sending every chunk to the other side,
-        until it ends. Without credit it waits (an outlet stream first waits for its inlet's
-        acknowledgement, which RouteWatch's tick bounds)."""
-        sock, node, ret, state = self.sock, self.node, (self.address,), self.state
-        encode = portal_wire.encode_payload
-        try:
-            while not self.closed:
-                allowance = state.sendable
-                if not allowance:
-                    if state.state is State.CLOSED or state.state is State.LOCAL_ENDED:
-                        return
-                    self._wait_for_credit()
-                    continue
-                self._reading = True
-                data = sock.recv(min(CHUNK, allowance))
-                self._reading = False
-                if self.closed:
-                    return
-                if not data:
-                    self.apply(state.local_eof())
-                    return
-                state.sent(len(data))
-                node.route(LocalMessage(self.remote_route, ret, encode(data)))
-        except OSError as exc:
-            self._reading = False
-            if not self.closed:
-                log.debug("portal socket error: %s", exc)
-                self.abort()
+    def start_pumping(self) -> None:
+        """From now on the local socket is read in the hub's callback (`_readable`) while we
+        have credit, each chunk sent on to the other side. Without credit the socket rests
+        until Credit wakes it (an outlet stream first waits for its inlet's acknowledgement,
+        which RouteWatch's tick bounds). No greenlet waits on a portal connection."""
+        self._pumping = True
+        self.sock.read_by(self._readable)
+        if not self.state.sendable:
+            self.sock.pause_reading()
 
-    def _wait_for_credit(self) -> None:
-        if self._credit is None:
-            self._credit = Event()
-        self._credit.clear()
-        self._credit.wait()
+    def _readable(self) -> None:
+        state = self.state
+        allowance = state.sendable
+        if not allowance:
+            self.sock.pause_reading()  # until Credit (Act.WAKE)
+            return
+        try:
+            data = self.sock.recv_now(min(CHUNK, allowance))
+        except OSError as exc:
+            log.debug("portal socket error: %s", exc)
+            self.abort()
+            return
+        if data is None:
+            return  # woken for nothing
+        if not data:
+            self.sock.pause_reading()
+            self.apply(state.local_eof())
+            return
+        state.sent(len(data))
+        self.node.route(LocalMessage(self.remote_route, (self.address,), portal_wire.encode_payload(data)))
 
     def _socket_failed(self, _exc) -> None:
         self.abort()
@@ -248,8 +242,6 @@ class PortalStream(Worker):
             self.sock.reset()
         else:
             self.sock.close()
-        if self._credit is not None:
-            self._credit.set()
 
     def stop(self) -> None:
         self.abort()
@@ -290,10 +282,8 @@ class InletStream(PortalStream):
         self._ponged.set()
 
     def run(self) -> None:
-        if not self._ping_until_pong():
-            return
-        if not self.closed:
-            self.pump()
+        if self._ping_until_pong() and not self.closed:
+            self.start_pumping()
 
     def _ping_until_pong(self) -> bool:
         """Ping the outlet until it answers, re-resolving the route between tries, so a
@@ -488,7 +478,7 @@ class Outlet(Worker):
         stream.source = source
         stream.bind(inlet_route)
         stream.apply(first)
-        stream.pump()
+        stream.start_pumping()
 
     def _opened(self, source) -> None:
         self._opening[source] -= 1

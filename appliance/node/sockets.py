@@ -6,6 +6,10 @@ does. A portal message crosses six sockets per request and reply, so every socke
 carries portal or node-to-node traffic is a `HubSocket`: the plain non-blocking socket, one
 read and one write watcher, and a greenlet waiting on a watcher only when the kernel has
 nothing for it. Closing wakes a waiting greenlet with `SocketClosed`, as gevent's own does.
+
+The data path reads without a greenlet at all: `read_by(callback)` has the hub call back
+whenever the socket is readable (`recv_now` then reads what is there), so a message that
+crosses a node costs no switch between greenlets, and an idle connection holds no stack.
 """
 
 from __future__ import annotations
@@ -47,9 +51,10 @@ class SocketClosed(OSError):
 
 
 class HubSocket:
-    """One connected socket; at most one greenlet reads it and one writes it at a time."""
+    """One connected socket; at most one greenlet (or one hub callback) reads it, and one
+    greenlet writes it, at a time."""
 
-    __slots__ = ("sock", "_hub", "_read", "_write", "_drained", "_bulk", "closed")
+    __slots__ = ("sock", "_hub", "_read", "_write", "_drained", "_bulk", "_on_readable", "closed")
 
     def __init__(self, sock: _stdsocket.socket):
         sock.setblocking(False)
@@ -59,6 +64,7 @@ class HubSocket:
         self._write = self._hub.loop.io(sock.fileno(), 2)
         self._drained = False
         self._bulk = False  # the last read brought SMALL_READ bytes or more
+        self._on_readable = None  # read_by's callback: the socket is read in the hub, not by a greenlet
         self.closed = False
 
     def recv(self, size: int) -> bytes:
@@ -72,16 +78,42 @@ class HubSocket:
         failed receive costs a system call and an exception."""
         if self._drained:
             self._wait(self._read)
-        want = size if self._bulk else min(size, SMALL_READ)
         while True:
-            try:
-                data = self.sock.recv(want)
-            except BlockingIOError:
+            want = size if self._bulk else min(size, SMALL_READ)
+            data = self.recv_now(size)
+            if data is None:
                 self._wait(self._read)
                 continue
-            self._bulk = len(data) >= SMALL_READ
             self._drained = len(data) < want
             return data
+
+    def recv_now(self, size: int) -> bytes | None:
+        """What the kernel holds, up to `size` bytes (b"" at end of stream), or None when it
+        holds nothing; sized as `recv` explains."""
+        try:
+            data = self.sock.recv(size if self._bulk else min(size, SMALL_READ))
+        except BlockingIOError:
+            return None
+        self._bulk = len(data) >= SMALL_READ
+        return data
+
+    def read_by(self, callback) -> None:
+        """From now on the hub calls `callback()` whenever the socket is readable, until
+        `pause_reading` or `close`. The callback runs in the hub: it must never wait."""
+        self._on_readable = callback
+        self.resume_reading()
+
+    def pause_reading(self) -> None:
+        self._read.stop()
+
+    def resume_reading(self) -> None:
+        if not self.closed:
+            self._read.start(self._on_readable)
+
+    @property
+    def reading(self) -> bool:
+        """A `read_by` callback is armed: a reset by the peer will be heard at once."""
+        return self._on_readable is not None and self._read.active
 
     def _wait(self, watcher) -> None:
         if self.closed:
@@ -131,7 +163,12 @@ class HubSocket:
         if self.closed:
             return
         self.closed = True
-        self._hub.cancel_waits_close_and_then((self._read, self._write), SocketClosed, self.sock.close)
+        if self._on_readable is not None:  # read in the hub: no greenlet waits on reading
+            self._read.close()
+            waited_on = (self._write,)
+        else:
+            waited_on = (self._read, self._write)
+        self._hub.cancel_waits_close_and_then(waited_on, SocketClosed, self.sock.close)
 
 
 def _addresses(host: str, port: int, passive: bool = False) -> list:

@@ -135,49 +135,71 @@ class TcpConnection(Worker, CloseNotifier):
                         "to" if source.outgoing else "from", source.peer, self.peer, self.writer.backlog)
             source.drop(source.sock)  # at once: its reader (often the caller) reads no more
 
-    def read_loop(self) -> None:
-        sock, decoder, transport = self.sock, self.decoder, self.transport
+    def start_reading(self) -> None:
+        """Frames are read, decoded and routed in the hub's callback (`_readable`): no
+        greenlet waits on a link, and a message through this node costs no switch."""
+        self.sock.read_by(self._readable)
+
+    def _readable(self) -> None:
+        sock = self.sock
         try:
-            while True:
-                data = sock.recv(RECV_SIZE)
-                if not data or sock is not self.sock or not self.connected:
-                    break  # the end; or closed meanwhile (its close takes effect after this read)
-                self.heard = True
-                frames = decoder.feed(data)
-                if decoder.incomplete or self.partial_since is not None:
-                    transport.budget.incomplete_changed(self, bool(frames))
-                    if not self.connected:
-                        break  # closed for its partial frame: what else it sent is not delivered
-                if len(frames) > 1:
-                    with Batch():  # what they cause is written once, at the end of this turn
-                        self._deliver(frames)
-                else:
-                    self._deliver(frames)
+            data = sock.recv_now(RECV_SIZE)
+            if data is None:
+                return  # woken for nothing
+            if not data:
+                self.drop(sock)
+                return
+            self.heard = True
+            frames = self.decoder.feed(data)
         except WireError as exc:
             self.node.counters["bad_frames"] += 1
             log.warning("closing connection %s from %s: %s", self.id, self.peer, exc)
+            self.drop(sock)
+            return
         except OSError as exc:
             log.debug("connection %s to %s failed: %s", self.id, self.peer, exc)
-        finally:
             self.drop(sock)
+            return
+        if self.decoder.incomplete or self.partial_since is not None:
+            self.transport.budget.incomplete_changed(self, bool(frames))
+            if not self.connected:
+                return  # closed for its partial frame: what else it sent is not delivered
+        if frames:
+            self._deliver(sock, frames, 0)
 
-    def _deliver(self, frames: list) -> None:
-        route, own = self.node.route, (self.address,)
-        for count, frame in enumerate(frames, 1):
-            if not count % YIELD_EVERY:
-                gevent.sleep(0)
-                if not self.connected:
-                    return  # closed meanwhile: the rest of the read is not delivered
-            if frame:  # an empty frame is a heartbeat
+    def _deliver(self, sock: HubSocket, frames: list, start: int) -> None:
+        """Route frames[start:], YIELD_EVERY at a time: after each such slice the socket rests
+        and the rest waits for the next turn of the loop, so others' I/O is served between."""
+        end = min(start + YIELD_EVERY, len(frames))
+        route, own, counters = self.node.route, (self.address,), self.node.counters
+        batch = end - start > 1  # what they cause is written once, at the end of this turn
+        Batch.depth += batch
+        try:
+            for frame in frames[start:end]:
+                if not frame:
+                    continue  # a heartbeat
                 try:
                     onward, return_route, payload = TransportMessage.decode(frame)
                 except DecodeError as exc:  # one bad message: the framing is intact, the link stays
-                    self.node.counters["dropped_bad_messages"] += 1
+                    counters["dropped_bad_messages"] += 1
                     log.debug("dropped a message from %s: %s", self.peer, exc)
                     continue
                 if onward:
                     self.routed = True
                     route(LocalMessage(onward, own + return_route, payload))
+                    if sock is not self.sock or not self.connected:
+                        return  # closed by what it caused: the rest of the read is not delivered
+        finally:
+            Batch.depth -= batch
+        if end < len(frames):
+            sock.pause_reading()
+            gevent.get_hub().loop.run_callback(self._deliver_rest, sock, frames, end)
+        elif start:
+            sock.resume_reading()
+
+    def _deliver_rest(self, sock: HubSocket, frames: list, start: int) -> None:
+        if sock is self.sock and self.connected:
+            self._deliver(sock, frames, start)
 
     def drop(self, sock: HubSocket | None = None) -> None:
         """The socket (`sock`, or the current one) is lost: closed by the peer, failed, or
@@ -214,7 +236,7 @@ class TcpConnection(Worker, CloseNotifier):
             self._attach(sock)
             self.node.counters["links_redialled"] += 1
             log.info("connection %s to %s is back", self.id, self.peer)
-            self.read_loop()
+            self.start_reading()
             return
 
     def close(self) -> None:
@@ -259,7 +281,7 @@ class TcpListener:
             return
         conn.source = (self, source)
         self.transport.budget.admitted(conn)
-        conn.read_loop()
+        conn.start_reading()
 
     def close(self) -> None:
         self.server.stop()
@@ -299,7 +321,7 @@ class TcpTransport:
         dials again whenever it is lost, until it is closed."""
         sock = connect_tcp(target)
         conn = self.adopt(sock, target.hostport, outgoing=True, target=target if persistent else None)
-        gevent.spawn(conn.read_loop)
+        conn.start_reading()
         return conn
 
     def connection_to(self, target: Tcp) -> TcpConnection:
