@@ -25,7 +25,7 @@ from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
 from appliance.host import projects, state, systemd
 from appliance.host.deployment import Deployment, ReloadError
-from appliance.host.memory import MemoryTrimmer
+from appliance.host.memory import MemoryTrimmer, tune_allocator
 from appliance.limits.budgets import Limits
 from appliance.node.api import ControlServer
 from appliance.node.errors import NodeError
@@ -157,6 +157,7 @@ class NodeService:
         if self._stop_requested.is_set():
             self._stop.set()
         watchdog = None
+        tune_allocator()
         trimmer = MemoryTrimmer()
         try:
             listener = runtime.tcp.listen(self.topology.tcp_listener_address)
