@@ -184,7 +184,8 @@ class ChannelEnd(CloseNotifier):
 
     # --- data -------------------------------------------------------------------------------
     def send(self, msg: LocalMessage) -> None:
-        packet = self._enc.encrypt(wire.encode_payload(msg.onward[1:], msg.return_route, msg.payload))
+        payload = msg.payload
+        packet = self._enc.encrypt(payload, wire.payload_head(msg.onward[1:], msg.return_route, len(payload)))
         self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), packet))
 
     def _decrypt(self, msg: LocalMessage) -> None:

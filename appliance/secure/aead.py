@@ -5,6 +5,9 @@ buffer on each call: 11 µs to seal a 30-byte packet, against 2 µs for the C ca
 A portal pays that four times per request and reply, so the data path calls libsodium
 directly; keys and nonces come from our own code, and the C functions check lengths.
 Ciphertext may be any buffer (a memoryview into a received frame is not copied first).
+Both return a bytearray made for the call (nothing else holds it): encryption works in
+place in it (libsodium allows the ciphertext to overwrite the plaintext; the tag follows
+it), decryption writes into it.
 """
 
 from __future__ import annotations
@@ -16,33 +19,35 @@ from appliance.secure.errors import DecryptError, SecureError
 
 TAGLEN = 16
 sodium_init()  # idempotent; PyNaCl runs it on import too, but say so where it matters
-_new = ffi.new_allocator(should_clear_after_alloc=False)  # every byte is written by the call
 
 
 def _sealer(c_encrypt):
-    def encrypt(plaintext, ad: bytes, nonce: bytes, key: bytes, prefix: bytes = b"") -> bytes:
-        """`prefix` + ciphertext + tag, built in one buffer (a channel's nonce goes first)."""
-        start = len(prefix)
-        size = start + len(plaintext) + TAGLEN
-        out = _new("unsigned char[]", size)
-        ffi.memmove(out, prefix, start)
-        if c_encrypt(out + start, ffi.NULL, ffi.from_buffer(plaintext), len(plaintext), ad, len(ad),
-                     ffi.NULL, nonce, key) != 0:
+    def encrypt(plaintext, ad: bytes, nonce: bytes, key: bytes, prefix: bytes = b"", head: bytes = b"") -> bytearray:
+        """`prefix` + ciphertext of `head` + `plaintext` + tag, in one buffer: the plaintext
+        is copied into place once and encrypted there (a channel's nonce is the prefix, its
+        message head the head), so a 128 KiB portal chunk is not copied three times."""
+        start, body = len(prefix), len(head) + len(plaintext)
+        out = bytearray(start + body + TAGLEN)
+        out[:start] = prefix
+        out[start:start + len(head)] = head
+        out[start + len(head):start + body] = plaintext
+        buf = ffi.from_buffer(out)
+        if c_encrypt(buf + start, ffi.NULL, buf + start, body, ad, len(ad), ffi.NULL, nonce, key) != 0:
             raise SecureError("encryption failed")
-        return ffi.buffer(out, size)[:]
+        return out
     return encrypt
 
 
 def _opener(c_decrypt):
-    def decrypt(ciphertext, ad: bytes, nonce: bytes, key: bytes) -> bytes:
+    def decrypt(ciphertext, ad: bytes, nonce: bytes, key: bytes) -> bytearray:
         size = len(ciphertext) - TAGLEN
         if size < 0:
             raise DecryptError("ciphertext is shorter than its tag")
-        out = _new("unsigned char[]", size or 1)
-        if c_decrypt(out, ffi.NULL, ffi.NULL, ffi.from_buffer(ciphertext), len(ciphertext),
-                     ad, len(ad), nonce, key) != 0:
+        out = bytearray(size)
+        if c_decrypt(ffi.from_buffer(out) if size else ffi.NULL, ffi.NULL, ffi.NULL, ffi.from_buffer(ciphertext),
+                     len(ciphertext), ad, len(ad), nonce, key) != 0:
             raise DecryptError("authentication failed")
-        return ffi.buffer(out, size)[:]
+        return out
     return decrypt
 
 

@@ -28,14 +28,15 @@ class ChannelEncryptor:
         self.key = key
         self.nonce = 0
 
-    def encrypt(self, plaintext: bytes) -> bytes:
+    def encrypt(self, plaintext, head: bytes = b"") -> bytearray:
+        """The packet of the message `head` + `plaintext` (see Suite.encrypt)."""
         n = self.nonce
         if n >= MAX_NONCE - 1:
             raise SecureError("channel nonces exhausted: open a new channel")
         if n and n % REKEY_INTERVAL == 0:
             self.key = self.suite.rekey(self.key)
         self.nonce = n + 1
-        return self.suite.encrypt(self.key, n, b"", plaintext, NONCE.pack(n))
+        return self.suite.encrypt(self.key, n, b"", plaintext, NONCE.pack(n), head)
 
 
 class ChannelDecryptor:
@@ -49,7 +50,7 @@ class ChannelDecryptor:
         self.highest = -1
         self.seen = 0  # bit i set: nonce (highest - i) was accepted
 
-    def decrypt(self, packet: bytes) -> bytes:
+    def decrypt(self, packet) -> bytearray:
         if len(packet) < NONCE.size + TAGLEN:
             raise DecryptError(f"packet of {len(packet)} bytes is too short")
         (n,) = NONCE.unpack_from(packet)

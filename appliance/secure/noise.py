@@ -31,14 +31,14 @@ class CipherState:
     def encrypt_with_ad(self, ad: bytes, plaintext: bytes) -> bytes:
         if self.key is None:
             return plaintext
-        ciphertext = self.suite.encrypt(self.key, self.nonce, ad, plaintext)
+        ciphertext = bytes(self.suite.encrypt(self.key, self.nonce, ad, plaintext))
         self.nonce += 1
         return ciphertext
 
     def decrypt_with_ad(self, ad: bytes, ciphertext: bytes) -> bytes:
         if self.key is None:
             return ciphertext
-        plaintext = self.suite.decrypt(self.key, self.nonce, ad, ciphertext)
+        plaintext = bytes(self.suite.decrypt(self.key, self.nonce, ad, ciphertext))  # keys, proofs: immutable
         self.nonce += 1
         return plaintext
 

@@ -32,16 +32,17 @@ class Suite:
     def __repr__(self) -> str:
         return f"Suite({self.protocol_name.decode()})"
 
-    def encrypt(self, key: bytes, nonce: int, ad: bytes, plaintext: bytes, prefix: bytes = b"") -> bytes:
-        return self._encrypt(plaintext, ad, self._nonce(nonce), key, prefix)
+    def encrypt(self, key: bytes, nonce: int, ad: bytes, plaintext, prefix: bytes = b"", head: bytes = b"") -> bytearray:
+        """`prefix` + AEAD(`head` + `plaintext`), in one new buffer (secure/aead.py)."""
+        return self._encrypt(plaintext, ad, self._nonce(nonce), key, prefix, head)
 
-    def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext) -> bytes:
+    def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext) -> bytearray:
         """Raises DecryptError when the ciphertext is truncated or fails authentication."""
         return self._decrypt(ciphertext, ad, self._nonce(nonce), key)
 
     def rekey(self, key: bytes) -> bytes:
         """Noise REKEY: the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes)."""
-        return self.encrypt(key, MAX_NONCE, b"", bytes(32))[:32]
+        return bytes(memoryview(self.encrypt(key, MAX_NONCE, b"", bytes(32)))[:32])
 
 
 _BE_NONCE = struct.Struct(">4xQ")  # AES-GCM: 32 zero bits, then the nonce big-endian

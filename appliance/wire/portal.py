@@ -37,11 +37,12 @@ def decode(message: bytes) -> tuple:
         if len(message) != 1:
             raise DecodeError(f"portal message {tag} has {len(message) - 1} trailing bytes")
         return tag, b""
-    if tag == PAYLOAD_TAG:
+    if tag == PAYLOAD_TAG:  # the data: a view of the message, not a copy (it is most of it)
         reader = bare.Reader(message, 1)
-        data = reader.bytes()
-        reader.expect_end()
-        return tag, data
+        size = reader.uint()
+        if size != reader.remaining:
+            raise DecodeError(f"payload of {size} bytes in {reader.remaining}")
+        return tag, memoryview(message)[reader.pos:]
     if tag == CREDIT_TAG:
         reader = bare.Reader(message, 1)
         size = reader.uint()

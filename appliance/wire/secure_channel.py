@@ -85,7 +85,13 @@ SIGNALS = (CLOSE, CONFIRM, PROBE, PROBE_ACK)  # one byte, nothing after it
 
 
 def encode_payload(onward: Route, return_route: Route, payload: bytes) -> bytes:
-    return encode_head(onward, return_route, len(payload), tag=b"\x00") + payload
+    return payload_head(onward, return_route, len(payload)) + payload
+
+
+def payload_head(onward: Route, return_route: Route, payload_length: int) -> bytes:
+    """A PAYLOAD message up to its payload: the sender encrypts head and payload as one
+    without joining them first."""
+    return encode_head(onward, return_route, payload_length, tag=b"\x00")
 
 
 CLOSE_MESSAGE = b"\x01"
@@ -99,14 +105,15 @@ def encode_credential(credential: bytes) -> bytes:
     return bytes((CREDENTIAL,)) + bare.encode_bytes(credential)
 
 
-def decode_channel_message(data: bytes) -> tuple:
+def decode_channel_message(data) -> tuple:
     """(PAYLOAD, onward, return, payload), (CREDENTIAL, (), (), credential), or (a signal:
     CLOSE, CONFIRM, PROBE, PROBE_ACK, (), (), b"")."""
     if not data:
         raise DecodeError("empty channel message")
     tag = data[0]
     if tag == PAYLOAD:
-        return (PAYLOAD, *decode_routed(data, 1))
+        # the payload, a view: `data` is the decrypted message, held by nothing else
+        return (PAYLOAD, *decode_routed(memoryview(data), 1, copy=False))
     if tag == CREDENTIAL:
         reader = bare.Reader(data, 1)
         credential = reader.bytes()

@@ -42,22 +42,24 @@ def encode_frame(onward: Route, return_route: Route, payload: bytes) -> bytes:
     return b"".join((encode_frame_header(len(head) + len(payload)), head, payload))
 
 
-def decode_routed(data, pos: int) -> tuple:
-    """(onward, return route, payload) encoded from pos to the very end of data."""
+def decode_routed(data, pos: int, copy: bool = True) -> tuple:
+    """(onward, return route, payload) encoded from pos to the very end of data. Without
+    `copy` (data a memoryview of a buffer that nothing else holds) the payload is a view."""
     onward, pos = split_route(data, pos)
     return_route, pos = split_route(data, pos)
-    return onward, return_route, _read_payload(data, pos)
+    return onward, return_route, _read_payload(data, pos, copy)
 
 
-def _read_payload(data, pos: int) -> bytes:
+def _read_payload(data, pos: int, copy: bool):
     """The length-prefixed bytes at pos, which must end exactly where data ends."""
     size = len(data)
     if pos + 1 < size:  # the common cases, one- and two-byte lengths, without a Reader
         if data[pos] < 0x80:
-            if pos + 1 + data[pos] == size:
-                return bytes(data[pos + 1:])
-        elif data[pos + 1] < 0x80 and pos + 2 + (data[pos] & 0x7F | data[pos + 1] << 7) == size:
-            return bytes(data[pos + 2:])
+            start = pos + 1 if pos + 1 + data[pos] == size else None
+        else:
+            start = pos + 2 if pos + 2 + (data[pos] & 0x7F | data[pos + 1] << 7) == size else None
+        if start is not None:
+            return bytes(data[start:]) if copy else data[start:]
     reader = bare.Reader(data, pos)
     payload = reader.bytes()
     reader.expect_end()

@@ -26,6 +26,9 @@ def test_same_bytes_as_pynacl_and_round_trip(encrypt, decrypt, reference, size):
     framed = memoryview(b"\x00" * 8 + sealed)[8:]  # a view into a received frame is read in place
     assert decrypt(framed, ad, nonce, key) == plaintext
     assert encrypt(plaintext, ad, nonce, key, prefix=b"nonce:8!") == b"nonce:8!" + sealed
+    head = b"\x00\x01\x00\x04head"  # encrypted with the plaintext as one message, never joined to it
+    assert encrypt(plaintext, ad, nonce, key, prefix=b"nonce:8!", head=head) == \
+        b"nonce:8!" + reference(head + plaintext, ad, nonce, key)
 
 
 @pytest.mark.parametrize("encrypt,decrypt,reference", PAIRS, ids=[p[2].__name__ for p in PAIRS])
