@@ -28,7 +28,7 @@ from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError, WireError
 from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder
 from appliance.wire.multiaddr import Tcp, parse_hostport
-from appliance.wire.transport import TransportMessage, encode_frame
+from appliance.wire.transport import decode_body, encode_frame
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.partial_since = None  # when the incomplete frame the decoder holds began (budget's clock)
         self.partial_progress_at = None  # when a byte of it last came
         self.routed = False  # has routed a message (heartbeats do not count): idle timeout
+        self._routes_hint = 0  # the routes' length in the last message (wire/transport.py decode_body)
         self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
         self.spoke = True  # sent something since the last tick
@@ -179,7 +180,7 @@ class TcpConnection(Worker, CloseNotifier):
                 if not frame:
                     continue  # a heartbeat
                 try:
-                    onward, return_route, payload = TransportMessage.decode(frame)
+                    onward, return_route, payload, self._routes_hint = decode_body(frame, self._routes_hint)
                 except DecodeError as exc:  # one bad message: the framing is intact, the link stays
                     counters["dropped_bad_messages"] += 1
                     log.debug("dropped a message from %s: %s", self.peer, exc)

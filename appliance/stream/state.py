@@ -21,7 +21,14 @@ from appliance.stream.errors import StreamError, UnexpectedMessage
 from appliance.wire import portal as wire
 
 
-class State(enum.Enum):
+class _Enum(enum.Enum):
+    """Members hash by identity (they are singletons), in C: Enum's own hash is a Python
+    call, and every message of a stream looks states up in TRANSITIONS and SENDING."""
+
+    __hash__ = object.__hash__
+
+
+class State(_Enum):
     AWAITING_PONG = "awaiting pong"
     AWAITING_ACK = "awaiting ack"
     OPEN = "open"
@@ -30,7 +37,7 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-class Event(enum.Enum):
+class Event(_Enum):
     PONG = wire.PONG_TAG
     PAYLOAD = wire.PAYLOAD_TAG
     CREDIT = wire.CREDIT_TAG
@@ -38,7 +45,7 @@ class Event(enum.Enum):
     LOCAL_EOF = "local eof"
 
 
-class Act(enum.Enum):
+class Act(_Enum):
     SEND = "send"  # send this portal message to the peer
     WRITE = "write"  # write these bytes to the local socket
     WAKE = "wake"  # credit arrived: the local socket may be read again
@@ -61,6 +68,7 @@ TRANSITIONS = {
     (S.REMOTE_ENDED, Event.CREDIT): S.REMOTE_ENDED,
     (S.REMOTE_ENDED, Event.LOCAL_EOF): S.CLOSED,
 }
+EVENTS = {event.value: event for event in Event}  # by portal message tag (and LOCAL_EOF's name)
 SENDING = frozenset((S.OPEN, S.REMOTE_ENDED))  # states in which we may send Payload
 RECEIVING = frozenset((S.OPEN, S.LOCAL_ENDED))  # states in which the peer may
 NOTHING = ()
@@ -116,10 +124,7 @@ class PortalStreamState:
             return ((Act.ABORT, None),)  # an abort, as a reset: End is how a stream ends well
         if self.state is S.CLOSED:
             return NOTHING  # in flight when we closed
-        try:
-            event = Event(tag)
-        except ValueError:
-            event = None
+        event = EVENTS.get(tag)
         if event is None or event is Event.LOCAL_EOF:
             self._close_aborted()
             raise UnexpectedMessage(f"portal message {tag} on an open stream")

@@ -8,11 +8,22 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from appliance.wire import bare
-from appliance.wire.address import Route, encode_route, split_route
+from appliance.wire.address import ROUTE_CACHE_SIZE, Route, encode_route, split_route
 from appliance.wire.errors import DecodeError
-from appliance.wire.framing import encode_frame_header
+from appliance.wire.framing import HEADER
 
 VERSION = 1
+
+# Every message of a stream carries the same two routes: both directions remember the bytes
+# of a pair of routes and what they decode to. Bounded like address.py's caches.
+_HEADS_OUT: dict = {}  # (onward, return route) -> b"\x01" + their encoding
+_HEADS_IN: dict = {}  # the encoding of both routes -> (onward, return route)
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) >= ROUTE_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 class TransportMessage(NamedTuple):
@@ -25,9 +36,7 @@ class TransportMessage(NamedTuple):
 
     @classmethod
     def decode(cls, data: bytes | memoryview) -> "TransportMessage":
-        if not data or data[0] != VERSION:
-            raise DecodeError(f"unknown transport message version {data[0]}" if data else "empty transport message")
-        return cls(*decode_routed(data, 1))
+        return cls(*decode_body(data)[:3])
 
 
 def encode_head(onward: Route, return_route: Route, payload_length: int, tag: bytes = b"\x01") -> bytes:
@@ -36,10 +45,33 @@ def encode_head(onward: Route, return_route: Route, payload_length: int, tag: by
     return tag + encode_route(onward) + encode_route(return_route) + bare.encode_uint(payload_length)
 
 
-def encode_frame(onward: Route, return_route: Route, payload: bytes) -> bytes:
+def encode_frame(onward: Route, return_route: Route, payload) -> bytes:
     """The message with its TCP frame header, joined once: the payload is copied once."""
-    head = encode_head(onward, return_route, len(payload))
-    return b"".join((encode_frame_header(len(head) + len(payload)), head, payload))
+    head = _HEADS_OUT.get((onward, return_route))
+    if head is None:
+        head = b"\x01" + encode_route(onward) + encode_route(return_route)
+        _remember(_HEADS_OUT, (onward, return_route), head)
+    size = len(payload)
+    length = bytes((size,)) if size < 0x80 else bare.encode_uint(size)
+    return b"".join((HEADER.pack(len(head) + len(length) + size), head, length, payload))
+
+
+def decode_body(body, hint: int = 0) -> tuple:
+    """(onward, return route, payload, the routes' length) of a frame's body.
+
+    `hint` is the routes' length in the last message of the same link: when those bytes of
+    this one are a pair of routes decoded before, they are that pair (the encoding is
+    self-delimiting), and neither route is scanned again."""
+    if not body or body[0] != VERSION:
+        raise DecodeError(f"unknown transport message version {body[0]}" if body else "empty transport message")
+    if hint:
+        routes = _HEADS_IN.get(bytes(body[1:1 + hint]))
+        if routes is not None:
+            return routes[0], routes[1], _read_payload(body, 1 + hint, True), hint
+    onward, pos = split_route(body, 1)
+    return_route, pos = split_route(body, pos)
+    _remember(_HEADS_IN, bytes(body[1:pos]), (onward, return_route))
+    return onward, return_route, _read_payload(body, pos, True), pos - 1
 
 
 def decode_routed(data, pos: int, copy: bool = True) -> tuple:

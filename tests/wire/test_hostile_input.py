@@ -10,7 +10,7 @@ from appliance.wire import bare, portal, relay, secure_channel
 from appliance.wire.address import Address, read_route
 from appliance.wire.errors import DecodeError, FrameTooLarge, ProtocolVersionMismatch, WireError
 from appliance.wire.framing import FrameDecoder, encode_frame_header
-from appliance.wire.transport import TransportMessage
+from appliance.wire.transport import TransportMessage, decode_body
 from appliance.wire.framing import PROTOCOL_VERSION_BYTE as VERSION
 
 addresses = st.builds(Address, st.integers(0, 255), st.binary(max_size=40))
@@ -61,6 +61,31 @@ def test_fast_transport_decoder_agrees_with_the_checked_one(onward, return_route
     del data[cut:]  # and often cut short
     data = memoryview(bytes(data)) if view else bytes(data)
     assert _outcome(TransportMessage.decode, data) == _outcome(_checked_decode, data)
+
+
+@settings(max_examples=400)
+@given(routes, routes, routes, routes, st.binary(max_size=300), st.integers(0, 400), st.integers(0, 255),
+       st.integers(0, 600))
+def test_a_link_s_route_hint_never_changes_what_a_message_decodes_to(onward, return_route, other_onward,
+                                                                       other_return, payload, where, byte, cut):
+    """decode_body takes the previous message's route length as a hint: whatever that message
+    was, the next one decodes exactly as the checked decoder says, or is refused as it is."""
+    hint = decode_body(TransportMessage(other_onward, other_return, b"x").encode())[3]
+    data = bytearray(TransportMessage(onward, return_route, payload).encode())
+    if where < len(data):
+        data[where] = byte
+    del data[cut:]
+    data = bytes(data)
+    expected = _outcome(_checked_decode, data)
+    got = _outcome(lambda d: TransportMessage(*decode_body(d, hint)[:3]), data)
+    assert got == expected
+
+
+def test_decode_body_gives_the_routes_length_as_the_next_hint():
+    body = TransportMessage((Address(0, b"ab"),), (Address(1, b"c"),), b"payload").encode()
+    assert decode_body(body) == ((Address(0, b"ab"),), (Address(1, b"c"),), b"payload", 9)
+    assert decode_body(body, 9) == decode_body(body)
+    assert decode_body(body, 4) == decode_body(body)  # a hint that does not fit is only a miss
 
 
 @settings(max_examples=300)
