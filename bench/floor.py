@@ -7,6 +7,8 @@ redis-benchmark and redis, next to the OpenSSH chain and our plain portal, in on
 - socat (C, a process per connection),
 - a pure-Python epoll loop (one process, no greenlets),
 - gevent with a greenlet per direction of each connection, on our HubSocket,
+- gevent with no greenlet per connection: HubSocket's read callbacks in the hub, as our
+  nodes read since issue 12,
 and reports redis PING req/s at 1 and 50 clients with the machine's CPU time per request. It is the evidence behind the closing note of the performance issue: the
 greenlet-per-connection design has a ceiling before any of our protocol work is done.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import subprocess
 import sys
 
@@ -76,11 +79,37 @@ Listener("127.0.0.1", listen_port, handle)
 gevent.wait()
 """
 
+CALLBACK_FORWARDER = r"""
+import sys
+import gevent
+from appliance.node.sockets import Listener, connect
+listen_port, target = int(sys.argv[1]), int(sys.argv[2])
+def pipe(src, dst):
+    def readable():
+        try:
+            data = src.recv_now(262144)
+            if data is None:
+                return
+            if data:
+                dst.sendall(data)  # loopback, small replies: the kernel takes it at once
+                return
+        except OSError:
+            pass
+        src.close(); dst.close()
+    src.read_by(readable)
+def handle(client, _peer):
+    upstream = connect("127.0.0.1", target, 5)
+    pipe(client, upstream)
+    pipe(upstream, client)
+Listener("127.0.0.1", listen_port, handle)
+gevent.wait()
+"""
+
 
 def forwarder_argv(kind: str, listen_port: int, target: int) -> list:
     if kind == "socat":
         return ["socat", f"TCP-LISTEN:{listen_port},bind=127.0.0.1,fork,reuseaddr", f"TCP:127.0.0.1:{target}"]
-    code = EPOLL_FORWARDER if kind == "epoll" else HUB_FORWARDER
+    code = {"epoll": EPOLL_FORWARDER, "hub": HUB_FORWARDER, "callbacks": CALLBACK_FORWARDER}[kind]
     return [sys.executable, "-c", code, str(listen_port), str(target)]
 
 
@@ -112,8 +141,10 @@ CHAINS = {
     "socat x3": lambda target: chain("socat", target),
     "python epoll x3": lambda target: chain("epoll", target),
     "gevent HubSocket x3": lambda target: chain("hub", target),
+    "gevent callbacks x3": lambda target: chain("callbacks", target),
     "openssh chain": paths.openssh_chain,
     "ockam portal (plain)": paths.ockam_relay_portal,
+    "ockam portal (encrypted)": functools.partial(paths.ockam_relay_portal, secure=True),
 }
 
 
