@@ -16,7 +16,7 @@ VERSION = 1
 
 # Every message of a stream carries the same two routes: both directions remember the bytes
 # of a pair of routes and what they decode to. Bounded like address.py's caches.
-_HEADS_OUT: dict = {}  # (onward, return route) -> b"\x01" + their encoding
+_HEADS_OUT: dict = {}  # (onward, return route, first byte) -> that byte + their encoding
 _HEADS_IN: dict = {}  # the encoding of both routes -> (onward, return route)
 
 
@@ -42,15 +42,20 @@ class TransportMessage(NamedTuple):
 def encode_head(onward: Route, return_route: Route, payload_length: int, tag: bytes = b"\x01") -> bytes:
     """Everything before the payload. The same layout after another first byte is a secure
     channel's PAYLOAD message, which encodes and decodes through these functions too."""
-    return tag + encode_route(onward) + encode_route(return_route) + bare.encode_uint(payload_length)
+    return _routes_head(onward, return_route, tag) + bare.encode_uint(payload_length)
+
+
+def _routes_head(onward: Route, return_route: Route, tag: bytes) -> bytes:
+    head = _HEADS_OUT.get((onward, return_route, tag))
+    if head is None:
+        head = tag + encode_route(onward) + encode_route(return_route)
+        _remember(_HEADS_OUT, (onward, return_route, tag), head)
+    return head
 
 
 def encode_frame(onward: Route, return_route: Route, payload) -> bytes:
     """The message with its TCP frame header, joined once: the payload is copied once."""
-    head = _HEADS_OUT.get((onward, return_route))
-    if head is None:
-        head = b"\x01" + encode_route(onward) + encode_route(return_route)
-        _remember(_HEADS_OUT, (onward, return_route), head)
+    head = _routes_head(onward, return_route, b"\x01")
     size = len(payload)
     length = bytes((size,)) if size < 0x80 else bare.encode_uint(size)
     return b"".join((HEADER.pack(len(head) + len(length) + size), head, length, payload))
