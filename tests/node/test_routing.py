@@ -118,3 +118,32 @@ def test_socket_closes_cleanly(make_node):
     assert sock.recv(1) == VERSION
     sock.shutdown(socket.SHUT_WR)
     assert sock.recv(10) == b""
+
+
+def test_a_read_of_many_frames_is_routed_a_slice_at_a_time(make_node):
+    """A hundred messages in one read are routed YIELD_EVERY at a time, in order: what else
+    the loop has to do runs between the slices (here a callback scheduled by the first
+    message), not after all of them."""
+    import gevent
+    from appliance.node.tcp import YIELD_EVERY
+    from appliance.wire.transport import encode_frame
+    from tests.node.conftest import RawPeer
+
+    node = make_node("b")
+    seen, marks = [], []
+
+    class Probe(Worker):
+        address = Address.local("probe")
+
+        def handle(self, msg):
+            seen.append(msg.payload)
+            if len(seen) == 1:
+                gevent.get_hub().loop.run_callback(lambda: marks.append(len(seen)))
+
+    node.node.register(Probe())
+    peer = RawPeer(make_node.listener("b"))
+    peer.sock.sendall(b"".join(encode_frame((Address.local("probe"),), (Address.local("me"),), bytes((i,)))
+                               for i in range(100)))
+    wait_until(lambda: len(seen) == 100, what="every message routed")
+    assert marks == [YIELD_EVERY]
+    assert seen == [bytes((i,)) for i in range(100)]
