@@ -15,7 +15,9 @@ from appliance.wire.framing import HEADER
 VERSION = 1
 
 # Every message of a stream carries the same two routes: both directions remember the bytes
-# of a pair of routes and what they decode to. Bounded like address.py's caches.
+# of a pair of routes and what they decode to. Bounded like address.py's caches, and only
+# for pairs of ordinary size: a stranger's 64 hops of 1 KiB addresses are not kept.
+MAX_CACHED_HEAD = 1024  # bytes of a pair of routes; a portal's are about 150
 _HEADS_OUT: dict = {}  # (onward, return route, first byte) -> that byte + their encoding
 _HEADS_IN: dict = {}  # the encoding of both routes -> (onward, return route)
 
@@ -49,7 +51,8 @@ def _routes_head(onward: Route, return_route: Route, tag: bytes) -> bytes:
     head = _HEADS_OUT.get((onward, return_route, tag))
     if head is None:
         head = tag + encode_route(onward) + encode_route(return_route)
-        _remember(_HEADS_OUT, (onward, return_route, tag), head)
+        if len(head) <= MAX_CACHED_HEAD:
+            _remember(_HEADS_OUT, (onward, return_route, tag), head)
     return head
 
 
@@ -75,7 +78,8 @@ def decode_body(body, hint: int = 0) -> tuple:
             return routes[0], routes[1], _read_payload(body, 1 + hint, True), hint
     onward, pos = split_route(body, 1)
     return_route, pos = split_route(body, pos)
-    _remember(_HEADS_IN, bytes(body[1:pos]), (onward, return_route))
+    if pos - 1 <= MAX_CACHED_HEAD:
+        _remember(_HEADS_IN, bytes(body[1:pos]), (onward, return_route))
     return onward, return_route, _read_payload(body, pos, True), pos - 1
 
 
@@ -93,8 +97,10 @@ def _read_payload(data, pos: int, copy: bool):
     if pos + 1 < size:  # the common cases, one- and two-byte lengths, without a Reader
         if data[pos] < 0x80:
             start = pos + 1 if pos + 1 + data[pos] == size else None
-        else:
+        elif data[pos + 1] < 0x80:
             start = pos + 2 if pos + 2 + (data[pos] & 0x7F | data[pos + 1] << 7) == size else None
+        else:
+            start = None
         if start is not None:
             return bytes(data[start:]) if copy else data[start:]
     reader = bare.Reader(data, pos)

@@ -68,3 +68,20 @@ def test_a_message_that_would_overflow_the_next_frame_is_dropped_by_the_sender(m
     wait_until(lambda: relay.node.counters["dropped_too_large"] == 1, what="the relay to drop it")  # ...not there
     assert set(edge.tcp.connections) == links_before and client.registrations == 1
     assert edge.node.counters["bad_frames"] == 0
+
+
+def test_long_routes_are_routed_but_not_kept_in_the_route_caches(make_node):
+    """The codec keeps pairs of routes it has seen, to decode and encode a stream's messages
+    by one lookup: a stranger's 62 hops of 1000-byte addresses are answered, never kept (4096
+    of them would be a gigabyte)."""
+    from appliance.wire import transport
+
+    make_node("n")
+    peer = RawPeer(make_node.listener("n"))
+    for i in range(3):
+        long_route = tuple(Address.local(bytes((i,)) * 1000) for _ in range(62))
+        peer.send((Address.local("echo"),), long_route, b"x")
+        reply = peer.receive()
+        assert (reply.onward, reply.payload) == (long_route, b"x")
+    assert not [key for key in transport._HEADS_IN if len(key) > 60_000]
+    assert not [head for head in transport._HEADS_OUT.values() if len(head) > 60_000]

@@ -132,3 +132,13 @@ def test_framing_rejects_oversized_frame_before_buffering():
 def test_framing_rejects_wrong_protocol_version():
     with pytest.raises(ProtocolVersionMismatch, match="peer speaks protocol version 1, we speak 2"):
         FrameDecoder().feed(b"\x01\x00\x00\x00\x00")  # a node from before flow control
+
+
+@pytest.mark.parametrize("hint", [0, 5])
+def test_a_three_byte_length_is_not_read_as_a_two_byte_one(hint):
+    """`80 80 01` claims 16384 bytes; only 16383 follow its first two bytes, which a
+    two-byte reading would take for the payload, starting with the third length byte."""
+    routes = b"\x01\x00\x04echo" + b"\x00"  # onward (echo), empty return route: 5 bytes
+    decode_body(b"\x01" + routes + b"\x05hello")  # the hint's pair of routes, seen before
+    with pytest.raises(DecodeError, match="truncated"):
+        decode_body(b"\x01" + routes + b"\x80\x80\x01" + b"A" * 16383, hint)
