@@ -24,7 +24,7 @@ class Limits:
     handshakes_in_progress: int = 256  # responder handshakes not yet finished
     handshakes_per_second: float = 100.0  # Inits answered, all sources together
     handshakes_per_second_per_source: float = 20.0  # per link an Init arrives over
-    outlet_connections_per_route: int = 4096  # connections one inlet node (or channel peer) may have at an outlet
+    outlet_connections_per_route: int = 16384  # connections one inlet node (or channel peer) may have at an outlet
 
 
 SECONDS = {"frame_deadline", "idle_timeout"}

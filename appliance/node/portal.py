@@ -143,6 +143,8 @@ class PortalStream(Worker):
         actions = self.state.flush_credit()
         if actions:
             self.apply(actions)
+        if self.closed:
+            return  # the credit's link failed and took the stream with it
         if not self.sock.reading and self.sock.sock.getsockopt(SOL_SOCKET, SO_ERROR):
             self.node.counters["portal_clients_reset"] += 1
             self.abort()
