@@ -1,10 +1,15 @@
 """`make bench`: every workload through every path in one run, so ratios are fair.
 
-    python -m bench [--seconds N] [--quick] [--only KIND[,KIND]] [--out FILE]
+    python -m bench [--seconds N] [--quick] [--only KIND[,KIND]] [--rounds N] [--out FILE]
 
 Prints a table and the ratios of our encrypted portal to the OpenSSH chain, writes JSON
 and a PNG chart next to it, and exits non-zero only when a path could not be measured.
 It reports; it does not gate anything.
+
+This machine's speed drifts by 10-40 % over minutes (shared, virtual), and every path of a
+workload is measured at a different minute: `--rounds N` measures the paths round-robin N
+times and keeps each number's median (the worst of failures), so that a slow minute lands
+on every path alike. Use it before deciding anything from a ratio.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import contextlib
 import platform
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +34,8 @@ def raise_fd_limit(wanted: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, wanted), hard), hard))
 
 
-def measure(path_name: str, make_path, target: int, kind: str, opts, row: dict) -> None:
+def measure(path_name: str, make_path, target: int, kind: str, opts, row: dict, first: bool = True) -> None:
+    """One workload through one path, into `row`; idle connections only in the `first` round."""
     with make_path(target) as path:
         if kind == "iperf3":
             try:
@@ -46,7 +53,8 @@ def measure(path_name: str, make_path, target: int, kind: str, opts, row: dict) 
             row["conn_per_s"] = round(workloads.connections_per_second(path.port, opts.seconds))
             # ours at every count; OpenSSH (which slows down badly with thousands of
             # channels) only at the smallest, as the comparison
-            counts = opts.idle if path_name.startswith("ockam") else opts.idle[:1] if path.pids else []
+            counts = [] if not first else opts.idle if path_name.startswith("ockam") else \
+                opts.idle[:1] if path.pids else []
             for count in counts:
                 row[f"idle_kb_per_conn_{count}"] = workloads.idle_connections(path.port, path.pids, count)
         elif kind == "stall":
@@ -54,6 +62,21 @@ def measure(path_name: str, make_path, target: int, kind: str, opts, row: dict) 
         elif kind == "pgbench":
             tps, cpu_us = workloads.pgbench_select(path.port, opts.seconds)
             row["pgbench_tps"], row["pgbench_cpu_us"] = round(tps), cpu_us
+
+
+def combine(rows: list) -> dict:
+    """One row from several rounds: each number's median (a measured one: median_low), the
+    worst of failures, all of a yes/no, and what else there is (per-hop RSS) from the first."""
+    out = {}
+    for key in rows[0]:
+        values = [row[key] for row in rows if key in row]
+        if isinstance(values[0], bool):
+            out[key] = all(values)
+        elif isinstance(values[0], (int, float)):
+            out[key] = max(values) if key.endswith("failures") else statistics.median_low(values)
+        else:
+            out[key] = values[0]
+    return out
 
 
 def main() -> int:
@@ -64,18 +87,21 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short runs, 1000 idle connections")
     parser.add_argument("--only", default=",".join(TARGETS), metavar="KIND[,KIND]",
                         help=f"run only these workloads, of: {','.join(TARGETS)}")
+    parser.add_argument("--rounds", type=int, default=1, help="measure the paths round-robin N times: medians")
     parser.add_argument("--out", default="bench/results/latest.json")
     opts = parser.parse_args()
     kinds = [kind for kind in opts.only.split(",") if kind]
     if not kinds or set(kinds) - set(TARGETS):
         parser.error(f"--only takes workloads of: {','.join(TARGETS)}")
+    if opts.rounds < 1:
+        parser.error("--rounds takes a count of at least 1")
     if opts.quick:
         opts.seconds, opts.requests, opts.idle = 2, 5000, "1000"
     opts.idle = [int(n) for n in opts.idle.split(",") if n]
     raise_fd_limit(4 * max(opts.idle or [0]) + 1024)  # nodes inherit it from us
 
     results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
-               "python": sys.version.split()[0], "seconds": opts.seconds, "paths": {}}
+               "python": sys.version.split()[0], "seconds": opts.seconds, "rounds": opts.rounds, "paths": {}}
     for kind in kinds:
         with contextlib.ExitStack() as stack:
             try:
@@ -85,14 +111,20 @@ def main() -> int:
                     results["paths"].setdefault(name, {}).setdefault("errors", []).append(f"{kind}: {exc}")
                 print(f"  {kind:<7} no target: {exc}", flush=True)
                 continue
-            for name, make_path in paths.PATHS.items():
-                row = results["paths"].setdefault(name, {})
-                try:
-                    measure(name, make_path, target, kind, opts, row)
-                except Exception as exc:  # noqa: BLE001 - one path failing must not hide the others
-                    row.setdefault("errors", []).append(f"{kind}: {exc}")
-                print(f"  {kind:<7} {name:<26} {({k: v for k, v in row.items() if k != 'errors'})}", flush=True)
-                time.sleep(0.3)
+            rounds = {name: [] for name in paths.PATHS}
+            for round_ in range(opts.rounds):
+                for name, make_path in paths.PATHS.items():
+                    row = {}
+                    try:
+                        measure(name, make_path, target, kind, opts, row, first=not round_)
+                    except Exception as exc:  # noqa: BLE001 - one path failing must not hide the others
+                        results["paths"].setdefault(name, {}).setdefault("errors", []).append(f"{kind}: {exc}")
+                    if row:
+                        rounds[name].append(row)
+                    print(f"  {kind:<7} {name:<26} {row}", flush=True)
+                    time.sleep(0.3)
+            for name, rows in rounds.items():
+                results["paths"].setdefault(name, {}).update(combine(rows) if rows else {})
     results["encrypted_vs_openssh"] = report.ratios(results, "ockam portal (encrypted)", "openssh chain")
     results["plain_vs_openssh"] = report.ratios(results, "ockam portal (plain)", "openssh chain")
     results["plain_vs_socat"] = report.ratios(results, "ockam portal (plain)", "socat")
