@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 
 
@@ -38,3 +39,12 @@ def machine_cpu_seconds() -> float:
         fields = f.readline().split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def reap(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for a process that was told to stop; kill it if it has not within `timeout` s."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path as FsPath
 from typing import NamedTuple
 
-from bench.net import free_port, wait_for_port
+from bench.net import free_port, reap, wait_for_port
 
 
 class Path(NamedTuple):
@@ -86,11 +86,7 @@ def openssh_chain(target: int):
         for proc in reversed(procs):
             proc.terminate()
         for proc in reversed(procs):
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            reap(proc, 10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

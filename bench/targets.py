@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench.net import free_port, wait_for_port
+from bench.net import free_port, reap, wait_for_port
 
 # A selectors echo server in its own process: one thread holds 10 000 idle connections.
 ECHO_SERVER = r"""
@@ -150,9 +150,5 @@ def postgres():
     finally:
         if server is not None:
             server.send_signal(signal.SIGINT)  # fast shutdown: ends sessions a path left open
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            reap(server, 30)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""Two builds, one workload, alternating: is a change faster, or was the machine?
+
+    python -m bench.ab KIND [--plain] [--rounds N] TREE_A TREE_B
+
+KIND is iperf3, redis, echo or pgbench. Each round starts the three nodes of one tree (its
+`appliance` first on PYTHONPATH), measures the encrypted portal (plain with --plain), stops
+them, then does the same with the other tree; the machine's drift between minutes thus
+lands on both. Prints every round and each tree's mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ONE_ROUND = r"""
+import json, sys
+from bench import paths, targets, workloads
+from bench.net import machine_cpu_seconds
+kind, secure = sys.argv[1], sys.argv[2] == "encrypted"
+target = {"iperf3": targets.iperf3, "redis": targets.redis, "echo": targets.echo, "pgbench": targets.postgres}[kind]
+with target() as port, paths.ockam_relay_portal(port, secure=secure) as path:
+    if kind == "iperf3":
+        before = machine_cpu_seconds()
+        mb_s = workloads.iperf3_mb_per_s(path.port, 5)
+        row = {"MB/s": mb_s, "cpu ms/MB": (machine_cpu_seconds() - before) * 1000 / (mb_s * 5)}
+    elif kind == "redis":
+        row = {}
+        for clients in (1, 50):
+            rps, _p50, cpu_us = workloads.redis_ping(path.port, clients, 20000)
+            row[f"c={clients} req/s"], row[f"c={clients} cpu us"] = rps, cpu_us
+    elif kind == "echo":
+        row = {"conn/s": workloads.connections_per_second(path.port, 4)}
+    else:
+        tps, cpu_us = workloads.pgbench_select(path.port, 5)
+        row = {"tps": tps, "cpu us": cpu_us}
+print(json.dumps(row))
+"""
+
+
+def one_round(tree: str, kind: str, mode: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(tree)}
+    proc = subprocess.run([sys.executable, "-c", ONE_ROUND, kind, mode], env=env, capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tree}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench.ab")
+    parser.add_argument("kind", choices=["iperf3", "redis", "echo", "pgbench"])
+    parser.add_argument("trees", nargs=2, metavar="TREE", help="checkouts of the two builds (git worktree add)")
+    parser.add_argument("--plain", action="store_true", help="the plain portal instead of the encrypted one")
+    parser.add_argument("--rounds", type=int, default=3)
+    opts = parser.parse_args()
+    mode = "plain" if opts.plain else "encrypted"
+    results = {tree: [] for tree in opts.trees}
+    for round_ in range(1, opts.rounds + 1):
+        for tree in opts.trees:
+            row = one_round(tree, opts.kind, mode)
+            results[tree].append(row)
+            print(f"round {round_}  {tree:<30} " + "  ".join(f"{k} {v:,.1f}" for k, v in row.items()), flush=True)
+    for tree, rows in results.items():
+        print(f"mean     {tree:<30} " + "  ".join(f"{k} {statistics.mean(r[k] for r in rows):,.1f}" for k in rows[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
