@@ -322,6 +322,8 @@ class TcpTransport:
         dials again whenever it is lost, until it is closed."""
         sock = connect_tcp(target)
         conn = self.adopt(sock, target.hostport, outgoing=True, target=target if persistent else None)
+        if conn.closed:  # reset before our greeting went out: a caller must not wait on it
+            raise RouteError(f"connection to {target.hostport} was reset at once")
         conn.start_reading()
         return conn
 

@@ -76,3 +76,43 @@ def test_persistent_connection_redials_leave_no_fds_behind(make_node):
         wait_until(lambda: len(b.tcp.connections) == 1 and conn.connected, what="the new link")
     wait_until(lambda: open_fds() == fds, what="the fds of the lost sockets to be closed")
     assert a.message_send(f"/service/{conn.address.inner.decode()}/service/echo", "hi")["reply"] == "hi"
+
+
+def test_a_connection_reset_before_it_is_greeted_fails_the_dial_at_once(make_node, monkeypatch):
+    """A peer (a load balancer whose backend is down) that resets the connection before our
+    protocol byte goes out: the dial fails, rather than hand back a closed link whose
+    address routes nowhere (a relay registration sent there waited out its 10 s)."""
+    from appliance.node import tcp
+    from appliance.node.errors import RouteError
+    from appliance.wire.multiaddr import parse_hostport
+
+    node = make_node("a", listen=False)
+    server = stdsocket.create_server(("127.0.0.1", 0))
+    dial = tcp.connect_tcp
+
+    def dial_then_reset(target, timeout=tcp.CONNECT_TIMEOUT):
+        sock = dial(target, timeout)
+        accepted, _ = server.accept()
+        accepted.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, struct.pack("ii", 1, 0))
+        accepted.close()
+        def reset() -> bool:
+            try:
+                sock.sock.recv_into(bytearray(1), 1, stdsocket.MSG_PEEK)
+            except BlockingIOError:
+                return False
+            except ConnectionResetError:
+                return True
+            return False
+
+        wait_until(reset, what="the reset to reach us")
+        return sock
+
+    monkeypatch.setattr(tcp, "connect_tcp", dial_then_reset)
+    try:
+        node.tcp.connect(parse_hostport(f"127.0.0.1:{server.getsockname()[1]}"))
+    except RouteError as exc:
+        assert str(exc).endswith("was reset at once")
+    else:
+        raise AssertionError("the dial returned a connection that was reset")
+    assert not node.tcp.connections
+    server.close()
