@@ -62,7 +62,7 @@ $(BUILD_STAMP): $(STAMP)
 # dist/ockam: the whole appliance as one executable (rebuilt when a source changes)
 binary: dist/ockam
 
-dist/ockam: $(BUILD_STAMP) ockam.spec $(shell find appliance -name '*.py')
+dist/ockam: $(BUILD_STAMP) ockam.spec $(wildcard packaging/pyinstaller/*.py) $(shell find appliance -name '*.py')
 	$(FREEZE) --distpath dist --workpath build/pyinstaller
 	@ls -l dist/ockam
 

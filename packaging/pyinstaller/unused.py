@@ -1,0 +1,27 @@
+"""Modules the frozen `ockam` leaves out: what gevent's hooks and the standard library drag in
+but the appliance never uses. Read by ockam.spec (excludes) and by our gevent hook, which
+collects gevent without them (PyInstaller's own hook lists every gevent submodule, and each
+excluded one then printed a 'Hidden import not found' warning: 364 of them)."""
+
+GEVENT = (
+    # (the default thread resolver needs gevent.threadpool; libev is the loop on Linux)
+    "gevent.testing", "gevent.tests", "gevent.libuv", "gevent._ffi", "gevent.resolver.ares",
+    "gevent.resolver.dnspython", "gevent.backdoor", "gevent.pywsgi", "gevent.ssl", "gevent._ssl3",
+    "gevent.resolver.cares", "gevent.resolver_ares",
+)
+
+OTHERS = (
+    "tkinter", "unittest", "pydoc", "doctest", "lib2to3", "xmlrpc", "sqlite3", "curses",
+    "distutils", "setuptools", "pkg_resources", "pip", "test", "cryptography",
+    "noise", "hypothesis", "pytest", "_pytest",
+    # OpenSSL (libssl + libcrypto, ~6 MB to unpack at every start): PyNaCl does our crypto,
+    # and hashlib/hmac fall back to CPython's builtin SHA-256
+    "ssl", "_ssl", "_hashlib", "lzma", "_lzma", "bz2", "_bz2",
+    # unpacked at every start but never loaded: CJK codecs, decimal
+    "_codecs_jp", "_codecs_hk", "_codecs_cn", "_codecs_kr", "_codecs_tw", "_codecs_iso2022",
+    "_multibytecodec", "decimal", "_decimal",
+)
+
+
+def unused_gevent(name: str) -> bool:
+    return any(name == module or name.startswith(module + ".") for module in GEVENT)
