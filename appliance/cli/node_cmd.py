@@ -110,8 +110,7 @@ def node_create(args, out: Output) -> None:
         return serve(prepare_node_service(name, topology, load,
                                           creation_args(path, listener, identity, relay_authorized, as_project),
                                           out.verbose, log_to_stderr=not background))
-    if state.exists(name) and client.is_up(name):
-        raise CliError(f"node {name} already exists and is running")
+    refuse_if_running(name)
     start_background(name, creation_args(path, listener, identity, relay_authorized, as_project))
     if state.default_node() is None:
         state.set_default_node(name)
@@ -122,8 +121,15 @@ def node_create(args, out: Output) -> None:
 
 
 def node_run(args, out: Output) -> int:
-    service = build_node_service(args["<file>"], verbosity=out.verbose)
-    return serve(service)
+    name = load_topology(args["<file>"]).name
+    if name:  # a second copy would take the node's control socket and state from the first
+        refuse_if_running(name)
+    return serve(build_node_service(args["<file>"], verbosity=out.verbose))
+
+
+def refuse_if_running(name: str) -> None:
+    if state.exists(name) and client.is_up(name):
+        raise CliError(f"node {name} already exists and is running")
 
 
 def build_node_service(config: str, verbosity: int = 0, log_to_stderr: bool = True):

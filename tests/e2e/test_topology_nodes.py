@@ -152,3 +152,13 @@ def test_reload_keeps_the_command_line_overrides(ockam, tmp_path):
     show = ockam("node", "show", "edge", "--output", "json")
     assert f'"listener_address": "127.0.0.1:{listener}"' in show
     assert ockam("identity", "show", "edge-id") in show
+
+
+def test_node_run_refuses_a_node_that_is_running(ockam, tmp_path):
+    """A second copy would take over the node's control socket and state; when it exited,
+    the first would forward traffic but could no longer be managed."""
+    path = portal_topology(tmp_path, free_port(), free_port(), free_port())
+    assert ockam("node", "create", "--config", str(path)) == "/node/demo"
+    proc = ockam.run("node", "run", str(path), check=False)
+    assert (proc.returncode, proc.stderr.strip()) == (1, "Error: node demo already exists and is running")
+    assert ockam("node", "show", "demo", "--output", "json")  # the first one is still managed
