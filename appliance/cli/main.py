@@ -1,5 +1,17 @@
-"""Entry point of `ockam`: global options, then one command group.
+"""Entry point of `ockam`: global options, then one command group (each in its own module,
+which parses the rest of the line with docopt)."""
 
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+
+from appliance import __version__
+from appliance.cli.errors import CliError
+from appliance.cli.output import Output
+
+HELP = """\
 Usage:
   ockam <command> [<args>...]
   ockam --version
@@ -28,14 +40,6 @@ Global options (anywhere on the line):
 
 Run 'ockam <command> --help' for a command's usage.
 """
-
-from __future__ import annotations
-
-import sys
-
-from appliance import __version__
-from appliance.cli.errors import CliError
-from appliance.cli.output import Output
 
 COMMAND_MODULES = {
     "node": "appliance.cli.node_cmd",
@@ -109,14 +113,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str], out: Output) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(__doc__.strip())
+        print(HELP.strip())
         return 0
     if argv[0] in ("--version", "-V", "version"):
         print(f"ockam {__version__} (ockam-appliance)")
         return 0
     command = argv[0]
     if command not in COMMAND_MODULES:
-        raise CliError(f"unknown command {command!r} (see 'ockam --help')", code=2)
+        raise CliError(f"unknown command {command!r}{did_you_mean(command, COMMAND_MODULES)} "
+                       "(see 'ockam --help')", code=2)
     import importlib
 
     from docopt import DocoptExit, docopt
@@ -129,9 +134,26 @@ def run(argv: list[str], out: Output) -> int:
     try:
         args = docopt(usage, argv=argv, default_help=False)
     except DocoptExit:
-        raise CliError(f"bad arguments for 'ockam {' '.join(argv[:2])}' "
+        raise CliError(f"{what_is_wrong(argv, usage)} for 'ockam {' '.join(argv[:2])}' "
                        f"(see 'ockam {command} --help')", code=2) from None
     return module.run(command, args, out) or 0
+
+
+def did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def what_is_wrong(argv: list[str], usage: str) -> str:
+    """The first option the command does not take (its usage lines say which it does), with
+    the closest one it does; else only that the arguments do not fit (docopt says no more)."""
+    lines = [line for line in usage.splitlines() if line.strip().startswith(f"ockam {' '.join(argv[:2])} ")]
+    known = set(re.findall(r"--[a-z][a-z-]*", "\n".join(lines) if lines else usage))
+    for arg in argv:
+        option = arg.partition("=")[0]
+        if option.startswith("--") and option not in known:
+            return f"unknown option {option!r}{did_you_mean(option, known)}"
+    return "bad arguments"
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from tests.e2e.conftest import ockam_command
 from tests.helpers import free_port
 from appliance.wire.framing import PROTOCOL_VERSION_BYTE as VERSION
 
@@ -32,10 +33,20 @@ def test_unknown_node(ockam):
 
 
 def test_bad_command_line(ockam):
-    assert_one_line_error(ockam.run("nodez", check=False), code=2, match="unknown command")
-    assert_one_line_error(ockam.run("node", "create", "--bogus", check=False), code=2, match="bad arguments")
+    assert_one_line_error(ockam.run("nodez", check=False), code=2, match="unknown command 'nodez' (did you mean 'node'?)")
+    assert_one_line_error(ockam.run("node", "create", "--bogus", check=False), code=2,
+                          match="unknown option '--bogus' for 'ockam node create'")
+    assert_one_line_error(ockam.run("tcp-inlet", "create", "--form", "1", "--to", "x", check=False), code=2,
+                          match="unknown option '--form' (did you mean '--from'?) for 'ockam tcp-inlet create'")
+    assert_one_line_error(ockam.run("node", "create", "a", "b", check=False), code=2,
+                          match="bad arguments for 'ockam node create'")
     assert_one_line_error(ockam.run("node", "create", "bad/name", check=False), match="bad node name")
     assert_one_line_error(ockam.run("--output", "xml", "node", "list", check=False), code=2, match="plain or json")
+
+
+def test_help_starts_with_the_usage():
+    proc = subprocess.run(ockam_command() + ["--help"], capture_output=True, text=True, check=True)
+    assert proc.stdout.startswith("Usage:\n  ockam <command> [<args>...]\n")
 
 
 def test_busy_port(n1):
