@@ -67,7 +67,7 @@ def parse(text: str) -> list:
         if not value:
             raise MultiaddrError(f"'/{proto}' needs a value in route {text!r}")
         if proto in ("service", "worker"):
-            segments.append(Local(value))
+            segments.append(Local(_local_name(value, text)))
             i += 2
         elif proto == "node":
             segments.append(Node(value))
@@ -91,6 +91,18 @@ def parse(text: str) -> list:
     if not segments:
         raise MultiaddrError("empty route")
     return segments
+
+
+def _local_name(value: str, text: str) -> str:
+    """A worker's name. `0#name` is the same (it is how `tcp-connection list` prints a
+    worker's address); another transport type there is a mistake, said at once."""
+    tt, sep, inner = value.partition("#")
+    if not sep or not tt.isdigit():
+        return value
+    if tt == "0" and inner:
+        return inner
+    raise MultiaddrError(f"'{value}' in route {text!r} is not a local address (a TCP one is written "
+                         "/ip4/HOST/tcp/PORT or /dnsaddr/NAME/tcp/PORT)")
 
 
 def _check_host(proto: str, host: str, text: str) -> None:

@@ -40,3 +40,11 @@ def test_hostport():
     for bad in ("7000", "127.0.0.1:", "127.0.0.1:0", ":80", "host:x"):
         with pytest.raises(MultiaddrError):
             multiaddr.parse_hostport(bad)
+
+
+def test_a_worker_address_as_tcp_connection_list_prints_it():
+    """`0#<hex>` is a local worker's address: pasted after /service/ it names that worker."""
+    worker = "3f8543ad63622903badb53c413946742"
+    assert multiaddr.parse(f"/service/0#{worker}/service/echo") == [Local(worker), Local("echo")]
+    with pytest.raises(MultiaddrError, match="not a local address .* /ip4/HOST/tcp/PORT"):
+        multiaddr.parse("/service/1#127.0.0.1:4000/service/echo")
