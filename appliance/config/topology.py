@@ -12,7 +12,8 @@
     [membership]      project (path of a project.json), enrollment_ticket
     [demo]            http (a built-in HTTP responder, for the one-box demo)
 
-String values may use ${VAR}; an unset variable is an error.
+String values may use ${VAR} and ${VAR:-default} (the default when VAR is unset or empty);
+every variable that is unset and has no default is reported at once, each with its line.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ SCHEMA = {
     "membership": (False, {"project": (str, True, None), "enrollment_ticket": (str, False, None)}),
 }
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
 
@@ -212,6 +213,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
                           f"invalid TOML: {str(exc).split(' (at')[0]}") from None
     lines = _line_index(text)
     sections: dict = {}
+    unset: list = []  # (line, key, variable) of every ${VAR} without a value: reported together
     for section, value in data.items():
         if section not in SCHEMA:
             raise ConfigError(path, lines.get((section, 0, None)), section,
@@ -222,7 +224,14 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
             raise ConfigError(path, lines.get((section, 0, None)), section, f"write it as [[{section}]] tables")
         if not is_array and not isinstance(value, dict):
             raise ConfigError(path, None, section, f"write it as a [{section}] table")
-        sections[section] = [_check_table(path, lines, section, i, t, keys, environ) for i, t in enumerate(tables)]
+        sections[section] = [_check_table(path, lines, section, i, t, keys, environ, unset)
+                             for i, t in enumerate(tables)]
+    if len(unset) == 1:
+        line, key, name = unset[0]
+        raise ConfigError(path, line, key, f"environment variable {name} is not set")
+    if unset:
+        where = ", ".join(f"{name} (line {line})" for line, _key, name in unset)
+        raise ConfigError(path, unset[0][0], "", f"environment variables are not set: {where}")
 
     node = (sections.get("node") or [{}])[0]
     limits = (sections.get("limits") or [{}])[0]
@@ -257,7 +266,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
     )
 
 
-def _check_table(path, lines, section, index, table, keys, environ) -> dict:
+def _check_table(path, lines, section, index, table, keys, environ, unset: list) -> dict:
     label = f"{section}[{index}]" if SCHEMA[section][0] else section
     out = {}
     for key, value in table.items():
@@ -268,9 +277,11 @@ def _check_table(path, lines, section, index, table, keys, environ) -> dict:
         if not isinstance(value, expected):
             wanted = "number" if expected == (int, float) else expected.__name__
             raise ConfigError(path, line, f"{label}.{key}", f"expected a {wanted}, got {type(value).__name__}")
+        missing = ()
         if isinstance(value, str):
-            value = _interpolate(value, environ, path, line, f"{label}.{key}")
-        if validate is not None:
+            value, missing = _interpolate(value, environ)
+            unset += [(line, f"{label}.{key}", name) for name in missing]
+        if validate is not None and not missing:  # with a variable missing it is not a value yet
             try:
                 validate(value)
             except (ValueError, WireError) as exc:
@@ -282,11 +293,20 @@ def _check_table(path, lines, section, index, table, keys, environ) -> dict:
     return out
 
 
-def _interpolate(value: str, environ, path, line, key) -> str:
-    def substitute(match):
-        name = match.group(1)
-        if name not in environ:
-            raise ConfigError(path, line, key, f"environment variable {name} is not set")
-        return environ[name]
+def _interpolate(value: str, environ) -> tuple:
+    """(`value` with its variables filled in, the names of those that have no value)."""
+    missing = []
 
-    return _VAR.sub(substitute, value)
+    def substitute(match):
+        name, default = match.group(1), match.group(2)
+        if environ.get(name):
+            return environ[name]
+        if default is not None:
+            return default
+        if name not in environ:
+            missing.append(name)
+            return ""
+        return ""  # set, but empty, and no default: empty, as a shell does
+
+    return _VAR.sub(substitute, value), missing
+

@@ -111,3 +111,23 @@ authorized = ["{member}"]
         parse('[[outlets]]\nto = "127.0.0.1:1"\nauthorized = ["bob"]\n', "f.toml", environ={})
     with pytest.raises(ConfigError, match=r"expected a list, got str"):
         parse('[[outlets]]\nto = "127.0.0.1:1"\nauthorized = "I"\n', "f.toml", environ={})
+
+
+@pytest.mark.parametrize("file,node", [("relay", "relay"), ("edge", "edge"), ("client", "client"),
+                                       ("project", "project")])
+def test_shipped_examples_work_on_one_box_as_shipped(file, node):
+    """Every variable in them has a default for one box (a relay on 127.0.0.1:4000)."""
+    assert load(str(CONFIG / f"{file}.toml"), environ={}).name == node
+
+
+def test_a_default_applies_when_the_variable_is_unset_or_empty():
+    text = '[[relays]]\nname = "${NAME:-edge}"\nat = "/node/${AT:-relay}"\n'
+    assert parse(text, environ={}).relays == (RelaySpec("edge", "/node/relay"),)
+    assert parse(text, environ={"NAME": "", "AT": "hub"}).relays == (RelaySpec("edge", "/node/hub"),)
+
+
+def test_every_unset_variable_is_reported_at_once_with_its_line():
+    text = '[[relays]]\nname = "e"\nat = "/dnsaddr/${HOST}/tcp/${PORT}"\n\n[[outlets]]\nto = "${TARGET}"\n'
+    with pytest.raises(ConfigError) as exc:
+        parse(text, "f.toml", environ={"PORT": "4000"})
+    assert str(exc.value) == "f.toml:3: environment variables are not set: HOST (line 3), TARGET (line 6)"
