@@ -4,6 +4,7 @@ which parses the rest of the line with docopt)."""
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import sys
 
@@ -35,7 +36,8 @@ Commands:
 Global options (anywhere on the line):
   --output=<fmt>    plain (default) or json
   -q, --quiet       print nothing but errors
-  -v, --verbose     more detail; repeat for debug logs and tracebacks
+  -v, --verbose     the traceback of an unexpected error; -vv: a node run in the
+                    foreground also logs at debug level
   --no-color        accepted for compatibility (output has no colour)
 
 Run 'ockam <command> --help' for a command's usage.
@@ -94,21 +96,26 @@ def main(argv: list[str] | None = None) -> int:
         argv, out = split_global_options(argv)
         return run(argv, out)
     except CliError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return exc.code
+        return fail(out, str(exc), exc.code)
     except ConfigError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 2
+        return fail(out, str(exc), 2)
     except (StateError, ProcessError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+        return fail(out, str(exc), 1)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with -vv
-        if out.verbose >= 2:
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, the traceback only with -v
+        if out.verbose:
             raise
-        print(f"Error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
-        return 1
+        return fail(out, f"unexpected {type(exc).__name__}: {exc} (run with -v for details)", 1)
+
+
+def fail(out: Output, message: str, code: int) -> int:
+    """The error on stderr, as one line of text, or of JSON with --output json; its exit code."""
+    if out.format == "json":
+        print(json.dumps({"error": message, "exit_code": code}), file=sys.stderr)
+    else:
+        print(f"Error: {message}", file=sys.stderr)
+    return code
 
 
 def run(argv: list[str], out: Output) -> int:

@@ -1,5 +1,6 @@
 """Bad input through the real CLI: one line on stderr, a non-zero exit, the node keeps running."""
 
+import json
 import socket
 import struct
 import subprocess
@@ -42,6 +43,14 @@ def test_bad_command_line(ockam):
                           match="bad arguments for 'ockam node create'")
     assert_one_line_error(ockam.run("node", "create", "bad/name", check=False), match="bad node name")
     assert_one_line_error(ockam.run("--output", "xml", "node", "list", check=False), code=2, match="plain or json")
+
+
+def test_errors_are_json_on_stderr_with_output_json(ockam):
+    proc = ockam.run("--output", "json", "node", "show", "ghost", check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert json.loads(proc.stderr) == {"error": "node 'ghost' does not exist (see 'ockam node list')", "exit_code": 1}
+    proc = ockam.run("node", "create", "--bogus", "--output", "json", check=False)
+    assert proc.returncode == 2 and json.loads(proc.stderr)["exit_code"] == 2
 
 
 def test_help_starts_with_the_usage():
