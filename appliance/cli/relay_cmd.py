@@ -9,11 +9,12 @@ from appliance.cli.output import Output, table
 USAGE = """
 Usage:
   ockam {cmd} create [<name>] --at=<route> [--to=<node>] [--authorized=<identifier>...]
-  ockam {cmd} list [--to=<node>] [--node=<node>]
-  ockam {cmd} delete <name> [--to=<node>] [--node=<node>]
+  ockam {cmd} list [--to=<node>] [--at=<node>] [--node=<node>]
+  ockam {cmd} delete <name> [--to=<node>] [--at=<node>] [--node=<node>]
 
 Creates, on node --to (default: the default node), a relay named <name> (default: default)
 at the node that --at routes to; messages sent there to /service/forward_to_<name> reach --to.
+`list` and `delete` name the node with --to or --at.
 With /secure/api in --at the registration travels in a secure channel, and --authorized
 requires the relay node to authenticate as one of these identifiers.
 """
@@ -24,7 +25,8 @@ def usage(command: str) -> str:
 
 
 def run(_command: str, args, out: Output) -> None:
-    node = node_arg(args["--to"] or args["--node"])
+    # the node is --to (Ockam's name), or --at as elsewhere; in `create`, --at is the relay's route
+    node = node_arg(args["--to"] or args["--node"] or (None if args["create"] else args["--at"]))
     if args["create"]:
         result = client.call(node, "relay.create", {"name": args["<name>"] or "default",
                                                    "at": route_arg(args["--at"]),

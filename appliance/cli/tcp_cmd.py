@@ -9,15 +9,15 @@ from appliance.cli.output import Output, table
 LISTENER_USAGE = """
 Usage:
   ockam tcp-listener create <address> [--at=<node>]
-  ockam tcp-listener list [--node=<node>]
-  ockam tcp-listener delete <id> [--node=<node>]
+  ockam tcp-listener list [--at=<node>] [--node=<node>]
+  ockam tcp-listener delete <id> [--at=<node>] [--node=<node>]
 """
 
 CONNECTION_USAGE = """
 Usage:
-  ockam tcp-connection create --to=<address> [--from=<node>]
-  ockam tcp-connection list [--node=<node>]
-  ockam tcp-connection delete <id> [--node=<node>]
+  ockam tcp-connection create --to=<address> [--at=<node>] [--from=<node>]
+  ockam tcp-connection list [--at=<node>] [--node=<node>]
+  ockam tcp-connection delete <id> [--at=<node>] [--node=<node>]
 
 <address> is HOST:PORT, /ip4/A/tcp/P, /dnsaddr/H/tcp/P or /node/NAME.
 """

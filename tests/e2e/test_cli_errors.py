@@ -53,6 +53,18 @@ def test_errors_are_json_on_stderr_with_output_json(ockam):
     assert proc.returncode == 2 and json.loads(proc.stderr)["exit_code"] == 2
 
 
+def test_at_names_the_node_wherever_a_node_is_named(n1):
+    """n1 is the default node: what --at n2 lists must be n2's."""
+    n1("node", "create", "n2")
+    n1("node", "create", "hub", "--tcp-listener-address=127.0.0.1:0")  # a relay
+    n1("relay", "create", "r2", "--at", "/node/hub", "--to", "n2")
+    assert "r2" in n1("relay", "list", "--at", "n2") and "r2" not in n1("relay", "list")
+    listener = n1("node", "show", "n2", "--output", "json").split('"listener_address": "')[1].split('"')[0]
+    assert listener in n1("tcp-listener", "list", "--at", "n2") and listener not in n1("tcp-listener", "list")
+    worker = n1("tcp-connection", "create", "--to", "/node/n1", "--at", "n2")
+    assert worker in n1("tcp-connection", "list", "--at", "n2") and worker not in n1("tcp-connection", "list")
+
+
 def test_help_starts_with_the_usage():
     proc = subprocess.run(ockam_command() + ["--help"], capture_output=True, text=True, check=True)
     assert proc.stdout.startswith("Usage:\n  ockam <command> [<args>...]\n")
