@@ -291,16 +291,17 @@ class InletStream(PortalStream):
         """Ping the outlet until it answers, re-resolving the route between tries, so a
         client that arrives while a link is being rebuilt waits instead of failing."""
         deadline = gevent.get_hub().loop.now() + PONG_TIMEOUT
+        reason = "no Pong to our Pings"  # what went wrong last, for the log when we give up
         while not self.closed:
             try:
                 route = self.inlet.resolve_outlet(deadline - gevent.get_hub().loop.now())
             except Exception as exc:  # noqa: BLE001 - whatever broke, the client waits and we try again
-                route = None
+                route, reason = None, str(exc) or type(exc).__name__
                 log.debug("inlet %s: %s", self.inlet.alias, exc)
             if self.closed or self._ponged.is_set():
                 break  # while we resolved: the client went, or an earlier Ping was answered
             if route is not None:
-                self._outlet_route = route
+                self._outlet_route, reason = route, "no Pong to our Pings"
                 self.node.send(route, portal_wire.PING, (self.address,))
             left = deadline - gevent.get_hub().loop.now()
             if self._ponged.wait(min(PING_RETRY, max(left, 0))):
@@ -311,8 +312,8 @@ class InletStream(PortalStream):
         if self._ponged.is_set():
             return not self.closed
         if not self.closed:
-            log.warning("inlet %s: no answer from the outlet within %g s, closing the client",
-                        self.inlet.alias, PONG_TIMEOUT)
+            log.warning("inlet %s (%s, route %s): no answer from the outlet within %g s (%s); closing the client",
+                        self.inlet.alias, self.inlet.bind, self.inlet.route_text, PONG_TIMEOUT, reason)
             self.node.counters["portal_pong_timeouts"] += 1
             self.abort()
         return False

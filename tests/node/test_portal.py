@@ -84,14 +84,27 @@ def test_target_down_closes_the_client_quickly(make_node):
     assert time.monotonic() - started < portal.PONG_TIMEOUT  # closed by the outlet's Disconnect
 
 
-def test_unreachable_outlet_resets_the_client_after_the_pong_timeout(make_node, monkeypatch):
+def test_unreachable_outlet_resets_the_client_after_the_pong_timeout(make_node, monkeypatch, caplog):
     monkeypatch.setattr(portal, "PONG_TIMEOUT", 0.3)
     a = make_node("a")
-    inlet = a.inlet_create("127.0.0.1:0", "/service/nothing_here")
+    inlet = a.inlet_create("127.0.0.1:0", "/service/nothing_here", alias="db")
     sock = connect(inlet["bind_address"])
     with pytest.raises(ConnectionResetError):
         sock.recv(10)
     assert a.node.counters["portal_pong_timeouts"] == 1
+    assert f"inlet db ({inlet['bind_address']}, route /service/nothing_here): no answer from the outlet " \
+           "within 0.3 s (no Pong to our Pings); closing the client" in caplog.text
+
+
+def test_an_inlet_whose_route_does_not_resolve_logs_why(make_node, monkeypatch, caplog):
+    monkeypatch.setattr(portal, "PONG_TIMEOUT", 0.3)
+    a = make_node("a")
+    inlet = a.inlet_create("127.0.0.1:0", "/node/ghost/service/outlet", alias="db", check_route=False)
+    sock = connect(inlet["bind_address"])
+    with pytest.raises(ConnectionResetError):
+        sock.recv(10)
+    assert "route /node/ghost/service/outlet): no answer from the outlet within 0.3 s (" in caplog.text
+    assert "ghost" in caplog.text.split("within 0.3 s (")[1]
 
 
 def test_many_concurrent_connections(portal_through_relay):
