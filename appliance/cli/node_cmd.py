@@ -124,7 +124,10 @@ def node_run(args, out: Output) -> int:
     name = load_topology(args["<file>"]).name
     if name:  # a second copy would take the node's control socket and state from the first
         refuse_if_running(name)
-    return serve(build_node_service(args["<file>"], verbosity=out.verbose))
+    service = build_node_service(args["<file>"], verbosity=out.verbose)
+    if state.default_node() is None:  # as `node create` does: commands without --at reach it
+        state.set_default_node(name)
+    return serve(service)
 
 
 def refuse_if_running(name: str) -> None:

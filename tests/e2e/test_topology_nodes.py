@@ -33,6 +33,7 @@ def test_node_run_serves_the_demo_portal_and_stops_on_sigterm(ockam, tmp_path):
     try:
         body = wait_until(lambda: _try(http_get, inlet), timeout=15, what="the demo portal")
         assert "came through a portal" in body
+        assert "demo" in ockam("relay", "list")  # the node run is the default node: no --at needed
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         assert "relay demo at" in proc.stderr.read()
