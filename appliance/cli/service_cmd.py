@@ -42,8 +42,11 @@ def run(_command: str, args, out: Output) -> None:
             return
         result = impl.install(args["--config"], args["--name"], root, start) if not WINDOWS else \
             impl.install(args["--config"], args["--name"], start)
+        written = f"\n  {', '.join(result['variables'])} written to {result['environment']}" \
+            if result.get("environment") else ""
         out.result(result.get("unit") or result["service"], data=result,
-                   human=f"Installed {result.get('unit') or result['service']}" + (" and started it" if start else ""))
+                   human=f"Installed {result.get('unit') or result['service']}" + (" and started it" if start else "")
+                   + written)
     elif args["uninstall"]:
         result = impl.uninstall(args["--name"], root, start) if not WINDOWS else impl.uninstall(args["--name"])
         out.result(f"Removed {result['removed']}", data=result)

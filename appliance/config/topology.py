@@ -194,6 +194,20 @@ def _hint(name: str, choices) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def node_name(text: str) -> str | None:
+    """`[node] name` as written (no variables filled in), or None; the file need not be valid."""
+    try:
+        name = tomllib.loads(text).get("node", {}).get("name")
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def variables(text: str) -> list:
+    """The environment variables a topology's text names, each once, in order."""
+    return list(dict.fromkeys(match.group(1) for match in _VAR.finditer(text)))
+
+
 def load(path: str, environ=None) -> Topology:
     try:
         with open(path, "rb") as f:

@@ -4,11 +4,15 @@ The unit is Type=notify (the node says READY=1 once its topology is up and pings
 watchdog from its event loop) with NotifyAccess=all, because a one-file executable runs
 as two processes: the bootloader (systemd's main PID) and the Python child that notifies.
 It runs as a dynamic user whose only writable place is /var/lib/ockam (OCKAM_HOME);
-values for `${VAR}` in the topology come from /etc/ockam/<name>.env.
+values for `${VAR}` in the topology come from /etc/ockam/<name>.env, which `install` writes
+(0600) from the installer's environment, over what the file held already: the service sees
+the values the topology was checked with.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -83,20 +87,59 @@ def paths(name: str, root: str) -> tuple:
 
 
 def install(config: str, name: str | None, root: str = "/", start: bool = True) -> dict:
-    spec = topology_file.load(config)  # refuse to install a topology that would not start
-    name = name or spec.name
+    try:
+        text = Path(config).read_text()
+    except OSError as exc:
+        raise StateError(f"cannot read {config}: {exc.strerror or exc}") from None
+    name = name or topology_file.node_name(text)
     if not name:
         raise StateError(f"{config}: node.name: missing (or pass --name)")
     unit_path, config_path = paths(name, root)
+    env_path = config_path.with_name(f"{name}.env")
+    environ = {**read_environment_file(env_path), **os.environ}
+    topology_file.load(config, environ)  # refuse to install a topology that would not start
+    values = {var: environ[var] for var in topology_file.variables(text) if var in environ}
     config_path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config, config_path)
     config_path.chmod(0o644)
+    if values:
+        write_environment_file(env_path, values)
     unit_path.parent.mkdir(parents=True, exist_ok=True)
     unit_path.write_text(render_unit(name, f"/etc/ockam/{name}.toml"))
     if start:
         _systemctl("daemon-reload")
         _systemctl("enable", "--now", unit_name(name))
-    return {"unit": str(unit_path), "config": str(config_path), "started": start}
+    return {"unit": str(unit_path), "config": str(config_path), "started": start,
+            "environment": str(env_path) if values else None, "variables": sorted(values)}
+
+
+def read_environment_file(path: Path) -> dict:
+    """VAR=value lines of a systemd EnvironmentFile (values may be double-quoted)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    values = {}
+    for line in lines:
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])  # \" and \\ as systemd reads them
+            values[key.strip()] = value
+    return values
+
+
+def write_environment_file(path: Path, values: dict) -> None:
+    """Readable by root only (systemd reads it before it drops to the dynamic user)."""
+    if any("\n" in value for value in values.values()):
+        raise StateError("an environment variable the topology uses holds a newline: not written")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# written by `ockam service install`: the values the topology was checked with\n")
+        for key, value in values.items():
+            quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+            f.write(f'{key}="{quoted}"\n')
+    path.chmod(0o600)
 
 
 def uninstall(name: str, root: str = "/", stop: bool = True) -> dict:

@@ -57,3 +57,32 @@ def test_install_refuses_a_broken_topology(tmp_path):
     with pytest.raises(ConfigError, match="bad.toml:3: node.listener: unknown key"):
         service_linux.install(str(bad), None, root=str(tmp_path), start=False)
     assert not (tmp_path / "etc").exists()
+
+
+def test_install_writes_the_variables_the_topology_uses_to_an_environment_file(tmp_path, monkeypatch):
+    """The service gets the values the topology was checked with (0600: systemd reads it as
+    root); a second install without them in the shell takes them from that file."""
+    topology = tmp_path / "edge.toml"
+    topology.write_text('[node]\nname = "edge"\n\n[[relays]]\nname = "edge"\n'
+                        'at = "/dnsaddr/${RELAY_HOST}/tcp/${RELAY_PORT:-4000}"\n')
+    monkeypatch.setenv("RELAY_HOST", 'relay "one"\\b')
+    monkeypatch.delenv("RELAY_PORT", raising=False)
+    result = service_linux.install(str(topology), None, root=str(tmp_path), start=False)
+    env = tmp_path / "etc/ockam/edge.env"
+    assert result["environment"] == str(env) and result["variables"] == ["RELAY_HOST"]
+    assert env.stat().st_mode & 0o777 == 0o600
+    assert env.read_text().splitlines()[1:] == ['RELAY_HOST="relay \\"one\\"\\\\b"']
+    assert service_linux.read_environment_file(env) == {"RELAY_HOST": 'relay "one"\\b'}
+    monkeypatch.delenv("RELAY_HOST")
+    assert service_linux.install(str(topology), None, root=str(tmp_path), start=False)["variables"] == ["RELAY_HOST"]
+
+
+def test_install_refuses_a_topology_whose_variables_have_no_value(tmp_path, monkeypatch):
+    from appliance.config.topology import ConfigError
+
+    topology = tmp_path / "edge.toml"
+    topology.write_text('[node]\nname = "edge"\n\n[[outlets]]\nto = "${SERVICE_ADDRESS}"\n')
+    monkeypatch.delenv("SERVICE_ADDRESS", raising=False)
+    with pytest.raises(ConfigError, match="edge.toml:5: outlets\\[0\\].to: environment variable SERVICE_ADDRESS is not set"):
+        service_linux.install(str(topology), None, root=str(tmp_path), start=False)
+    assert not (tmp_path / "etc").exists()
