@@ -15,6 +15,8 @@ Usage:
 Options:
   --from=<address>  the outlet's service address [default: /service/outlet]
   --to=<target>     HOST:PORT of the TCP service to expose
+  --at=<node>       the node to create it on (default: the default node); --node is the same
+  --alias=<alias>   its name in `list` and `delete` (default: a random one)
   --authorized=<identifier>  accept only inlets whose secure channel authenticates as one of these
   --allow=<key=value>        accept only peers whose project credential has these attributes
 """
@@ -27,7 +29,11 @@ Usage:
 
 Options:
   --from=<bind>  the local HOST:PORT clients connect to [default: 127.0.0.1:4000]
-  --to=<route>   the route to an outlet, e.g. /node/n2/secure/api/service/outlet
+  --to=<route>   the route to an outlet: /node/NAME, /ip4/A/tcp/P or /dnsaddr/H/tcp/P hops,
+                 then /service/forward_to_RELAY through a relay, /secure/api for an end-to-end
+                 secure channel, and the outlet, e.g. /node/n2/service/forward_to_edge/secure/api/service/outlet
+  --at=<node>    the node to create it on (default: the default node); --node is the same
+  --alias=<alias>  its name in `list` and `delete` (default: a random one)
   --authorized=<identifier>  talk only to an outlet whose node authenticates as one of these
 """
 
