@@ -158,7 +158,8 @@ def what_is_wrong(argv: list[str], usage: str) -> str:
     known = set(re.findall(r"--[a-z][a-z-]*", "\n".join(lines) if lines else usage))
     for arg in argv:
         option = arg.partition("=")[0]
-        if option.startswith("--") and option not in known:
+        abbreviates = sum(k.startswith(option) for k in known) == 1  # docopt takes a unique prefix
+        if option.startswith("--") and option not in known and not abbreviates:
             return f"unknown option {option!r}{did_you_mean(option, known)}"
     return "bad arguments"
 

@@ -166,6 +166,7 @@ SCHEMA = {
 }
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NESTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-[^}]*\$\{")  # ${A:-${B}}
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
 
@@ -204,8 +205,43 @@ def node_name(text: str) -> str | None:
 
 
 def variables(text: str) -> list:
-    """The environment variables a topology's text names, each once, in order."""
-    return list(dict.fromkeys(match.group(1) for match in _VAR.finditer(text)))
+    """The environment variables the topology's values name (not its comments), each once."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []
+    names: dict = {}
+
+    def visit(value) -> None:
+        if isinstance(value, str):
+            names.update(dict.fromkeys(match.group(1) for match in _VAR.finditer(value)))
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(data)
+    return list(names)
+
+
+def interpolate(value: str, environ) -> tuple:
+    """(`value` with its ${VAR} and ${VAR:-default} filled in from `environ`, the names of
+    the variables that have no value there)."""
+    missing = []
+
+    def substitute(match):
+        name, default = match.group(1), match.group(2)
+        if environ.get(name):
+            return environ[name]
+        if default is not None:
+            return default
+        if name not in environ:
+            missing.append(name)
+        return ""  # unset (reported), or set but empty: empty, as a shell does
+
+    return _VAR.sub(substitute, value), missing
 
 
 def load(path: str, environ=None) -> Topology:
@@ -293,7 +329,9 @@ def _check_table(path, lines, section, index, table, keys, environ, unset: list)
             raise ConfigError(path, line, f"{label}.{key}", f"expected a {wanted}, got {type(value).__name__}")
         missing = ()
         if isinstance(value, str):
-            value, missing = _interpolate(value, environ)
+            if _NESTED.search(value):
+                raise ConfigError(path, line, f"{label}.{key}", "a ${VAR} inside a default is not supported")
+            value, missing = interpolate(value, environ)
             unset += [(line, f"{label}.{key}", name) for name in missing]
         if validate is not None and not missing:  # with a variable missing it is not a value yet
             try:
@@ -306,21 +344,4 @@ def _check_table(path, lines, section, index, table, keys, environ, unset: list)
             raise ConfigError(path, lines.get((section, index, None)), f"{label}.{key}", "missing required key")
     return out
 
-
-def _interpolate(value: str, environ) -> tuple:
-    """(`value` with its variables filled in, the names of those that have no value)."""
-    missing = []
-
-    def substitute(match):
-        name, default = match.group(1), match.group(2)
-        if environ.get(name):
-            return environ[name]
-        if default is not None:
-            return default
-        if name not in environ:
-            missing.append(name)
-            return ""
-        return ""  # set, but empty, and no default: empty, as a shell does
-
-    return _VAR.sub(substitute, value), missing
 

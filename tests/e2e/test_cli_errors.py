@@ -134,3 +134,12 @@ def test_control_socket_is_private(n1):
     node_dir = Path(n1.home, "nodes", "n1")
     assert oct(os.stat(node_dir).st_mode & 0o777) == "0o700"
     assert oct(os.stat(node_dir / "api.sock").st_mode & 0o777) == "0o600"
+
+
+def test_an_abbreviated_option_docopt_takes_is_not_called_unknown():
+    from appliance.cli.main import what_is_wrong
+    from appliance.cli.portal_cmd import INLET_USAGE
+
+    assert what_is_wrong(["tcp-inlet", "create", "--fr", "127.0.0.1:1"], INLET_USAGE) == "bad arguments"
+    assert what_is_wrong(["tcp-inlet", "create", "--form", "1"], INLET_USAGE) == \
+        "unknown option '--form' (did you mean '--from'?)"

@@ -86,3 +86,32 @@ def test_install_refuses_a_topology_whose_variables_have_no_value(tmp_path, monk
     with pytest.raises(ConfigError, match="edge.toml:5: outlets\\[0\\].to: environment variable SERVICE_ADDRESS is not set"):
         service_linux.install(str(topology), None, root=str(tmp_path), start=False)
     assert not (tmp_path / "etc").exists()
+
+
+def test_the_environment_file_is_read_as_systemd_reads_it_and_keeps_what_else_it_held(tmp_path, monkeypatch):
+    topology = tmp_path / "edge.toml"
+    topology.write_text('# ${SECRET} is not a value: not written\n[node]\nname = "${NODE:-edge}"\n\n[[relays]]\n'
+                        'name = "edge"\nat = "/dnsaddr/${RELAY_HOST}/tcp/${RELAY_PORT}"\n')
+    env = tmp_path / "etc/ockam/edge.env"
+    env.parent.mkdir(parents=True)
+    env.write_text("# kept\nRELAY_HOST = 'relay.example.com'\nRELAY_PORT=\"40\\00\"\nHTTPS_PROXY=http://proxy:3128\n")
+    env.chmod(0o644)
+    monkeypatch.setenv("SECRET", "hunter2")
+    monkeypatch.setenv("RELAY_PORT", "4000")
+    result = service_linux.install(str(topology), None, root=str(tmp_path), start=False)
+    assert result["unit"].endswith("/ockam-edge.service") and result["variables"] == ["RELAY_HOST", "RELAY_PORT"]
+    assert service_linux.read_environment_file(env) == {"RELAY_HOST": "relay.example.com", "RELAY_PORT": "4000",
+                                                        "HTTPS_PROXY": "http://proxy:3128"}
+    assert env.stat().st_mode & 0o777 == 0o600 and "hunter2" not in env.read_text()
+
+
+def test_the_environment_file_is_replaced_not_written_through_a_link(tmp_path, monkeypatch):
+    topology = tmp_path / "edge.toml"
+    topology.write_text('[node]\nname = "edge"\n\n[[outlets]]\nto = "${SERVICE_ADDRESS}"\n')
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "etc/ockam").mkdir(parents=True)
+    (tmp_path / "etc/ockam/edge.env").symlink_to(victim)
+    monkeypatch.setenv("SERVICE_ADDRESS", "127.0.0.1:5432")
+    service_linux.install(str(topology), None, root=str(tmp_path), start=False)
+    assert victim.read_text() == "precious\n" and not (tmp_path / "etc/ockam/edge.env").is_symlink()
