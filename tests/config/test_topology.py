@@ -131,3 +131,11 @@ def test_every_unset_variable_is_reported_at_once_with_its_line():
     with pytest.raises(ConfigError) as exc:
         parse(text, "f.toml", environ={"PORT": "4000"})
     assert str(exc.value) == "f.toml:3: environment variables are not set: HOST (line 3), TARGET (line 6)"
+
+
+def test_a_variable_inside_a_default_is_refused_and_comments_name_no_variables():
+    from appliance.config.topology import variables
+
+    with pytest.raises(ConfigError, match=r"f.toml:2: outlets\[0\].to: a \$\{VAR\} inside a default is not supported"):
+        parse('[[outlets]]\nto = "${S:-127.0.0.1:${Q}}"\n', "f.toml", environ={})
+    assert variables('# ${SECRET}\n[node]\nname = "${N:-a}"\n\n[[outlets]]\nto = "${T}"\n') == ["N", "T"]
