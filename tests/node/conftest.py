@@ -142,6 +142,21 @@ def stalling_proxy():
         proxy.stop()
 
 
+@pytest.fixture
+def stallable_secure_portal(make_node, echo_server, stalling_proxy):
+    """Node a's inlet reaches b's echo outlet over a secure channel through a proxy whose a -> b
+    direction stalls while `proxy.stalled` is set; one client has already had "hello" echoed.
+    Yields (a, proxy, inlet bind address, that client's socket)."""
+    a, b = make_node("a"), make_node("b")
+    proxy = stalling_proxy(make_node.listener("b"))
+    b.outlet_create(echo_server)
+    inlet = a.inlet_create("127.0.0.1:0", f"/ip4/127.0.0.1/tcp/{proxy.port}/secure/api/service/outlet")
+    client = connect(inlet["bind_address"])
+    client.sendall(b"hello")
+    assert recv_exactly(client, 5) == b"hello"
+    return a, proxy, inlet["bind_address"], client
+
+
 class RawPeer:
     """A peer that writes frames by hand: what a stranger with TCP access can send."""
 

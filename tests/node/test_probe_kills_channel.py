@@ -8,18 +8,11 @@ import gevent
 from tests.node.conftest import connect, recv_exactly
 
 
-def test_a_short_stall_and_a_new_client_do_not_reset_established_encrypted_streams(make_node, echo_server,
-                                                                                   stalling_proxy):
-    a, b = make_node("a"), make_node("b")
-    proxy = stalling_proxy(make_node.listener("b"))  # a -> b may stall
-    b.outlet_create(echo_server)
-    inlet = a.inlet_create("127.0.0.1:0", f"/ip4/127.0.0.1/tcp/{proxy.port}/secure/api/service/outlet")
-    first = connect(inlet["bind_address"])
-    first.sendall(b"hello")
-    assert recv_exactly(first, 5) == b"hello"
+def test_a_short_stall_and_a_new_client_do_not_reset_established_encrypted_streams(stallable_secure_portal):
+    a, proxy, inlet, first = stallable_secure_portal
     gevent.sleep(2.5)  # an idle session (ssh, a pooled DB connection)
     proxy.stalled = True  # the path stalls for 3 s
-    second = connect(inlet["bind_address"])  # meanwhile a new client arrives
+    second = connect(inlet)  # meanwhile a new client arrives
     second.sendall(b"new")
     gevent.sleep(3)
     proxy.stalled = False
