@@ -61,7 +61,8 @@ _ENCODED: dict = {}
 _DECODED: dict = {}
 
 
-def _remember(cache: dict, key, value) -> None:
+def remember(cache: dict, key, value) -> None:
+    """Put key in a bounded cache: a full one is emptied first (a flood only empties it)."""
     if len(cache) >= ROUTE_CACHE_SIZE:
         cache.clear()
     cache[key] = value
@@ -71,7 +72,7 @@ def encode_route(route: Route) -> bytes:
     encoded = _ENCODED.get(route)
     if encoded is None:
         encoded = bare.encode_uint(len(route)) + b"".join(a.encode() for a in route)
-        _remember(_ENCODED, route, encoded)
+        remember(_ENCODED, route, encoded)
     return encoded
 
 
@@ -111,7 +112,7 @@ def split_route(buf, pos: int) -> tuple:
                     route = _DECODED.get(key)
                     if route is None:
                         route = _decode_scanned(key)
-                        _remember(_DECODED, key, route)
+                        remember(_DECODED, key, route)
                     return route, end
     except IndexError:
         pass

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from appliance.wire import bare
-from appliance.wire.address import ROUTE_CACHE_SIZE, Route, encode_route, split_route
+from appliance.wire.address import Route, encode_route, remember, split_route
 from appliance.wire.errors import DecodeError
 from appliance.wire.framing import HEADER
 
@@ -20,12 +20,6 @@ VERSION = 1
 MAX_CACHED_HEAD = 1024  # bytes of a pair of routes; a portal's are about 150
 _HEADS_OUT: dict = {}  # (onward, return route, first byte) -> that byte + their encoding
 _HEADS_IN: dict = {}  # the encoding of both routes -> (onward, return route)
-
-
-def _remember(cache: dict, key, value) -> None:
-    if len(cache) >= ROUTE_CACHE_SIZE:
-        cache.clear()
-    cache[key] = value
 
 
 class TransportMessage(NamedTuple):
@@ -52,7 +46,7 @@ def _routes_head(onward: Route, return_route: Route, tag: bytes) -> bytes:
     if head is None:
         head = tag + encode_route(onward) + encode_route(return_route)
         if len(head) <= MAX_CACHED_HEAD:
-            _remember(_HEADS_OUT, (onward, return_route, tag), head)
+            remember(_HEADS_OUT, (onward, return_route, tag), head)
     return head
 
 
@@ -79,7 +73,7 @@ def decode_body(body, hint: int = 0) -> tuple:
     onward, pos = split_route(body, 1)
     return_route, pos = split_route(body, pos)
     if pos - 1 <= MAX_CACHED_HEAD:
-        _remember(_HEADS_IN, bytes(body[1:pos]), (onward, return_route))
+        remember(_HEADS_IN, bytes(body[1:pos]), (onward, return_route))
     return onward, return_route, _read_payload(body, pos, True), pos - 1
 
 
