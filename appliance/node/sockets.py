@@ -79,7 +79,7 @@ class HubSocket:
         if self._drained:
             self._wait(self._read)
         while True:
-            want = size if self._bulk else min(size, SMALL_READ)
+            want = self._read_size(size)
             data = self.recv_now(size)
             if data is None:
                 self._wait(self._read)
@@ -87,11 +87,14 @@ class HubSocket:
             self._drained = len(data) < want
             return data
 
+    def _read_size(self, size: int) -> int:
+        return size if self._bulk else min(size, SMALL_READ)
+
     def recv_now(self, size: int) -> bytes | None:
         """What the kernel holds, up to `size` bytes (b"" at end of stream), or None when it
         holds nothing; sized as `recv` explains."""
         try:
-            data = self.sock.recv(size if self._bulk else min(size, SMALL_READ))
+            data = self.sock.recv(self._read_size(size))
         except BlockingIOError:
             return None
         self._bulk = len(data) >= SMALL_READ
