@@ -97,7 +97,7 @@ def install(config: str, name: str | None, root: str = "/", start: bool = True) 
     env_path = config_path.with_name(f"{name}.env")
     saved = read_environment_file(env_path)
     environ = {**saved, **os.environ}
-    topology_file.load(config, environ)  # refuse to install a topology that would not start
+    topology_file.parse(text, config, environ)  # refuse to install a topology that would not start
     values = {var: environ[var] for var in topology_file.variables(text)
               if var in environ and var not in UNIT_ENVIRONMENT}
     config_path.parent.mkdir(parents=True, exist_ok=True)
