@@ -1,11 +1,12 @@
 """Give memory the node freed back to the system, on our schedule rather than glibc's.
 
-glibc maps every allocation above its mmap threshold (128 KiB at first, then whatever it
-last unmapped) afresh and gives the heap's top back whenever 256 KiB of it are free; a
-portal moves its data in 128-256 KiB buffers, so each one cost page faults on its way
-through (encrypted iperf3 through three nodes: 330 MB/s, 440-470 MB/s without them).
-`tune_allocator` fixes both thresholds above our largest buffer (a 1 MiB frame), so the
-heap keeps those pages; what it then holds is handed back by the trimmer.
+glibc maps an allocation above its mmap threshold (128 KiB at first, then whatever it last
+unmapped: it depends on the process's history) afresh and gives the heap's top back once
+256 KiB of it are free; a portal moves its data in 128-256 KiB buffers, which then cost page
+faults on their way through. `tune_allocator` fixes both thresholds above our largest buffer
+(a 1 MiB frame), so the heap keeps those pages whatever happened before; what it then holds
+is handed back by the trimmer. (Measured: 0.3-0.5 minor faults per MB of encrypted iperf3
+once glibc's threshold has grown either way; see docs/PERFORMANCE.md.)
 
 A burst of large receive buffers (a flood of partial frames, thousands of connections at
 once) leaves glibc's heap holding their pages after they are freed: the process's RSS would
