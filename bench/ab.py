@@ -2,7 +2,7 @@
 
     python -m bench.ab KIND [--plain] [--rounds N] TREE_A TREE_B
 
-KIND is iperf3, redis, echo or pgbench. Each round starts the three nodes of one tree (its
+KIND is iperf3, redis, echo or pgbench, measured as `make bench` does. Each round starts the three nodes of one tree (its
 `appliance` first on PYTHONPATH), measures the encrypted portal (plain with --plain), stops
 them, then does the same with the other tree; the machine's drift between minutes thus
 lands on both. Prints every round and each tree's mean.
@@ -18,27 +18,16 @@ import subprocess
 import sys
 
 ONE_ROUND = r"""
-import json, sys
-from bench import paths, targets, workloads
-from bench.net import machine_cpu_seconds
+import argparse, functools, json, sys
+from bench import paths
+from bench.__main__ import TARGETS, measure
 kind, secure = sys.argv[1], sys.argv[2] == "encrypted"
-target = {"iperf3": targets.iperf3, "redis": targets.redis, "echo": targets.echo, "pgbench": targets.postgres}[kind]
-with target() as port, paths.ockam_relay_portal(port, secure=secure) as path:
-    if kind == "iperf3":
-        before = machine_cpu_seconds()
-        mb_s = workloads.iperf3_mb_per_s(path.port, 5)
-        row = {"MB/s": mb_s, "cpu ms/MB": (machine_cpu_seconds() - before) * 1000 / (mb_s * 5)}
-    elif kind == "redis":
-        row = {}
-        for clients in (1, 50):
-            rps, _p50, cpu_us = workloads.redis_ping(path.port, clients, 20000)
-            row[f"c={clients} req/s"], row[f"c={clients} cpu us"] = rps, cpu_us
-    elif kind == "echo":
-        row = {"conn/s": workloads.connections_per_second(path.port, 4)}
-    else:
-        tps, cpu_us = workloads.pgbench_select(path.port, 5)
-        row = {"tps": tps, "cpu us": cpu_us}
-print(json.dumps(row))
+opts = argparse.Namespace(seconds=5, requests=20000, idle=[])
+row = {}
+with TARGETS[kind]() as port:
+    measure("ockam portal", functools.partial(paths.ockam_relay_portal, secure=secure), port, kind, opts, row,
+            first=False)
+print(json.dumps({key: value for key, value in row.items() if isinstance(value, (int, float))}))
 """
 
 
