@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 
 from appliance.cli.errors import CliError
@@ -10,16 +11,20 @@ from appliance.host import state
 
 DEFAULT_TIMEOUT = 30.0
 
+log = logging.getLogger(__name__)
+
 
 def call(node: str, op: str, args: dict | None = None, timeout: float = DEFAULT_TIMEOUT):
     """Run one control operation on a local node and return its result."""
     if not state.exists(node):
         raise CliError(f"node {node!r} does not exist (see 'ockam node list')")
+    log.debug("node %s <- %s %s", node, op, json.dumps(args or {}))
     response = raw_call(str(state.socket_path(node)), op, args or {}, timeout)
+    log.debug("node %s -> %s", node, json.dumps(response))
     if response is None:
         raise CliError(f"node {node!r} is not running (start it with 'ockam node start {node}')")
-    if not response.get("ok"):
-        raise CliError(response.get("error") or "the node returned an error")
+    if not response.get("ok"):  # the node's error, as if it had happened here
+        raise CliError(response.get("error") or "the node returned an error", response.get("exit_code", 1))
     return response.get("result")
 
 

@@ -17,7 +17,7 @@ def node_arg(value: str | None) -> str:
         return name
     name = value[len("/node/"):] if value.startswith("/node/") else value
     if "/" in name:
-        raise CliError(f"expected a node name or /node/NAME, got {value!r}")
+        raise CliError(f"expected a node name or /node/NAME, got {value!r}", code=2)
     state.check_name(name)
     if not state.exists(name):
         raise CliError(f"node {name!r} does not exist (see 'ockam node list')")

@@ -1,7 +1,9 @@
-"""The one error type the CLI shows: a single line, then a non-zero exit."""
+"""What the CLI itself finds wrong (appliance/errors.py has the root and how errors show)."""
+
+from appliance.errors import ApplianceError
 
 
-class CliError(Exception):
+class CliError(ApplianceError):
     def __init__(self, message: str, code: int = 1):
         super().__init__(message)
-        self.code = code
+        self.exit_code = code

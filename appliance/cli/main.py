@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 import sys
 
 from appliance import __version__
 from appliance.cli.errors import CliError
+from appliance.errors import ApplianceError
 from appliance.cli.output import Output
 
 HELP = """\
@@ -36,8 +38,8 @@ Commands:
 Global options (anywhere on the line):
   --output=<fmt>    plain (default) or json
   -q, --quiet       print nothing but errors
-  -v, --verbose     the traceback of an unexpected error; -vv: a node run in the
-                    foreground also logs at debug level
+  -v, --verbose     the traceback of an unexpected error; -vv: also debug logs on stderr
+                    (each request to a node and its answer; a foreground node's own log)
   --no-color        accepted for compatibility (output has no colour)
 
 Run 'ockam <command> --help' for a command's usage.
@@ -87,20 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv in (["--version"], ["-V"], ["version"]):  # answered before anything heavy is imported
         print(f"ockam {__version__} (ockam-appliance)")
         return 0
-    from appliance.config.topology import ConfigError
-    from appliance.host.process import ProcessError
-    from appliance.host.state import StateError
-
     out = Output()
     try:
         argv, out = split_global_options(argv)
+        if out.verbose >= 2:  # what the command asks its node, and what a node inside it does
+            logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
         return run(argv, out)
-    except CliError as exc:
-        return fail(out, str(exc), exc.code)
-    except ConfigError as exc:
-        return fail(out, str(exc), 2)
-    except (StateError, ProcessError) as exc:
-        return fail(out, str(exc), 1)
+    except ApplianceError as exc:
+        return fail(out, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - last resort: one line, the traceback only with -v
@@ -141,8 +137,7 @@ def run(argv: list[str], out: Output) -> int:
     try:
         args = docopt(usage, argv=argv, default_help=False)
     except DocoptExit:
-        raise CliError(f"{what_is_wrong(argv, usage)} for 'ockam {' '.join(argv[:2])}' "
-                       f"(see 'ockam {command} --help')", code=2) from None
+        raise CliError(what_is_wrong(argv, usage), code=2) from None
     return module.run(command, args, out) or 0
 
 
@@ -152,15 +147,79 @@ def did_you_mean(word: str, choices) -> str:
 
 
 def what_is_wrong(argv: list[str], usage: str) -> str:
-    """The first option the command does not take (its usage lines say which it does), with
-    the closest one it does; else only that the arguments do not fit (docopt says no more)."""
-    lines = [line for line in usage.splitlines() if line.strip().startswith(f"ockam {' '.join(argv[:2])} ")]
-    known = set(re.findall(r"--[a-z][a-z-]*", "\n".join(lines) if lines else usage))
-    for arg in argv:
-        option = arg.partition("=")[0]
-        abbreviates = sum(k.startswith(option) for k in known) == 1  # docopt takes a unique prefix
-        if option.startswith("--") and option not in known and not abbreviates:
-            return f"unknown option {option!r}{did_you_mean(option, known)}"
+    """What docopt refused (it says no more than that), said exactly, with the usage of the
+    command meant: an unknown subcommand or option (with the closest one), an option without
+    its value or given twice, a missing option or argument, or one too many."""
+    lines = [line.split()[1:] for line in usage.splitlines() if line.strip().startswith("ockam ")]
+    depth = max((_common(argv, _verbs(line)) for line in lines), default=0)
+    mine = [line for line in lines if _verbs(line) == argv[:len(_verbs(line))] and len(_verbs(line)) == depth]
+    if not mine:  # argv stops, or goes wrong, among the subcommands
+        choices = sorted({_verbs(line)[depth] for line in lines
+                          if len(_verbs(line)) > depth and _verbs(line)[:depth] == argv[:depth]})
+        command = " ".join(argv[:depth])
+        if len(argv) <= depth:
+            return f"'ockam {command}' needs a subcommand: {', '.join(choices)}"
+        return f"unknown subcommand {argv[depth]!r}{did_you_mean(argv[depth], choices)} for 'ockam {command}'"
+    command = " ".join(argv[:depth])
+    usage_line = f" (usage: ockam {' '.join(mine[0])}{' ...' if len(mine) > 1 else ''})"
+    return f"{_misfit(argv[depth:], mine[0][depth:])} for 'ockam {command}'{usage_line}"
+
+
+def _verbs(line: list[str]) -> list[str]:
+    """The command words a usage line starts with: `project member remove`."""
+    words = []
+    for word in line:
+        if word.startswith(("-", "<", "[", "(")):
+            break
+        words.append(word)
+    return words
+
+
+def _common(argv: list[str], verbs: list[str]) -> int:
+    n = 0
+    while n < min(len(argv), len(verbs)) and argv[n] == verbs[n]:
+        n += 1
+    return n
+
+
+def _misfit(args: list[str], pattern: list[str]) -> str:
+    """Why `args` do not fit the rest of one usage line (`--to=<route> [--at=<node>] <name>`):
+    the words are read as docopt reads them, an option that takes a value taking the next."""
+    text = " ".join(pattern)
+    takes_value = set(re.findall(r"(--[a-z][a-z-]*)=<", text))
+    options = set(re.findall(r"--[a-z][a-z-]*", text))
+    repeatable = set(re.findall(r"(--[a-z][a-z-]*)=<[^>]*>\.\.\.", text))
+    required = [word for word in re.sub(r"\[[^]]*\]", "", text).split()]  # what is not in [...]
+    seen: list = []
+    positionals: list = []
+    words = iter(args)
+    for word in words:
+        if word.startswith("--") and len(word) > 2:
+            name, has_value, _ = word.partition("=")
+            matches = [o for o in options if o == name] or [o for o in options if o.startswith(name)]
+            if len(matches) != 1:
+                return f"unknown option {name!r}{did_you_mean(name, options)}"
+            name = matches[0]
+            if name in takes_value and not has_value and next(words, None) is None:
+                return f"{name} needs a value"
+            if name not in takes_value and has_value:
+                return f"{name} takes no value"
+            if name in seen and name not in repeatable:
+                return f"{name} given twice"
+            seen.append(name)
+        elif word.startswith("-") and word != "-":
+            return f"unknown option {word!r}"
+        else:
+            positionals.append(word)
+    for word in required:
+        if word.startswith("--") and word.partition("=")[0] not in seen:
+            return f"missing {word}"
+    wanted = [word for word in required if word.startswith("<")]
+    if len(positionals) < len(wanted):
+        return f"missing {wanted[len(positionals)]}"
+    allowed = re.findall(r"(?<![=\w])<[a-z_-]+>(\.\.\.)?", text)
+    if not any(allowed) and len(positionals) > len(allowed):  # no <x>... takes the rest
+        return f"unexpected argument {positionals[len(allowed)]!r}"
     return "bad arguments"
 
 

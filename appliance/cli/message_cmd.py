@@ -48,14 +48,8 @@ def ephemeral_runtime(identity_name: str | None = None):
 
 
 def send_from_ephemeral_node(request: dict) -> dict:
-    from appliance.node.errors import NodeError
-    from appliance.secure.errors import SecureError
-    from appliance.wire.errors import WireError
-
     runtime = ephemeral_runtime()
     try:
         return runtime.message_send(**request)
-    except (NodeError, WireError, SecureError, ValueError) as exc:
-        raise CliError(str(exc)) from None
     finally:
         runtime.shutdown()

@@ -91,15 +91,11 @@ def project_node(name: str | None, at: str | None) -> str:
 def enroll(ticket: dict, identity_name: str | None) -> dict:
     """Spend a ticket as this identity, from a temporary node; remember the project."""
     from appliance.cli.message_cmd import ephemeral_runtime
-    from appliance.node.errors import NodeError
     from appliance.node.project import ProjectInfo
-    from appliance.wire.errors import WireError
 
     runtime = ephemeral_runtime(identity_name)
     try:
         result = runtime.project_enroll(ticket["project"], ticket["token"])
-    except (NodeError, WireError) as exc:
-        raise CliError(str(exc)) from None
     finally:
         runtime.shutdown()
     projects.save(ProjectInfo.from_json(ticket["project"]))

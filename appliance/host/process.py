@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+from appliance.errors import ApplianceError
 from appliance.host import state
 
 READY_TIMEOUT = 15.0
@@ -19,7 +20,7 @@ BACKGROUND_ENV = "OCKAM_BACKGROUND_NODE"  # set for spawned nodes: their stderr 
 STOP_TIMEOUT = 10.0
 
 
-class ProcessError(Exception):
+class ProcessError(ApplianceError):
     """A node process that would not start or stop."""
 
 

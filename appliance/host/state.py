@@ -15,10 +15,12 @@ import os
 import re
 from pathlib import Path
 
+from appliance.errors import ApplianceError, UsageError
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class StateError(Exception):
+class StateError(ApplianceError):
     """Bad node name, missing node, unreadable state."""
 
 
@@ -28,9 +30,13 @@ def home() -> Path:
     return path
 
 
+class BadName(StateError, UsageError):
+    """A node name with characters or a length no node takes."""
+
+
 def check_name(name: str) -> str:
     if not NAME_RE.match(name or ""):
-        raise StateError(f"bad node name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+        raise BadName(f"bad node name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
     return name
 
 

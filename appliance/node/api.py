@@ -18,9 +18,8 @@ import gevent
 from gevent import socket
 from gevent.server import StreamServer
 
+from appliance.errors import ApplianceError
 from appliance.node.errors import NodeError
-from appliance.secure.errors import SecureError
-from appliance.wire.errors import WireError
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,11 @@ OPERATIONS = {
     "message.send": "message_send",
     "tcp_outlet.create": "outlet_create",
     "tcp_outlet.list": "outlet_list",
+    "tcp_outlet.show": "outlet_show",
     "tcp_outlet.delete": "outlet_delete",
     "tcp_inlet.create": "inlet_create",
     "tcp_inlet.list": "inlet_list",
+    "tcp_inlet.show": "inlet_show",
     "tcp_inlet.delete": "inlet_delete",
     "secure_channel_listener.create": "secure_channel_listener_create",
     "secure_channel_listener.list": "secure_channel_listener_list",
@@ -63,7 +64,7 @@ OPERATIONS = {
 }
 
 
-class ControlError(Exception):
+class ControlError(ApplianceError):
     """Base for errors of operations that upper layers add (reload): shown to the user as is."""
 
 
@@ -136,19 +137,20 @@ class ControlServer:
             if not isinstance(args, dict):
                 raise TypeError("args must be an object")
         except (ValueError, KeyError, TypeError) as exc:
-            return {"ok": False, "error": f"malformed request: {exc}"}
+            return {"ok": False, "error": f"malformed request: {exc}", "exit_code": 1}
         if op in self.extra_ops:
             target = self.extra_ops[op]
         elif op in OPERATIONS:
             target = getattr(self.runtime, OPERATIONS[op])
         else:
-            return {"ok": False, "error": f"unknown operation {op!r}"}
+            return {"ok": False, "error": f"unknown operation {op!r} (is the node older than this command?)",
+                    "exit_code": 1}
         try:
             return {"ok": True, "result": target(**args)}
-        except (NodeError, WireError, SecureError, ValueError, ControlError) as exc:
-            return {"ok": False, "error": str(exc)}
+        except ApplianceError as exc:
+            return {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
         except TypeError as exc:
-            return {"ok": False, "error": f"bad arguments for {op}: {exc}"}
+            return {"ok": False, "error": f"bad arguments for {op}: {exc}", "exit_code": 1}
         except Exception as exc:  # noqa: BLE001 - report, log, keep serving
             log.exception("control operation %s failed", op)
             return {"ok": False, "error": f"internal error in {op}: {exc}"}

@@ -1,7 +1,10 @@
 """Typed errors of the runtime; their text is what the CLI shows the user."""
 
 
-class NodeError(Exception):
+from appliance.errors import ApplianceError, UsageError
+
+
+class NodeError(ApplianceError):
     """Base of every error a node reports to its control API."""
 
 
@@ -13,8 +16,16 @@ class RouteError(NodeError):
     """A route could not be resolved or reached."""
 
 
+class BadRoute(RouteError, UsageError):
+    """Route text that is not a route: what the user wrote (exit code 2)."""
+
+
 class RequestTimeout(NodeError):
     """No reply came back within the timeout."""
+
+
+class BadArgument(NodeError, UsageError):
+    """A request's argument that no node could take (not hex, not a number, not an identifier)."""
 
 
 class NotFound(NodeError):

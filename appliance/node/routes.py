@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional
 
-from appliance.node.errors import RouteError
+from appliance.node.errors import BadRoute, RouteError
 from appliance.wire import multiaddr
 from appliance.wire.address import Address
 from appliance.wire.errors import MultiaddrError
@@ -30,7 +30,7 @@ def parse_route(text: str) -> list:
     try:
         return multiaddr.parse(text)
     except MultiaddrError as exc:
-        raise RouteError(str(exc)) from None
+        raise BadRoute(str(exc)) from None
 
 
 def tcp_target(segment, node_lookup: NodeLookup) -> multiaddr.Tcp:
@@ -41,6 +41,22 @@ def tcp_target(segment, node_lookup: NodeLookup) -> multiaddr.Tcp:
     if hostport is None:
         raise RouteError(f"unknown node {segment.name!r}")
     return multiaddr.parse_hostport(hostport)
+
+
+def unknown_project(name: str) -> RouteError:
+    return RouteError(f"unknown project {name!r} (create the node with --project FILE, or enroll)")
+
+
+def check(text: str, node_lookup: NodeLookup, projects) -> None:
+    """What is wrong with route text that can be told without sending anything: its syntax,
+    a node or project it names that this host does not know, a segment not supported."""
+    for segment in parse_route(text):
+        if isinstance(segment, multiaddr.Node):
+            tcp_target(segment, node_lookup)
+        elif isinstance(segment, multiaddr.Project) and segment.name not in projects:
+            raise unknown_project(segment.name)
+        elif not isinstance(segment, (multiaddr.Tcp, multiaddr.Local, multiaddr.Secure, multiaddr.Project)):
+            raise RouteError(f"{multiaddr.to_text([segment])} in routes is not supported yet")
 
 
 def resolve(tcp, text: str, node_lookup: NodeLookup, reuse: bool = True,

@@ -1,7 +1,10 @@
 """Typed errors of the secure layer."""
 
 
-class SecureError(Exception):
+from appliance.errors import ApplianceError, UsageError
+
+
+class SecureError(ApplianceError):
     """Base of every error of the secure layer."""
 
 
@@ -25,7 +28,7 @@ class ReplayError(SecureError):
     """Channel data whose nonce was already seen or is too old for the replay window."""
 
 
-class UnknownSuite(SecureError):
+class UnknownSuite(SecureError, UsageError):
     """A cipher suite we do not implement (or that this CPU cannot run)."""
 
 

@@ -3,7 +3,10 @@
 Each ends that stream alone (Disconnect); the link it came over carries on."""
 
 
-class StreamError(Exception):
+from appliance.errors import ApplianceError
+
+
+class StreamError(ApplianceError):
     """Base of every error a portal stream's state machine raises."""
 
 

@@ -1,7 +1,10 @@
 """Typed errors of the wire layer: every decoder raises these and nothing else."""
 
 
-class WireError(Exception):
+from appliance.errors import ApplianceError, UsageError
+
+
+class WireError(ApplianceError):
     """Base of every error raised while decoding or validating wire data."""
 
 
@@ -17,5 +20,9 @@ class ProtocolVersionMismatch(WireError):
     """The peer's protocol-version byte is not ours."""
 
 
-class MultiaddrError(WireError):
-    """Route text that is not a valid multiaddr."""
+class MultiaddrError(WireError, UsageError):
+    """Route text that is not a valid multiaddr (what a user wrote: exit code 2)."""
+
+
+class BadRelayName(WireError, UsageError):
+    """A relay name with characters or a length no node takes."""

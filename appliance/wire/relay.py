@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from appliance.wire import bare
-from appliance.wire.errors import DecodeError
+from appliance.wire.errors import BadRelayName, DecodeError
 
 PREFIX = "forward_to_"
 MAX_NAME = 128
@@ -25,7 +25,7 @@ def relay_address(name: str) -> str:
 
 def validate_name(name: str) -> None:
     if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in "-_." for c in name):
-        raise ValueError(f"bad relay name {name!r}: use 1-{MAX_NAME} letters, digits, '-', '_' or '.'")
+        raise BadRelayName(f"bad relay name {name!r}: use 1-{MAX_NAME} letters, digits, '-', '_' or '.'")
 
 
 def encode_request(address: str, secret: bytes = b"") -> bytes:
@@ -44,7 +44,7 @@ def decode_request(payload: bytes) -> tuple:
         raise DecodeError(f"relay address must start with {PREFIX!r}")
     try:
         validate_name(address[len(PREFIX):])
-    except ValueError as exc:
+    except BadRelayName as exc:
         raise DecodeError(str(exc)) from None
     return address, secret
 

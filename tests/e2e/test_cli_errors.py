@@ -40,8 +40,18 @@ def test_bad_command_line(ockam):
     assert_one_line_error(ockam.run("tcp-inlet", "create", "--form", "1", "--to", "x", check=False), code=2,
                           match="unknown option '--form' (did you mean '--from'?) for 'ockam tcp-inlet create'")
     assert_one_line_error(ockam.run("node", "create", "a", "b", check=False), code=2,
-                          match="bad arguments for 'ockam node create'")
-    assert_one_line_error(ockam.run("node", "create", "bad/name", check=False), match="bad node name")
+                          match="unexpected argument 'b' for 'ockam node create' (usage: ockam node create [<name>] ")
+    assert_one_line_error(ockam.run("node", "lst", check=False), code=2,
+                          match="unknown subcommand 'lst' (did you mean 'list'?) for 'ockam node'")
+    assert_one_line_error(ockam.run("relay", "delete", check=False), code=2,
+                          match="missing <name> for 'ockam relay delete' (usage: ockam relay delete <name> [--to=<node>]")
+    assert_one_line_error(ockam.run("tcp-inlet", "create", "--from", "127.0.0.1:1", check=False), code=2,
+                          match="missing --to=<route> for 'ockam tcp-inlet create'")
+    assert_one_line_error(ockam.run("relay", "list", "--at", check=False), code=2,
+                          match="--at needs a value for 'ockam relay list'")
+    assert_one_line_error(ockam.run("node", "create", "bad/name", check=False), code=2, match="bad node name")
+    assert_one_line_error(ockam.run("message", "send", "hi", "--to", "service/echo", check=False), code=2,
+                          match="must start with '/'")
     assert_one_line_error(ockam.run("--output", "xml", "node", "list", check=False), code=2, match="plain or json")
 
 
@@ -80,10 +90,11 @@ def test_busy_port(n1):
 
 
 def test_malformed_and_unreachable_routes(n1):
+    # a route the user mistyped is a usage error (2), through a node's control API as well
     assert_one_line_error(n1.run("message", "send", "hi", "--from", "n1", "--to", "service/echo", check=False),
-                          match="must start with '/'")
+                          code=2, match="must start with '/'")
     assert_one_line_error(n1.run("message", "send", "hi", "--to", "/ip4/127.0.0.1/tcp/99999", check=False),
-                          match="bad TCP port")
+                          code=2, match="bad TCP port")
     assert_one_line_error(n1.run("message", "send", "hi", "--from", "n1", "--to",
                                  f"/ip4/127.0.0.1/tcp/{free_port()}/service/echo", check=False),
                           match="Connection refused")
@@ -140,6 +151,42 @@ def test_an_abbreviated_option_docopt_takes_is_not_called_unknown():
     from appliance.cli.main import what_is_wrong
     from appliance.cli.portal_cmd import INLET_USAGE
 
-    assert what_is_wrong(["tcp-inlet", "create", "--fr", "127.0.0.1:1"], INLET_USAGE) == "bad arguments"
-    assert what_is_wrong(["tcp-inlet", "create", "--form", "1"], INLET_USAGE) == \
-        "unknown option '--form' (did you mean '--from'?)"
+    assert what_is_wrong(["tcp-inlet", "create", "--fr", "127.0.0.1:1"], INLET_USAGE).startswith(
+        "missing --to=<route> for 'ockam tcp-inlet create'")
+    assert what_is_wrong(["tcp-inlet", "create", "--form", "1"], INLET_USAGE).startswith(
+        "unknown option '--form' (did you mean '--from'?) for 'ockam tcp-inlet create'")
+
+
+def test_vv_shows_what_the_command_asked_its_node(n1):
+    proc = n1.run("-vv", "relay", "list", "--at", "n1")
+    assert proc.returncode == 0
+    assert "DEBUG appliance.cli.client: node n1 <- relay.list {}" in proc.stderr.splitlines()
+    assert 'DEBUG appliance.cli.client: node n1 -> {"ok": true, "result": []}' in proc.stderr.splitlines()
+    assert n1.run("relay", "list", "--at", "n1").stderr == ""  # and nothing without it
+
+
+def test_what_is_wrong_never_fails_whatever_is_typed():
+    """Every line docopt refuses gets a reason, never a crash of its own (one random walk over
+    all usages, bounded)."""
+    import importlib
+
+    from docopt import DocoptExit, docopt
+    from hypothesis import given, settings, strategies as st
+
+    from appliance.cli.main import COMMAND_MODULES, what_is_wrong
+
+    words = st.sampled_from(["create", "list", "show", "delete", "member", "remove", "run", "x", "-", "--",
+                             "--to", "--to=/x", "--at", "--at=n", "--hex", "--hex=1", "--t", "--fr", "-v", "a"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(command=st.sampled_from(sorted(COMMAND_MODULES)), rest=st.lists(words, max_size=6))
+    def check(command, rest):
+        usage = importlib.import_module(COMMAND_MODULES[command]).usage(command)
+        argv = [command] + rest
+        try:
+            docopt(usage, argv=argv, default_help=False)
+        except DocoptExit:
+            reason = what_is_wrong(argv, usage)
+            assert reason and "\n" not in reason
+
+    check()

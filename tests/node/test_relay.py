@@ -4,6 +4,7 @@ import pytest
 
 from appliance.node.errors import AddressInUse, RouteError
 from appliance.node.relay import RelayClient, RelayRefused
+from appliance.wire.errors import BadRelayName
 from tests.helpers import wait_until
 
 
@@ -47,8 +48,9 @@ def test_duplicate_relay_name_is_refused(make_node):
 def test_bad_relay_name_and_route(make_node):
     make_node("n2")
     private = make_node("n3")
-    with pytest.raises(RouteError, match="bad relay name"):
+    with pytest.raises(BadRelayName, match="bad relay name") as caught:
         private.relay_create("no/slash", "/node/n2")
+    assert caught.value.exit_code == 2  # the user wrote it
     with pytest.raises(RouteError):
         private.relay_create("n3", "/nonsense")
 
