@@ -175,6 +175,7 @@ class ChannelEnd(CloseNotifier):
         if self.remote_route:  # a TCP connection, or the encryptor of a channel we run inside
             self._unwatch = watch_link(self.node, self.remote_route[0], lambda _link: self.close(notify=False))
         self.established.set(self)
+        self.node.counters["handshakes_ok"] += 1
         log.info("secure channel %s with %s established via %s", self.encryptor.address, self.peer, self.via)
 
     def fail(self, exc: Exception) -> None:

@@ -27,7 +27,9 @@ from gevent.event import Event
 from appliance.limits.budgets import Limits
 from appliance.node.errors import ConnectionClosed, NodeError, RequestTimeout
 from appliance.node.links import watch_link
+from appliance.node.lograte import LogRate
 from appliance.node.message import LocalMessage
+from appliance.node.routecheck import RouteCheck
 from appliance.node.singleflight import SingleFlight
 from appliance.node.sockets import HubSocket
 from appliance.node.sources import message_source
@@ -36,8 +38,10 @@ from appliance.node.worker import Worker
 from appliance.node.writer import SocketWriter
 from appliance.stream.credit import DEFAULT_WINDOW, INITIAL_WINDOW
 from appliance.stream.errors import StreamError
+from appliance.observe.condition import Health
 from appliance.stream.state import ABORT_AND_TELL, Act, PortalStreamState, State
 from appliance.wire import portal as portal_wire
+from appliance.wire import probe
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError
 from appliance.wire.multiaddr import parse_hostport
@@ -51,13 +55,27 @@ TARGET_CONNECT_TIMEOUT = 5.0
 FIRST_HANDSHAKE_TIMEOUT = 2.0  # an inlet's secure channel handshakes: 2 s, doubling on timeouts...
 MAX_HANDSHAKE_TIMEOUT = 10.0  # ...up to this
 FLUSH_IDLE = 30.0  # a closing stream whose client takes nothing for this long is reset
+REFUSAL_LOG_EVERY = 60.0  # an inlet refusing clients while its route is down says so this often
+
+
+class Tally:
+    """What crossed one inlet or outlet, for its metrics: counted per chunk, never per byte.
+    `received`: bytes read from its sockets (clients, or the outlet's target); `sent`: bytes
+    its sockets took; `stalls`: times a stream waited for its peer's credit."""
+
+    __slots__ = ("received", "sent", "opened", "failed", "stalls")
+
+    def __init__(self):
+        self.received = self.sent = self.opened = self.failed = self.stalls = 0
 
 
 class PortalStream(Worker):
     """One side of one portal connection: a socket on this node and a route to the other side."""
 
-    def __init__(self, node, sock: HubSocket, registry: set, state: PortalStreamState, peer: str | None = None):
+    def __init__(self, node, sock: HubSocket, registry: set, state: PortalStreamState, tally: Tally,
+                 peer: str | None = None):
         self.node = node
+        self.tally = tally
         self.sock = sock
         self.address = Address.random_local()
         self.remote_route = ()
@@ -151,6 +169,7 @@ class PortalStream(Worker):
 
     def _took(self, size: int) -> None:
         """The client socket took bytes the peer sent: grant them back."""
+        self.tally.sent += size
         actions = self.state.took(size)
         if actions:
             self.apply(actions)
@@ -170,6 +189,7 @@ class PortalStream(Worker):
         state = self.state
         allowance = state.sendable
         if not allowance:
+            self.tally.stalls += 1
             self.sock.pause_reading()  # until Credit (Act.WAKE)
             return
         try:
@@ -185,6 +205,7 @@ class PortalStream(Worker):
             self.apply(state.local_eof())
             return
         state.sent(len(data))
+        self.tally.received += len(data)
         self.node.route(LocalMessage(self.remote_route, (self.address,), portal_wire.encode_payload(data)))
 
     def _socket_failed(self, _exc) -> None:
@@ -251,7 +272,8 @@ class PortalStream(Worker):
 
 class InletStream(PortalStream):
     def __init__(self, inlet: "Inlet", sock):
-        super().__init__(inlet.node, sock, inlet.streams, PortalStreamState.for_inlet(inlet.window))
+        super().__init__(inlet.node, sock, inlet.streams, PortalStreamState.for_inlet(inlet.window), inlet.tally)
+        inlet.tally.opened += 1
         self.inlet = inlet
         self._outlet_route = ()  # where the Pings went
         self._ponged = Event()
@@ -263,6 +285,7 @@ class InletStream(PortalStream):
             self._on_pong(msg)
         elif payload == portal_wire.DISCONNECT and not self.remote_route:
             self.node.counters["portal_refused"] += 1
+            self.inlet.tally.failed += 1
             self._finish(reset=False)  # the outlet refused: its target is down, or we are not allowed
         else:
             super().handle(msg)
@@ -315,6 +338,8 @@ class InletStream(PortalStream):
             log.warning("inlet %s (%s, route %s): no answer from the outlet within %g s (%s); closing the client",
                         self.inlet.alias, self.inlet.bind, self.inlet.route_text, PONG_TIMEOUT, reason)
             self.node.counters["portal_pong_timeouts"] += 1
+            self.inlet.tally.failed += 1
+            self.inlet.check.kick(f"no answer from the outlet within {PONG_TIMEOUT:g} s ({reason})")
             self.abort()
         return False
 
@@ -348,10 +373,26 @@ class Inlet:
         self._handshake_timeout = FIRST_HANDSHAKE_TIMEOUT
         self.route_text = route_text
         self.streams: set = set()
+        self.tally = Tally()
+        self._refusals = LogRate(log, REFUSAL_LOG_EVERY)
         self.server, self.bind = start_server(bind, self._accept)
+        self.check = RouteCheck(node, f"inlet {alias} ({self.bind}, route {route_text})", self.resolve_outlet,
+                                down_after=PONG_TIMEOUT, heard=self._streaming, route_failed=self.route_failed)
 
     def _accept(self, sock: HubSocket, _peer) -> None:
+        condition = self.check.condition
+        if condition.health is Health.DOWN:  # at once, not after PONG_TIMEOUT: it retries meanwhile
+            self.node.counters["inlet_clients_refused"] += 1
+            self.tally.failed += 1
+            self._refusals.warning(None, "inlet %s (%s, route %s): refusing clients: %s", self.alias, self.bind,
+                                   self.route_text, condition.last_error)
+            sock.reset()
+            return
         InletStream(self, sock).run()
+
+    def _streaming(self) -> bool:
+        """A stream over the route is established: the route works (RouteWatch probes it when idle)."""
+        return any(s.remote_route and not s.closed for s in self.streams)
 
     def resolve_outlet(self, time_left: float = MAX_HANDSHAKE_TIMEOUT):
         """The route to the outlet; `time_left`: how long the asking client may still wait."""
@@ -386,13 +427,15 @@ class Inlet:
             self._route_failed(route)
 
     def close(self) -> None:
+        self.check.stop()
         self.server.stop()
         for stream in list(self.streams):
             stream.abort()
 
     def describe(self) -> dict:
         return {"alias": self.alias, "bind_address": self.bind, "outlet_route": self.route_text,
-                "connections": len(self.streams), "authorized": sorted(self.authorized or ())}
+                "connections": len(self.streams), "authorized": sorted(self.authorized or ()),
+                **self.check.condition.describe(), "route_rtt": self.check.rtt}
 
 
 class Outlet(Worker):
@@ -413,11 +456,18 @@ class Outlet(Worker):
         self.target_text = target
         self.target = parse_hostport(target)
         self.streams: set = set()
+        self.tally = Tally()
 
     def handle(self, msg: LocalMessage) -> None:
         payload = msg.payload
         if payload == portal_wire.DISCONNECT:
             self._cancel(msg.return_route)
+            return
+        if probe.is_probe(payload):  # an inlet asks whether we are here (for it)
+            if self._refusal(msg.peer):
+                self.node.counters["outlet_probes_refused"] += 1
+                payload = probe.unreachable_answer(payload)
+            self.node.send(msg.return_route, payload, (self.address,))
             return
         if payload != portal_wire.PING:
             self.node.counters["bad_portal_messages"] += 1
@@ -425,11 +475,13 @@ class Outlet(Worker):
         refusal = self._refusal(msg.peer)
         if refusal:
             self.node.counters["unauthorized"] += 1
+            self.tally.failed += 1
             log.warning("outlet %s: refused %s (%s)", self.alias, msg.peer or "an unauthenticated peer", refusal)
             self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
             return
         source = msg.peer or message_source(self.node, msg.return_route)
         if self._connections_from(source) >= self.per_route:
+            self.tally.failed += 1
             self.node.counters["outlet_connections_refused"] += 1
             log.debug("outlet %s: refused a connection: %d open for one inlet (outlet_connections_per_route)",
                       self.alias, self.per_route)
@@ -469,6 +521,7 @@ class Outlet(Worker):
             sock = connect_tcp(self.target, timeout=TARGET_CONNECT_TIMEOUT)
         except NodeError as exc:
             self._opened(source)
+            self.tally.failed += 1
             log.warning("outlet %s: %s", self.address.inner.decode(), exc)
             self.node.send(inlet_route, portal_wire.DISCONNECT, (self.address,))
             return
@@ -477,7 +530,8 @@ class Outlet(Worker):
             sock.close()
             return
         state, first = PortalStreamState.for_outlet(self.window)
-        stream = PortalStream(self.node, sock, self.streams, state, peer)
+        self.tally.opened += 1
+        stream = PortalStream(self.node, sock, self.streams, state, self.tally, peer)
         stream.source = source
         stream.bind(inlet_route)
         stream.apply(first)

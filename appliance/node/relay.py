@@ -26,6 +26,7 @@ from appliance.node.links import watch_link
 from appliance.node.lograte import LogRate
 from appliance.node.sources import message_source
 from appliance.node.worker import Worker
+from appliance.observe.condition import Condition
 from appliance.wire import relay as relay_wire
 from appliance.wire.address import Address, route_text
 from appliance.wire.errors import DecodeError
@@ -63,7 +64,8 @@ class RelayWorker(Worker):
 
     def describe(self) -> dict:
         return {"name": self.address.inner.decode(), "remote_route": route_text(self.forward_route),
-                "direction": "incoming", "owner": self.owner}
+                "direction": "incoming", "owner": self.owner,
+                "state": "up" if self.alive else "down"}  # down: its registrant's link is gone, the name kept
 
 
 class Claim:
@@ -277,6 +279,9 @@ class RelayClient(Worker):
         self.first_hop = None  # the link the registration rides on (TCP connection or channel)
         self._owned: list = []  # connections opened for this relay, closed when it is lost
         self.registrations = 0
+        self.reconnects = 0  # registrations lost (link closed, pings unanswered) and made again
+        self.ping_rtt: float | None = None  # seconds, the last keep-alive ping's round trip
+        self.condition = Condition()
         self._secrets = secrets or SecretBook()  # from registration replies: take the name back after a loss
         self._reply: AsyncResult | None = None
         self._stopped = Event()
@@ -339,6 +344,7 @@ class RelayClient(Worker):
         self.remote_route = msg.return_route
         self._secrets.put(self.relay_address, reply.secret)
         self.registrations += 1
+        self.condition.up()
         log.info("relay %s registered at %s", self.relay_address, self.at_text)
 
     def _keep_alive(self) -> None:
@@ -350,6 +356,7 @@ class RelayClient(Worker):
                     backoff = self.BACKOFF_START
                 except Exception as exc:  # noqa: BLE001 - any failure: wait and try again
                     self._drop_connection()  # what this attempt opened must not outlive it
+                    self.condition.down(str(exc) or type(exc).__name__)
                     log.warning("relay %s: registration at %s failed: %s (retry in %.1f s)",
                                 self.relay_address, self.at_text, exc, backoff)
                     self._stopped.wait(backoff * random.uniform(0.5, 1.0))
@@ -362,23 +369,32 @@ class RelayClient(Worker):
         """Return when the registration is lost: connection closed or pings unanswered."""
         lost = Event()
         unwatch = watch_link(self.node, self.first_hop, lambda _link: lost.set()) if self.first_hop else None
+        if self.first_hop is not None and self.first_hop not in self.node.workers:
+            lost.set()  # closed before this greenlet first ran
         missed = 0
         ping_route = self.remote_route[:-1] + (Address.local("echo"),)
+        reason = f"the link to {self.at_text} was lost"
         while not self._stopped.is_set() and not lost.wait(self.PING_INTERVAL):
+            sent = time.monotonic()
             try:  # a link lost while the ping waits ends the wait at once
                 if self.node.request(ping_route, b"\x00", self.PING_TIMEOUT, cancel=lost) is None:
                     break
+                self.ping_rtt = time.monotonic() - sent
                 missed = 0
                 continue
             except RequestTimeout:
                 missed += 1
             if missed >= self.MAX_MISSED_PINGS:
-                log.warning("relay %s: %d pings unanswered, reconnecting", self.relay_address, missed)
+                reason = f"{missed} pings to {self.at_text} unanswered"
                 break
         if unwatch is not None:
             unwatch()
         self.remote_route = None
         self._drop_connection()
+        if not self._stopped.is_set():
+            self.reconnects += 1
+            self.condition.connecting(reason)
+            log.warning("relay %s: %s; registering again", self.relay_address, reason)
 
     def _drop_connection(self) -> None:
         for connection in self._owned:
@@ -389,7 +405,8 @@ class RelayClient(Worker):
     def describe(self) -> dict:
         return {"name": self.relay_address, "at": self.at_text,
                 "remote_route": route_text(self.remote_route) if self.remote_route else "(reconnecting)",
-                "registrations": self.registrations, "direction": "outgoing"}
+                "registrations": self.registrations, "reconnects": self.reconnects, "direction": "outgoing",
+                **self.condition.describe()}
 
 
 class Relays:

@@ -14,7 +14,7 @@ import gevent
 
 from appliance.limits.budgets import Limits
 from appliance.node import routes
-from appliance.node.errors import AddressInUse, NodeError, NotFound, RouteError
+from appliance.node.errors import AddressInUse, BadArgument, NodeError, NotFound, RouteError
 from appliance.node.liveness import DEFAULT_LINK_TIMEOUT
 from appliance.node.node import Node
 from appliance.node.portal import Inlet, Outlet, new_alias
@@ -36,6 +36,7 @@ from appliance.wire.errors import DecodeError
 log = logging.getLogger(__name__)
 
 DEFAULT_MESSAGE_TIMEOUT = 10.0
+INLET_CHECK_WAIT = 2.0  # `tcp-inlet create` says whether the outlet answered within this
 REFRESH_LOOK = 1.0  # seconds between looks at our credentials (one may have just arrived)
 REFRESH_MIN_WAIT = 0.1
 REFRESH_RETRY = 1.0  # seconds before a failed refresh is tried again, doubling...
@@ -48,7 +49,7 @@ def check_identifiers(identifiers) -> frozenset | None:
         return None
     for identifier in identifiers:
         if not is_identifier(identifier):
-            raise RouteError(f"{identifier!r} is not an identifier (I followed by 40 hex digits)")
+            raise BadArgument(f"{identifier!r} is not an identifier (I followed by 40 hex digits)")
     return frozenset(identifiers)
 
 
@@ -87,6 +88,7 @@ class NodeRuntime:
         self.route_watch = RouteWatch(self.node, self._portal_streams, self.tcp.monitor.interval,
                                       route_dead=self.channels.path_broken)
         self.pid = os.getpid()
+        self.started = time.time()
 
     def resolve(self, text: str, reuse: bool = True, authorized=None,
                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> routes.Resolved:
@@ -108,7 +110,7 @@ class NodeRuntime:
         authenticated as the project's identity; on the way, refresh our credential."""
         info = self.trust.projects.get(name)
         if info is None:
-            raise RouteError(f"unknown project {name!r} (create the node with --project FILE, or enroll)")
+            raise routes.unknown_project(name)
         if reuse:
             conn = self.tcp.connection_to(info.target)
         else:
@@ -261,11 +263,7 @@ class NodeRuntime:
     def relay_create(self, name: str, at: str, wait: bool = True, authorized: list | None = None) -> dict:
         routes.parse_route(at)  # fail fast on bad text before anything is opened
         authorized = check_identifiers(authorized)
-        try:
-            address = self.relays.create(name, at, lambda: self.resolve(at, reuse=False, authorized=authorized),
-                                         wait)
-        except ValueError as exc:
-            raise RouteError(str(exc)) from None
+        address = self.relays.create(name, at, lambda: self.resolve(at, reuse=False, authorized=authorized), wait)
         return {"address": f"/service/{address}", **self.relays.clients[address].describe()}
 
     def relay_list(self) -> list:
@@ -278,8 +276,11 @@ class NodeRuntime:
     # --- messages ---------------------------------------------------------------------------
     def message_send(self, route: str, message: str, timeout: float = DEFAULT_MESSAGE_TIMEOUT,
                      hex: bool = False) -> dict:
+        try:
+            payload = bytes.fromhex(message) if hex else bare.encode_string(message)
+        except ValueError:
+            raise BadArgument(f"{message!r} is not hexadecimal") from None
         resolved = self.resolve(route)
-        payload = bytes.fromhex(message) if hex else bare.encode_string(message)
         reply = self.node.request(resolved.route, payload, timeout)
         try:
             text = bare.decode_string(reply.payload)
@@ -328,7 +329,9 @@ class NodeRuntime:
         attributes = dict(attributes or {})
         if relay:
             attributes["relay"] = relay
-        return {"project": self.project_info(), "token": authority.create_ticket(attributes, int(expires_in))}
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+            raise BadArgument(f"expires_in must be a positive number of seconds, not {expires_in!r}")
+        return {"project": self.project_info(), "token": authority.create_ticket(attributes, expires_in)}
 
     def project_enroll(self, project: dict, token: str) -> dict:
         info = ProjectInfo.from_json(project)
@@ -373,6 +376,12 @@ class NodeRuntime:
     def outlet_list(self) -> list:
         return [o.describe() for o in self.outlets.values()]
 
+    def outlet_show(self, alias: str) -> dict:
+        outlet = self.outlets.get(alias)
+        if outlet is None:
+            raise NotFound(f"no outlet {alias!r}")
+        return outlet.describe()
+
     def outlet_delete(self, alias: str) -> None:
         outlet = self.outlets.pop(alias, None)
         if outlet is None:
@@ -382,22 +391,35 @@ class NodeRuntime:
 
     def inlet_create(self, bind: str, to: str, alias: str | None = None, check_route: bool = True,
                      authorized: list | None = None) -> dict:
+        """A route whose text is wrong (or names a node or project this host does not know)
+        fails the request. Whatever the route meets on the way (a relay that is down, a wrong
+        relay or outlet name, an outlet node with the wrong identity) does not: the inlet is
+        made and keeps checking; with `check_route` the answer waits up to INLET_CHECK_WAIT
+        for the first check, and its `state` and `last_error` say what it found."""
         alias = alias or new_alias()
         if alias in self.inlets:
             raise AddressInUse(f"an inlet with alias {alias!r} already exists")
         authorized = check_identifiers(authorized)
         if check_route:
-            self.resolve(to, authorized=authorized)  # fail now, not at the first client
-        else:
+            routes.check(to, self.node_lookup, self.trust.projects)
+        else:  # a topology's: the nodes it names may start later
             routes.parse_route(to)
         inlet = Inlet(self.node, bind, lambda timeout: self.resolve(to, authorized=authorized,
                                                                    handshake_timeout=timeout).route,
                       to, alias, authorized, route_failed=self.channels.check_first_hop)
         self.inlets[alias] = inlet
+        if check_route:
+            inlet.check.wait_checked(INLET_CHECK_WAIT)
         return inlet.describe()
 
     def inlet_list(self) -> list:
         return [i.describe() for i in self.inlets.values()]
+
+    def inlet_show(self, alias: str) -> dict:
+        inlet = self.inlets.get(alias)
+        if inlet is None:
+            raise NotFound(f"no inlet {alias!r}")
+        return inlet.describe()
 
     def inlet_delete(self, alias: str) -> None:
         inlet = self.inlets.pop(alias, None)

@@ -1,9 +1,11 @@
 """Route probes: are the hops to a far node still there?
 
 A probe goes to `route + [echo]` with the payload `ff "probe" 00 | token (8 bytes)`; `echo`
-returns it unchanged. A node that drops a probe because it has no worker for the next hop
-answers `ff "unreachable" 00 | token` to the probe's return route, with an empty return
-route of its own (nothing ever answers that). Nothing else is answered when dropped.
+returns it unchanged, and so does a TCP outlet probed at its own address (an inlet asks
+whether its outlet is there; an outlet that refuses the prober answers `unreachable`). A
+node that drops a probe because it has no worker for the next hop answers
+`ff "unreachable" 00 | token` to the probe's return route, with an empty return route of
+its own (nothing ever answers that). Nothing else is answered when dropped.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ def encode_probe(token: bytes) -> bytes:
     return PROBE + token
 
 
+def is_probe(payload: bytes) -> bool:
+    return len(payload) == len(PROBE) + TOKEN_SIZE and payload[:len(PROBE)] == PROBE
+
+
 def unreachable_answer(payload: bytes) -> bytes | None:
     """The answer for a dropped message, if it is a probe."""
-    if len(payload) == len(PROBE) + TOKEN_SIZE and payload[:len(PROBE)] == PROBE:
+    if is_probe(payload):
         return UNREACHABLE + payload[len(PROBE):]
     return None
 

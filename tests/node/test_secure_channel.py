@@ -5,12 +5,14 @@ import os
 import pytest
 
 from appliance.node import channel as channel_mod
+from appliance.node import routecheck
 from appliance.node.channel import ChannelRefused
-from appliance.node.errors import RequestTimeout, RouteError
+from appliance.node.errors import BadArgument, RequestTimeout
 from appliance.node.message import LocalMessage
 from appliance.node.tcp import TcpConnection
 from appliance.node.worker import Worker
 from appliance.secure.suites import CHACHAPOLY
+from appliance.wire import portal as portal_wire
 from appliance.wire import secure_channel as wire
 from appliance.wire.address import Address
 from tests.helpers import wait_until
@@ -73,11 +75,17 @@ def test_portal_over_a_secure_channel(relay_setup, echo_server):
 def test_outlet_refuses_unauthorized_and_unauthenticated_peers(relay_setup, echo_server, make_node):
     _, private, client = relay_setup
     private.outlet_create(echo_server, authorized=["I" + "0" * 40])
-    inlet = client.inlet_create("127.0.0.1:0", "/node/n2/service/forward_to_n3/secure/api/service/outlet")
-    assert connect(inlet["bind_address"]).recv(10) == b""
-    plain = client.inlet_create("127.0.0.1:0", "/node/n2/service/forward_to_n3/service/outlet")
-    assert connect(plain["bind_address"]).recv(10) == b""
-    assert private.node.counters["unauthorized"] == 2
+    for route in ("/node/n2/service/forward_to_n3/secure/api/service/outlet",
+                  "/node/n2/service/forward_to_n3/service/outlet"):
+        inlet = client.inlet_create("127.0.0.1:0", route)  # the outlet is not there for it: refused at once
+        assert (inlet["state"], inlet["last_error"]) == ("down", routecheck.ENDS_EARLY)
+        with pytest.raises(ConnectionResetError):
+            connect(inlet["bind_address"]).recv(10)
+    assert private.node.counters["outlet_probes_refused"] == 2 and not private.outlets["outlet"].streams
+    # an inlet that asks anyway (its check not yet done) gets a Disconnect: an empty reply
+    ping = client.node.request(client.resolve("/node/n2/service/forward_to_n3/service/outlet").route,
+                               portal_wire.PING, 5)
+    assert ping.payload == portal_wire.DISCONNECT and private.node.counters["unauthorized"] == 1
 
 
 def test_wrong_identity_is_refused_by_either_side(make_node):
@@ -90,7 +98,7 @@ def test_wrong_identity_is_refused_by_either_side(make_node):
         a.secure_channel_create("/node/b/service/strict")
     ok = a.secure_channel_create("/node/b/service/api", authorized=[b.identifier])
     assert ok["peer"] == b.identifier
-    with pytest.raises(RouteError, match="not an identifier"):
+    with pytest.raises(BadArgument, match="not an identifier"):
         a.secure_channel_create("/node/b/service/api", authorized=["bob"])
 
 
