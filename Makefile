@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-SYSTEM_TOOLS := curl iperf3 socat
+SYSTEM_TOOLS := curl iperf3 socat prometheus
 BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench
 # postgresql pulls in postgresql-NN (initdb, postgres and pgbench, under /usr/lib/postgresql/NN/bin)
 # and postgresql-client-common (the /usr/bin/pgbench wrapper)
@@ -28,7 +28,7 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "missing tools:$$missing (tests that need them will be skipped)"; fi; \
 	fi
 
@@ -74,7 +74,7 @@ binary-check: dist/ockam
 # the seed transcripts (plain and secure) driven through the frozen binary
 smoke: dist/ockam system-deps
 	OCKAM_BIN=$(CURDIR)/dist/ockam $(PY) -m pytest -q tests/frozen tests/e2e/test_seed_transcript.py \
-	    tests/e2e/test_secure_portal.py tests/e2e/test_topology_nodes.py
+	    tests/e2e/test_secure_portal.py tests/e2e/test_topology_nodes.py tests/e2e/test_operate.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

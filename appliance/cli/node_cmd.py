@@ -10,15 +10,16 @@ import shutil
 from appliance.cli import client
 from appliance.cli.common import node_arg
 from appliance.cli.errors import CliError
-from appliance.cli.output import Output, table
+from appliance.cli.output import Output, condition, last_error, table
 from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
 from appliance.host import identities, process, projects, state
+from appliance.wire import multiaddr
 
 USAGE = """
 Usage:
-  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--relay-authorized=<identifier>...] [--project=<file>] [--enrollment-ticket=<ticket>] [--as-project=<name>] [--config=<file>] [--foreground]
-  ockam node run <file>
+  ockam node create [<name>] [--tcp-listener-address=<addr>] [--identity=<name>] [--relay-authorized=<identifier>...] [--project=<file>] [--enrollment-ticket=<ticket>] [--as-project=<name>] [--config=<file>] [--metrics-address=<addr>] [--foreground]
+  ockam node run <file> [--metrics-address=<addr>]
   ockam node list
   ockam node show [<name>]
   ockam node delete [<name>] [--all]
@@ -38,6 +39,8 @@ Options:
   --enrollment-ticket=<ticket>   enroll its identity in the ticket's project first
   --as-project=<name>            make it the project node (relay + authority) of project <name>
   --config=<file>                start what this TOML topology declares (see config/*.toml)
+  --metrics-address=<addr>       serve /metrics (Prometheus), /health and /ready over HTTP at
+                                 HOST:PORT, or PORT alone on loopback (TOML: [node] metrics_address)
   --foreground                   run in this process instead of in the background
 
 'node run <file>' runs the node a TOML topology describes in the foreground, as a service does.
@@ -61,10 +64,10 @@ def run(_command: str, args, out: Output) -> int:
 
 
 def load_topology(path: str | None, listener: str | None = None, relay_authorized=(), as_project=None,
-                  identity: str | None = None) -> Topology:
+                  identity: str | None = None, metrics: str | None = None, environ=None) -> Topology:
     """The file's topology (or an empty one), with command-line options taking precedence.
     A reload calls this again, so the options keep overriding the edited file."""
-    topology = topology_file.load(path) if path else Topology()
+    topology = topology_file.load(path, environ) if path else Topology()
     if identity:
         topology = dataclasses.replace(topology, identity=identity)
     if as_project:
@@ -75,13 +78,17 @@ def load_topology(path: str | None, listener: str | None = None, relay_authorize
                                        relay=True if topology.relay is None else topology.relay)
     if relay_authorized:
         topology = dataclasses.replace(topology, relay_authorized=tuple(relay_authorized))
+    if metrics:
+        multiaddr.parse_bind(metrics)
+        topology = dataclasses.replace(topology, metrics_address=metrics)
     return topology
 
 
 def creation_args(path: str | None, listener: str | None, identity: str | None, relay_authorized=(),
-                  as_project=None) -> list[str]:
+                  as_project=None, metrics: str | None = None) -> list[str]:
     """How to start this node again (background spawn, `node start`)."""
     args = ["--tcp-listener-address", listener] if listener else []
+    args += ["--metrics-address", metrics] if metrics else []
     args += ["--as-project", as_project] if as_project else []
     args += ["--identity", identity] if identity else []
     for identifier in relay_authorized:
@@ -91,7 +98,7 @@ def creation_args(path: str | None, listener: str | None, identity: str | None, 
 
 def node_create(args, out: Output) -> None:
     path, listener, identity = args["--config"], args["--tcp-listener-address"], args["--identity"]
-    relay_authorized, as_project = args["--relay-authorized"], args["--as-project"]
+    relay_authorized, as_project, metrics = args["--relay-authorized"], args["--as-project"], args["--metrics-address"]
     identities.load(identity) if identity else identities.load_or_create_default()  # fail early
     if args["--project"]:
         projects.save(projects.read_project_file(args["--project"]))
@@ -99,19 +106,20 @@ def node_create(args, out: Output) -> None:
         from appliance.cli.project_cmd import enroll
 
         enroll(projects.decode_ticket(args["--enrollment-ticket"]), identity)
-    def load() -> Topology:
-        return load_topology(path, listener, relay_authorized, as_project, identity)
+    def load(environ=None) -> Topology:
+        return load_topology(path, listener, relay_authorized, as_project, identity, metrics, environ)
+
+    created = creation_args(path, listener, identity, relay_authorized, as_project, metrics)
 
     topology = load()
     name = state.check_name(args["<name>"] or topology.name
                             or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
     if args["--foreground"]:
         background = bool(os.environ.get(process.BACKGROUND_ENV))  # then stderr is the log file already
-        return serve(prepare_node_service(name, topology, load,
-                                          creation_args(path, listener, identity, relay_authorized, as_project),
-                                          out.verbose, log_to_stderr=not background))
+        return serve(prepare_node_service(name, topology, load, created, out.verbose,
+                                          log_to_stderr=not background))
     refuse_if_running(name)
-    start_background(name, creation_args(path, listener, identity, relay_authorized, as_project))
+    start_background(name, created)
     if state.default_node() is None:
         state.set_default_node(name)
     info = state.read_node(name)
@@ -124,7 +132,7 @@ def node_run(args, out: Output) -> int:
     name = load_topology(args["<file>"]).name
     if name:  # a second copy would take the node's control socket and state from the first
         refuse_if_running(name)
-    service = build_node_service(args["<file>"], verbosity=out.verbose)
+    service = build_node_service(args["<file>"], verbosity=out.verbose, metrics=args["--metrics-address"])
     if state.default_node() is None:  # as `node create` does: commands without --at reach it
         state.set_default_node(name)
     return serve(service)
@@ -135,16 +143,16 @@ def refuse_if_running(name: str) -> None:
         raise CliError(f"node {name} already exists and is running")
 
 
-def build_node_service(config: str, verbosity: int = 0, log_to_stderr: bool = True):
+def build_node_service(config: str, verbosity: int = 0, log_to_stderr: bool = True, metrics: str | None = None):
     """The NodeService a topology file describes (for `node run` and service managers)."""
-    def load() -> Topology:
-        return load_topology(config)
+    def load(environ=None) -> Topology:
+        return load_topology(config, metrics=metrics, environ=environ)
 
     topology = load()
     if not topology.name:
         raise CliError(f"{config}: node.name: missing (needed to run a node from a file)", code=2)
-    return prepare_node_service(topology.name, topology, load, creation_args(config, None, None), verbosity,
-                                log_to_stderr)
+    return prepare_node_service(topology.name, topology, load, creation_args(config, None, None, metrics=metrics),
+                                verbosity, log_to_stderr)
 
 
 def start_background(name: str, argv: list[str]) -> None:
@@ -171,13 +179,7 @@ def prepare_node_service(name: str, topology: Topology, load, created_args: list
 
 
 def serve(service) -> int:
-    from appliance.node.errors import NodeError
-    from appliance.wire.errors import WireError
-
-    try:
-        service.run()
-    except (NodeError, WireError) as exc:
-        raise CliError(str(exc)) from None
+    service.run()
     return 0
 
 
@@ -220,11 +222,14 @@ def node_show(args, out: Output) -> None:
         lines.append("  Transports:")
         lines += [f"    {t['type']} {t['mode']} {t['socket_address']} {t['worker_address']}".rstrip()
                   for t in details["transports"]]
+        if info.get("metrics_address"):
+            lines.append(f"  Metrics: http://{info['metrics_address']}/metrics (and /health, /ready)")
         lines.append("  Relays:")
-        lines += [f"    {r['name']} ({r['direction']}) {r.get('at', '')} {r['remote_route']}"
-                  for r in details["relays"]]
+        lines += [f"    {r['name']} ({r['direction']}) {r.get('at', '')} {r['remote_route']}: {condition(r)}"
+                  + (f", last error: {last_error(r)}" if r.get("last_error") else "") for r in details["relays"]]
         lines.append("  Inlets:")
-        lines += [f"    {i['alias']} {i['bind_address']} => {i['outlet_route']}" for i in details["inlets"]]
+        lines += [f"    {i['alias']} {i['bind_address']} => {i['outlet_route']}: {condition(i)}"
+                  + (f", last error: {last_error(i)}" if i.get("last_error") else "") for i in details["inlets"]]
         lines.append("  Outlets:")
         lines += [f"    {o['alias']} {o['address']} => {o['target']}" for o in details["outlets"]]
         lines.append("  Services:")
@@ -277,9 +282,24 @@ def node_stop(args, out: Output) -> None:
 def node_reload(args, out: Output) -> None:
     """Re-read the node's topology file and apply the difference (as SIGHUP does)."""
     name = node_arg(args["<name>"])
-    summary = client.call(name, "node.reload")
+    summary = client.call(name, "node.reload", {"environ": shell_variables(name)})
+    sources = "; ".join(f"{var} from {where}" for var, where in summary.get("variables", {}).items())
     out.result(f"Reloaded node {name}: {len(summary['added'])} started, {summary['removed']} stopped, "
-               f"{summary['unchanged']} unchanged", data=summary)
+               f"{summary['unchanged']} unchanged" + (f" (variables: {sources})" if sources else ""), data=summary)
+
+
+def shell_variables(name: str) -> dict:
+    """The variables the node's topology file uses that are set here (also set but empty), as
+    `config check` reads them."""
+    created = state.read_node(name).get("args") or []
+    if "--config" not in created:
+        return {}
+    try:
+        with open(created[created.index("--config") + 1], "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except (OSError, IndexError):
+        return {}  # the node says what is wrong with its file
+    return {var: os.environ[var] for var in topology_file.variables(text) if var in os.environ}
 
 
 def node_logs(args, out: Output) -> None:

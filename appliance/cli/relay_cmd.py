@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from appliance.cli import client
 from appliance.cli.common import node_arg, route_arg
-from appliance.cli.output import Output, table
+from appliance.cli.output import Output, condition, last_error, table
 
 USAGE = """
 Usage:
@@ -35,8 +35,9 @@ def run(_command: str, args, out: Output) -> None:
                    human=f"Relay created at {args['--at']}\n  Address: {result['address']}")
     elif args["list"]:
         relays = client.call(node, "relay.list")
-        rows = [[r["name"], r["direction"], r.get("at", ""), r["remote_route"]] for r in relays]
-        out.result(table(["Name", "Direction", "At", "Remote route"], rows), data=relays)
+        rows = [[r["name"], r["direction"], r.get("at", ""), condition(r), r["remote_route"], last_error(r)]
+                for r in relays]
+        out.result(table(["Name", "Direction", "At", "State", "Remote route", "Last error"], rows), data=relays)
     elif args["delete"]:
         client.call(node, "relay.delete", {"name": args["<name>"]})
         out.result(f"Deleted relay {args['<name>']}")

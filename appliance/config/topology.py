@@ -1,7 +1,8 @@
 """A node's topology from TOML: what to start, validated with file:line:key errors.
 
     [node]            name, identity, tcp_listener_address, relay_authorized (identifiers),
-                      link_timeout, relay (offer forwarding_service), relay_grace (seconds)
+                      link_timeout, relay (offer forwarding_service), relay_grace (seconds),
+                      metrics_address (HOST:PORT or PORT: /metrics, /health, /ready over HTTP)
     [limits]          budgets on what peers can make the node hold (appliance/limits/budgets.py)
     [[tcp_connections]] to
     [[secure_channel_listeners]] address, authorized
@@ -24,6 +25,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from appliance.errors import UsageError
 from appliance.limits import budgets
 from appliance.secure.identity import is_identifier
 from appliance.wire import multiaddr, relay
@@ -35,7 +37,7 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """One problem in a topology file, as `file:line: key: message`."""
 
     def __init__(self, path: str, line: int | None, key: str, message: str):
@@ -81,6 +83,7 @@ class Topology:
     link_timeout: float = 15.0  # seconds of silence after which a node-to-node link is dead
     relay: bool | None = None  # offer forwarding_service to peers; None: only a project node does
     relay_grace: float = 30.0  # seconds a lost relay's name is kept for its registrant
+    metrics_address: str | None = None  # the HTTP status endpoint (node/status_server.py); None: off
     limits: tuple = ()  # (key, value) overrides of appliance.limits.budgets.Limits
     tcp_connections: tuple = ()
     secure_channel_listeners: tuple = ()
@@ -147,7 +150,8 @@ SCHEMA = {
                       "relay_authorized": (list, False, _identifiers),
                       "link_timeout": ((int, float), False, _link_timeout),
                       "relay": (bool, False, None),
-                      "relay_grace": ((int, float), False, _relay_grace)}),
+                      "relay_grace": ((int, float), False, _relay_grace),
+                      "metrics_address": (str, False, multiaddr.parse_bind)}),
     "limits": (False, {key: ((int, float), False, lambda value, key=key: budgets.check(key, value))
                        for key in budgets.KEYS}),
     "tcp_connections": (True, {"to": (str, True, _target_address)}),
@@ -226,6 +230,21 @@ def variables(text: str) -> list:
     return list(names)
 
 
+def variable_sources(text: str, layers) -> dict:
+    """Where each variable the topology uses takes its value from, as `interpolate` reads the
+    first of `layers` ((label, environ) pairs) that sets it: that layer's label, or "its
+    default" when the value there is empty (or nowhere set) and the file gives one."""
+    sources = {}
+    for name in variables(text):
+        found = next(((label, environ[name]) for label, environ in layers if name in environ), None)
+        has_default = re.search(r"\$\{" + re.escape(name) + r":-", text) is not None
+        if found is not None and (found[1] or not has_default):
+            sources[name] = found[0]
+        else:
+            sources[name] = "its default" if has_default else "unset"
+    return sources
+
+
 def interpolate(value: str, environ) -> tuple:
     """(`value` with its ${VAR} and ${VAR:-default} filled in from `environ`, the names of
     the variables that have no value there)."""
@@ -297,6 +316,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         # a node given a listener address is there to be reached: a relay, unless it says not
         relay=node.get("relay", True if "tcp_listener_address" in node else None),
         relay_grace=float(node.get("relay_grace", 30.0)),
+        metrics_address=node.get("metrics_address"),
         limits=tuple(sorted(limits.items())),
         tcp_connections=tuple(t["to"] for t in sections.get("tcp_connections", [])),
         secure_channel_listeners=tuple(ListenerSpec(t["address"], tuple(t.get("authorized", ())))

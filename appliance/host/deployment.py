@@ -18,11 +18,16 @@ log = logging.getLogger(__name__)
 
 # node-level settings that a reload cannot change without a restart
 RESTART_FIELDS = ("name", "identity", "tcp_listener_address", "relay_authorized", "demo_http", "project",
-                  "member_of", "enrollment_ticket", "link_timeout", "relay", "relay_grace", "limits")
+                  "member_of", "enrollment_ticket", "link_timeout", "relay", "relay_grace", "limits", "metrics_address")
 
 
 class ReloadError(ControlError):
-    """The new topology could not be applied; the old one is still in force."""
+    """The new topology could not be applied; the old one is still in force. A mistake in the
+    file keeps its exit code (2), as in `config check`."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Item(NamedTuple):

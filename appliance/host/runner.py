@@ -32,6 +32,7 @@ from appliance.node.errors import NodeError
 from appliance.node.project import ProjectNode
 from appliance.node.relay import SecretBook
 from appliance.node.runtime import NodeRuntime
+from appliance.node.status_server import StatusServer
 from appliance.secure.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,10 @@ class NodeService:
                  grace: float = DEFAULT_GRACE, load_topology=None):
         self.name = name
         self.topology = topology
-        # how a reload reads the topology: the file, with whatever overrode it at start
-        self._load = load_topology or (lambda: topology_file.load(topology.source))
+        # how a reload reads the topology: the file, with whatever overrode it at start;
+        # load(environ) fills the file's ${VARS} from `environ`
+        self._load = load_topology or (lambda environ: topology_file.load(topology.source, environ))
+        self._given: dict = {}  # variables `node reload` brought from its shell: later reloads keep them
         self.created_args = created_args
         self.identity = identity
         self.grace = grace
@@ -87,22 +90,38 @@ class NodeService:
         if self._wakeup is not None:
             self._wakeup.send()
 
-    def reload(self, deployment: Deployment) -> dict:
-        """Read the topology file again and apply it (SIGHUP and `ockam node reload`)."""
+    def reload(self, deployment: Deployment, environ: dict | None = None) -> dict:
+        """Read the topology file again and apply it (SIGHUP and `ockam node reload`).
+        `environ`: the topology's variables that are set in the shell of `node reload`; they
+        win over the node's own environment, as they do in `config check` run there. A
+        SIGHUP (None) uses what the last `node reload` brought. The summary says where each
+        variable's value came from."""
         source = deployment.topology.source
         if not source:
             raise ReloadError("this node was not started from a topology file")
+        if environ is None:
+            given, label = self._given, "the shell of the last 'node reload'"
+        else:
+            given, label = {str(k): str(v) for k, v in environ.items()}, "the shell of 'node reload'"
         systemd.notify("RELOADING=1")
         try:
-            summary = deployment.reload(self._load())
+            text = _read(source)  # what the variables' sources are told from: the file as applied
+            summary = deployment.reload(self._load({**os.environ, **given}))
         except topology_file.ConfigError as exc:
             log.error("reload failed: %s", exc)
-            raise ReloadError(f"{exc}; the previous configuration is still in force") from None
+            raise ReloadError(f"{exc}; the previous configuration is still in force", exc.exit_code) from None
+        except OSError as exc:
+            log.error("reload failed: cannot read %s: %s", source, exc.strerror or exc)
+            raise ReloadError(f"cannot read {source}: {exc.strerror or exc}; the previous configuration is "
+                              "still in force") from None
         except ReloadError as exc:
             log.error("reload failed: %s", exc)
             raise
         finally:
             systemd.notify("READY=1")
+        self._given = given
+        summary["variables"] = topology_file.variable_sources(text, [(label, given),
+                                                                     ("the node's environment", os.environ)])
         log.info("reloaded %s: %s", source, summary)
         return summary
 
@@ -113,7 +132,7 @@ class NodeService:
             return None
         return ControlServer(runtime, str(state.socket_path(self.name)), extra_ops={
             "node.stop": lambda: gevent.spawn_later(0.05, self._stop.set) and None,
-            "node.reload": lambda: self.reload(deployment),
+            "node.reload": lambda environ=None: self.reload(deployment, environ),
         })
 
     def _join_project(self, runtime: NodeRuntime) -> None:
@@ -156,16 +175,19 @@ class NodeService:
         self._wakeup.start(self._stop.set)
         if self._stop_requested.is_set():
             self._stop.set()
-        watchdog = None
+        watchdog = status = None
         tune_allocator()
         trimmer = MemoryTrimmer()
         try:
             listener = runtime.tcp.listen(self.topology.tcp_listener_address)
+            if self.topology.metrics_address:
+                status = StatusServer(runtime, self.topology.metrics_address)
             if runtime.authority is not None and not runtime.project_node.public_address:
                 runtime.project_node = runtime.project_node._replace(public_address=listener.address)
             state.write_node(self.name, {
                 "name": self.name, "pid": os.getpid(), "listener_address": listener.address,
                 "identifier": self.identity.identifier, "args": self.created_args, "started": time.time(),
+                "metrics_address": status.address if status else None,
             })
             control = self._control_server(runtime, deployment)
             try:
@@ -175,8 +197,8 @@ class NodeService:
                     for signum in (signal.SIGTERM, signal.SIGINT):
                         gevent.signal_handler(signum, self._stop.set)
                     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(_quietly, self.reload, deployment))
-                log.info("node %s is up, listening on %s, identity %s",
-                         self.name, listener.address, self.identity.identifier)
+                log.info("node %s is up, listening on %s, identity %s%s", self.name, listener.address,
+                         self.identity.identifier, f", metrics at http://{status.address}/metrics" if status else "")
                 systemd.notify("READY=1", f"STATUS=listening on {listener.address}")
                 watchdog = systemd.start_watchdog()
                 self.ready.set()
@@ -189,6 +211,8 @@ class NodeService:
                     control.close()
         finally:
             trimmer.stop()
+            if status is not None:
+                status.close()
             if watchdog is not None:
                 watchdog.kill()
             self._wakeup.close()
@@ -196,6 +220,11 @@ class NodeService:
             runtime.shutdown()
         state.update_node(self.name, pid=None)
         log.info("node %s stopped", self.name)
+
+
+def _read(path: str) -> str:
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
 
 
 def _quietly(fn, *args) -> None:

@@ -127,6 +127,13 @@ def parse_hostport(text: str, allow_zero: bool = False) -> Tcp:
     return Tcp(host, _port(port, text, allow_zero))
 
 
+def parse_bind(text: str) -> Tcp:
+    """Where to listen: `HOST:PORT`, or `PORT` alone for loopback (never all interfaces
+    unless an address says so)."""
+    text = text.strip()
+    return parse_hostport(f"127.0.0.1:{text}" if text.isdigit() else text, allow_zero=True)
+
+
 def to_text(segments: list) -> str:
     out = []
     for seg in segments:

@@ -6,7 +6,7 @@ excluded one then printed a 'Hidden import not found' warning: 364 of them)."""
 GEVENT = (
     # (the default thread resolver needs gevent.threadpool; libev is the loop on Linux)
     "gevent.testing", "gevent.tests", "gevent.libuv", "gevent._ffi", "gevent.resolver.ares",
-    "gevent.resolver.dnspython", "gevent.backdoor", "gevent.pywsgi", "gevent.ssl", "gevent._ssl3",
+    "gevent.resolver.dnspython", "gevent.backdoor", "gevent.ssl", "gevent._ssl3",
     "gevent.resolver.cares", "gevent.resolver_ares",
 )
 

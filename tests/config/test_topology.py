@@ -139,3 +139,17 @@ def test_a_variable_inside_a_default_is_refused_and_comments_name_no_variables()
     with pytest.raises(ConfigError, match=r"f.toml:2: outlets\[0\].to: a \$\{VAR\} inside a default is not supported"):
         parse('[[outlets]]\nto = "${S:-127.0.0.1:${Q}}"\n', "f.toml", environ={})
     assert variables('# ${SECRET}\n[node]\nname = "${N:-a}"\n\n[[outlets]]\nto = "${T}"\n') == ["N", "T"]
+
+
+def test_variable_sources_say_where_each_value_comes_from():
+    from appliance.config.topology import variable_sources
+
+    text = '[node]\nname = "${NAME}"\ntcp_listener_address = "${HOST:-127.0.0.1}:${PORT}"\n' \
+           '[[relays]]\nname = "${RELAY:-r}"\nat = "/node/${AT}"\n# ${COMMENTED}\n'
+    layers = [("the shell", {"NAME": "edge", "HOST": ""}), ("the node", {"PORT": "7000", "NAME": "other", "AT": ""})]
+    assert variable_sources(text, layers) == {
+        "NAME": "the shell",  # the first layer that sets it wins
+        "HOST": "its default",  # set but empty: the default applies, as in interpolate()
+        "PORT": "the node", "RELAY": "its default",
+        "AT": "the node",  # set but empty and no default: empty, from there
+    }

@@ -37,6 +37,9 @@ class Ockam:
             raise AssertionError(f"ockam {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
 
+    def command(self, *args: str) -> list[str]:
+        return ockam_command() + list(args)
+
     def __call__(self, *args: str, **kwargs) -> str:
         return self.run(*args, **kwargs).stdout.strip()
 

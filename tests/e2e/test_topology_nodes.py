@@ -1,5 +1,6 @@
 """Nodes started from TOML through the real CLI: `node run` (what `make run` does) and `node create --config`."""
 
+import json
 import os
 import signal
 import subprocess
@@ -101,10 +102,10 @@ def test_reload_adds_and_removes_without_touching_live_connections(ockam, tmp_pa
     live.sendall(b"still here")
     assert live.recv(100) == b"still here", "an unchanged inlet keeps its live connections"
 
-    # a broken file: the reload fails with file:line:key and nothing changes
+    # a broken file: the reload fails with file:line:key, exit code 2 as `config check`, and nothing changes
     path.write_text(path.read_text() + '\n[[inlets]]\nfrom = "127.0.0.1:1"\nroute = "/x"\n')
     proc = ockam.run("node", "reload", "edge", check=False)
-    assert proc.returncode == 1 and "inlets[2].route: unknown key" in proc.stderr
+    assert proc.returncode == 2 and "inlets[2].route: unknown key" in proc.stderr
     assert "previous configuration is still in force" in proc.stderr
 
     # SIGHUP applies the file too: drop the second inlet
@@ -163,3 +164,32 @@ def test_node_run_refuses_a_node_that_is_running(ockam, tmp_path):
     proc = ockam.run("node", "run", str(path), check=False)
     assert (proc.returncode, proc.stderr.strip()) == (1, "Error: node demo already exists and is running")
     assert ockam("node", "show", "demo", "--output", "json")  # the first one is still managed
+
+
+def test_reload_reads_variables_as_config_check_does_and_says_from_where(ockam, tmp_path):
+    """Issue 13: a variable set in the shell passed `config check`, then `node reload` failed
+    with "not set" (it read the node's environment only)."""
+    path = tmp_path / "edge.toml"
+    path.write_text('[node]\nname = "edge"\n')
+    ockam("node", "create", "--config", str(path))
+    inlet = free_port()
+    path.write_text('[node]\nname = "edge"\n\n[[inlets]]\nfrom = "127.0.0.1:${INLET_PORT}"\n'
+                    'to = "${OUTLET_ROUTE:-/service/outlet}"\n')
+    shell = {**ockam.env, "INLET_PORT": str(inlet)}
+    check = subprocess.run(ockam_command() + ["config", "check", str(path)], env=shell, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    reload = subprocess.run(ockam_command() + ["node", "reload", "edge"], env=shell, capture_output=True, text=True)
+    assert reload.returncode == 0, reload.stderr
+    assert reload.stdout.strip() == ("Reloaded node edge: 1 started, 0 stopped, 0 unchanged (variables: INLET_PORT "
+                                     "from the shell of 'node reload'; OUTLET_ROUTE from its default)")
+    inlets = ockam("tcp-inlet", "list", "--at", "edge", "--output", "json")
+    assert f'"bind_address": "127.0.0.1:{inlet}"' in inlets
+    # a reload from a shell without it reads it as `config check` there would: not set
+    proc = ockam.run("node", "reload", "edge", check=False)
+    assert proc.returncode == 2 and "environment variable INLET_PORT is not set" in proc.stderr, proc.stderr
+    # SIGHUP (systemctl reload) has no shell: it uses what the last `node reload` brought
+    pid = json.loads(ockam("node", "show", "edge", "--output", "json"))["pid"]
+    os.kill(pid, signal.SIGHUP)
+    log = Path(ockam.home, "nodes", "edge", "node.log")
+    wait_until(lambda: "INLET_PORT': \"the shell of the last 'node reload'\"" in log.read_text(), timeout=10,
+               what="the SIGHUP reload")
