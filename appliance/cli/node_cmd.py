@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import shutil
@@ -13,8 +12,7 @@ from appliance.cli.errors import CliError
 from appliance.cli.output import Output, condition, last_error, table
 from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
-from appliance.host import identities, process, projects, state
-from appliance.wire import multiaddr
+from appliance.host import identities, launch, process, projects, state
 
 USAGE = """
 Usage:
@@ -63,39 +61,6 @@ def run(_command: str, args, out: Output) -> int:
     raise CliError("unknown node command")
 
 
-def load_topology(path: str | None, listener: str | None = None, relay_authorized=(), as_project=None,
-                  identity: str | None = None, metrics: str | None = None, environ=None) -> Topology:
-    """The file's topology (or an empty one), with command-line options taking precedence.
-    A reload calls this again, so the options keep overriding the edited file."""
-    topology = topology_file.load(path, environ) if path else Topology()
-    if identity:
-        topology = dataclasses.replace(topology, identity=identity)
-    if as_project:
-        state.check_name(as_project)
-        topology = dataclasses.replace(topology, project=(as_project, "", topology_file.DEFAULT_CREDENTIAL_TTL))
-    if listener:  # a node given a listener address is there to be reached: a relay, unless its file says not
-        topology = dataclasses.replace(topology, tcp_listener_address=listener,
-                                       relay=True if topology.relay is None else topology.relay)
-    if relay_authorized:
-        topology = dataclasses.replace(topology, relay_authorized=tuple(relay_authorized))
-    if metrics:
-        multiaddr.parse_bind(metrics)
-        topology = dataclasses.replace(topology, metrics_address=metrics)
-    return topology
-
-
-def creation_args(path: str | None, listener: str | None, identity: str | None, relay_authorized=(),
-                  as_project=None, metrics: str | None = None) -> list[str]:
-    """How to start this node again (background spawn, `node start`)."""
-    args = ["--tcp-listener-address", listener] if listener else []
-    args += ["--metrics-address", metrics] if metrics else []
-    args += ["--as-project", as_project] if as_project else []
-    args += ["--identity", identity] if identity else []
-    for identifier in relay_authorized:
-        args += ["--relay-authorized", identifier]
-    return args + (["--config", os.path.abspath(path)] if path else [])
-
-
 def node_create(args, out: Output) -> None:
     path, listener, identity = args["--config"], args["--tcp-listener-address"], args["--identity"]
     relay_authorized, as_project, metrics = args["--relay-authorized"], args["--as-project"], args["--metrics-address"]
@@ -107,16 +72,16 @@ def node_create(args, out: Output) -> None:
 
         enroll(projects.decode_ticket(args["--enrollment-ticket"]), identity)
     def load(environ=None) -> Topology:
-        return load_topology(path, listener, relay_authorized, as_project, identity, metrics, environ)
+        return launch.load_topology(path, listener, relay_authorized, as_project, identity, metrics, environ)
 
-    created = creation_args(path, listener, identity, relay_authorized, as_project, metrics)
+    created = launch.creation_args(path, listener, identity, relay_authorized, as_project, metrics)
 
     topology = load()
     name = state.check_name(args["<name>"] or topology.name
                             or f"{random.choice(ADJECTIVES)}-{random.choice(NOUNS)}")
     if args["--foreground"]:
         background = bool(os.environ.get(process.BACKGROUND_ENV))  # then stderr is the log file already
-        return serve(prepare_node_service(name, topology, load, created, out.verbose,
+        return serve(launch.node_service(name, topology, load, created, out.verbose,
                                           log_to_stderr=not background))
     refuse_if_running(name)
     start_background(name, created)
@@ -129,10 +94,10 @@ def node_create(args, out: Output) -> None:
 
 
 def node_run(args, out: Output) -> int:
-    name = load_topology(args["<file>"]).name
+    name = launch.load_topology(args["<file>"]).name
     if name:  # a second copy would take the node's control socket and state from the first
         refuse_if_running(name)
-    service = build_node_service(args["<file>"], verbosity=out.verbose, metrics=args["--metrics-address"])
+    service = launch.file_node_service(args["<file>"], verbosity=out.verbose, metrics=args["--metrics-address"])
     if state.default_node() is None:  # as `node create` does: commands without --at reach it
         state.set_default_node(name)
     return serve(service)
@@ -141,18 +106,6 @@ def node_run(args, out: Output) -> int:
 def refuse_if_running(name: str) -> None:
     if state.exists(name) and client.is_up(name):
         raise CliError(f"node {name} already exists and is running")
-
-
-def build_node_service(config: str, verbosity: int = 0, log_to_stderr: bool = True, metrics: str | None = None):
-    """The NodeService a topology file describes (for `node run` and service managers)."""
-    def load(environ=None) -> Topology:
-        return load_topology(config, metrics=metrics, environ=environ)
-
-    topology = load()
-    if not topology.name:
-        raise CliError(f"{config}: node.name: missing (needed to run a node from a file)", code=2)
-    return prepare_node_service(topology.name, topology, load, creation_args(config, None, None, metrics=metrics),
-                                verbosity, log_to_stderr)
 
 
 def start_background(name: str, argv: list[str]) -> None:
@@ -165,17 +118,6 @@ def start_background(name: str, argv: list[str]) -> None:
         if fresh:
             shutil.rmtree(directory, ignore_errors=True)
         raise CliError(f"node {name} failed to start: {exc}") from None
-
-
-def prepare_node_service(name: str, topology: Topology, load, created_args: list[str], verbosity: int,
-                         log_to_stderr: bool):
-    """`load()` reads the topology again, the same way, when the node is reloaded."""
-    from appliance.host import runner
-
-    state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
-    runner.setup_logging(name, verbosity, to_stderr=log_to_stderr)
-    identity = identities.load(topology.identity) if topology.identity else identities.load_or_create_default()[1]
-    return runner.NodeService(name, topology, created_args, identity, load_topology=load)
 
 
 def serve(service) -> int:
@@ -250,16 +192,20 @@ def node_delete(args, out: Output) -> None:
 
 
 def stop_node(name: str) -> None:
-    """Ask the node for its pid (proof it is that node), then stop that process."""
+    """Ask the node for its pid (proof it is that node) and to stop; wait for that process to
+    end (killing it if it does not). A node that does not answer is signalled."""
     try:
         pid = client.call(name, "node.show", timeout=5)["pid"]
+        client.call(name, "node.stop", timeout=5)
+        asked = True
     except CliError:
+        asked = False
         try:
             pid = state.read_node(name).get("pid")
         except state.StateError:
             return
     if pid:
-        process.stop_process(pid)
+        process.stop_process(pid, asked=asked)
 
 
 def node_start(args, out: Output) -> None:

@@ -57,6 +57,6 @@ def run(_command: str, args, out: Output) -> None:
         if WINDOWS:
             impl.run(args["--config"], args["--name"] or topology_file.load(args["--config"]).name)
         else:
-            from appliance.cli.node_cmd import build_node_service, serve
+            from appliance.host.launch import file_node_service
 
-            serve(build_node_service(args["--config"], out.verbose))
+            file_node_service(args["--config"], out.verbose).run()

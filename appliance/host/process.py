@@ -18,6 +18,8 @@ from appliance.host import state
 READY_TIMEOUT = 15.0
 BACKGROUND_ENV = "OCKAM_BACKGROUND_NODE"  # set for spawned nodes: their stderr is the log file
 STOP_TIMEOUT = 10.0
+PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+STILL_ACTIVE = 259
 
 
 class ProcessError(ApplianceError):
@@ -50,8 +52,7 @@ def spawn_node(name: str, args: list[str], is_ready) -> int:
         child = subprocess.Popen(
             self_command() + ["node", "create", name, "--foreground", *args],
             env=child_environment(),
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True, close_fds=True)
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, close_fds=True, **_detached())
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -61,6 +62,14 @@ def spawn_node(name: str, args: list[str], is_ready) -> int:
         time.sleep(0.05)
     child.kill()
     raise ProcessError(f"node {name} did not start within {READY_TIMEOUT:g} s (see {log})")
+
+
+def _detached() -> dict:
+    """A child that outlives this CLI and its terminal: its own session here; on Windows its
+    own process group and no console (no window pops up, Ctrl+C here does not reach it)."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
 
 
 def last_error_line(log) -> str:
@@ -74,6 +83,8 @@ def last_error_line(log) -> str:
 def alive(pid: int | None) -> bool:
     if not pid:
         return False
+    if os.name == "nt":
+        return _alive_on_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -81,6 +92,21 @@ def alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return not _is_zombie(pid)
+
+
+def _alive_on_windows(pid: int) -> bool:
+    """os.kill(pid, 0) would send CTRL_C_EVENT there: ask for the exit code instead."""
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return False
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -101,11 +127,13 @@ def is_node_process(pid: int) -> bool:
     return b"node" in argv and (b"create" in argv or b"run" in argv)
 
 
-def stop_process(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM, then SIGKILL after `timeout`; returns once the process is gone."""
+def stop_process(pid: int, timeout: float = STOP_TIMEOUT, asked: bool = False) -> None:
+    """SIGTERM (unless the node was `asked` to stop already, over its control channel: the
+    only graceful way on Windows), then SIGKILL after `timeout`; returns once it is gone."""
     if not alive(pid) or not is_node_process(pid):
         return
-    os.kill(pid, signal.SIGTERM)
+    if not asked:
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(pid):

@@ -1,21 +1,29 @@
 """The Windows service adapter (pywin32): the same NodeService behind the service manager.
 
 `ockam service install --config FILE` registers `ockam.exe service run --config FILE
---name NAME` as an auto-start service with restart-on-failure; the service manager then
-starts that command, which hands control to `StartServiceCtrlDispatcher`. Stop requests
-arrive on the service manager's thread and wake the gevent loop with a thread-safe
-watcher (NodeService.request_stop). pywin32 is imported only here, when this runs.
+--name NAME` as an auto-start service with restart-on-failure, starts it and waits until it
+is RUNNING; the service manager starts that command, which hands control to
+`StartServiceCtrlDispatcher`. The service reports RUNNING when the node is ready (its
+topology up), and a node that cannot start stops the service with a service-specific
+error code (2: a mistake in the topology, 1: anything else) and its reason in the Event
+Log. Stop requests arrive on the service manager's thread and wake the gevent loop with a
+thread-safe watcher (NodeService.request_stop). There is no SIGHUP: `ockam node reload`
+reloads, over the node's control channel (host/control.py). pywin32 is imported only here.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from appliance.config import topology as topology_file
+from appliance.errors import ApplianceError
 from appliance.host.process import self_command
 from appliance.host.state import StateError
 
 RESTART_DELAY_MS = 2000
+START_TIMEOUT = 60.0  # seconds `service install` waits for RUNNING
+ERROR_SERVICE_SPECIFIC_ERROR = 1066  # the service's own exit code says what went wrong
 
 
 def _modules():
@@ -40,23 +48,44 @@ def service_class(config: str, name: str):
         def __init__(self, args):
             super().__init__(args)
             self.node = None
-            self.node_created = threading.Event()
+            self.node_created = threading.Event()  # set once SvcDoRun has a node, or failed to
+            self.stopping = False
 
         def SvcStop(self):
+            self.stopping = True
             self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
             self.node_created.wait(30)
             if self.node is not None:
                 self.node.request_stop()
 
         def SvcDoRun(self):
-            from appliance.cli.node_cmd import build_node_service
+            from appliance.host.launch import file_node_service
 
             servicemanager.LogInfoMsg(f"{self._svc_name_}: starting from {config}")
-            self.node = build_node_service(config, log_to_stderr=False)
-            self.node_created.set()
-            self.ReportServiceStatus(win32service.SERVICE_RUNNING)
-            self.node.run()
+            try:
+                self.node = file_node_service(config, log_to_stderr=False)
+            except ApplianceError as exc:
+                self._failed(exc)
+                return
+            finally:
+                self.node_created.set()
+            threading.Thread(target=self._running_when_ready, daemon=True).start()
+            try:
+                self.node.run()
+            except ApplianceError as exc:  # a busy port, an identity it cannot read...
+                self._failed(exc)
+                return
             servicemanager.LogInfoMsg(f"{self._svc_name_}: stopped")
+
+        def _running_when_ready(self):
+            if self.node.ready.wait() and not self.stopping:
+                self.ReportServiceStatus(win32service.SERVICE_RUNNING)
+                servicemanager.LogInfoMsg(f"{self._svc_name_}: running")
+
+        def _failed(self, exc: ApplianceError):
+            servicemanager.LogErrorMsg(f"{self._svc_name_}: cannot run: {exc}")
+            self.ReportServiceStatus(win32service.SERVICE_STOPPED, win32ExitCode=ERROR_SERVICE_SPECIFIC_ERROR,
+                                     svcExitCode=exc.exit_code)
 
     return OckamService
 
@@ -77,7 +106,22 @@ def install(config: str, name: str | None, start: bool = True) -> dict:
     _restart_on_failure(cls._svc_name_, win32service)
     if start:
         win32serviceutil.StartService(cls._svc_name_)
+        _wait_running(cls._svc_name_, win32service, win32serviceutil)
     return {"service": cls._svc_name_, "config": config, "started": start}
+
+
+def _wait_running(service: str, win32service, win32serviceutil) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        current = win32serviceutil.QueryServiceStatus(service)[1]
+        if current == win32service.SERVICE_RUNNING:
+            return
+        if current == win32service.SERVICE_STOPPED:
+            raise StateError(f"service {service} stopped as it started (its reason is in the Event Log)")
+        if time.monotonic() >= deadline:
+            raise StateError(f"service {service} did not report running within {START_TIMEOUT:g} s "
+                             "(see the Event Log)")
+        time.sleep(0.2)
 
 
 def _restart_on_failure(service: str, win32service) -> None:

@@ -7,6 +7,7 @@ real node (in a thread, as the service manager would) and is stopped from anothe
 import socket
 import sys
 import threading
+import time
 import types
 
 import pytest
@@ -18,14 +19,20 @@ class FakeServiceFramework:
     def __init__(self, args):
         self.args = args
         self.statuses = []
+        self.exit_codes = (0, 0)
 
-    def ReportServiceStatus(self, status):
+    def ReportServiceStatus(self, status, waitHint=5000, win32ExitCode=0, svcExitCode=0):
         self.statuses.append(status)
+        self.exit_codes = (win32ExitCode, svcExitCode)
+
+
+class Calls(list):
+    states: list
 
 
 @pytest.fixture
 def pywin32(monkeypatch):
-    calls = []
+    calls = Calls()
     win32service = types.SimpleNamespace(
         SERVICE_RUNNING=4, SERVICE_STOPPED=1, SERVICE_START_PENDING=2, SERVICE_STOP_PENDING=3,
         SERVICE_AUTO_START=2, SC_MANAGER_ALL_ACCESS=0xF003F, SERVICE_ALL_ACCESS=0xF01FF,
@@ -41,15 +48,18 @@ def pywin32(monkeypatch):
         StartService=lambda name: calls.append(("StartService", name)),
         StopService=lambda name: calls.append(("StopService", name)),
         RemoveService=lambda name: calls.append(("RemoveService", name)),
-        QueryServiceStatus=lambda name: (16, 4, 0))
+        QueryServiceStatus=lambda name: (16, states[-1], 0))
+    states = [4]  # what QueryServiceStatus reports: running, unless a test says otherwise
     servicemanager = types.SimpleNamespace(
         LogInfoMsg=lambda msg: calls.append(("Log", msg)),
+        LogErrorMsg=lambda msg: calls.append(("LogError", msg)),
         Initialize=lambda: calls.append(("Initialize",)),
         PrepareToHostSingle=lambda cls: calls.append(("Host", cls._svc_name_)),
         StartServiceCtrlDispatcher=lambda: calls.append(("Dispatch",)))
     for name, module in (("win32service", win32service), ("win32serviceutil", win32serviceutil),
                          ("servicemanager", servicemanager)):
         monkeypatch.setitem(sys.modules, name, module)
+    calls.states = states
     return calls
 
 
@@ -82,10 +92,11 @@ def test_install_registers_the_service_with_restart_on_failure(pywin32, topology
 
 @pytest.mark.parametrize("unix_sockets", [True, False], ids=["with-af-unix", "like-windows"])
 def test_service_runs_the_node_and_stops_from_the_manager_thread(pywin32, topology, monkeypatch, unix_sockets):
-    from appliance.host import runner, service_windows
+    from appliance.cli import client
+    from appliance.host import control, service_windows
 
-    if not unix_sockets:  # CPython on Windows has no AF_UNIX: the node runs without its control API
-        monkeypatch.delattr(runner.socket, "AF_UNIX")
+    if not unix_sockets:  # CPython on Windows has no AF_UNIX: the control API is on loopback TCP
+        monkeypatch.delattr(control.socket, "AF_UNIX")
 
     path, inlet = topology
     cls = service_windows.service_class(str(path), "win")
@@ -96,6 +107,9 @@ def test_service_runs_the_node_and_stops_from_the_manager_thread(pywin32, topolo
         assert service.node_created.wait(15)
         assert service.node.ready.wait(15)
         wait_until(lambda: _port_open(inlet), what="the service's inlet")
+        wait_until(lambda: 4 in service.statuses, what="RUNNING, once the node is ready")
+        assert client.call("win", "node.show")["name"] == "win"  # the CLI reaches it either way
+        assert control.endpoint("win").family == ("unix" if unix_sockets else "tcp")
         service.SvcStop()  # from this thread, as the service manager's handler thread would
         runner.join(timeout=30)
         assert not runner.is_alive(), "the node must stop when the service manager asks"
@@ -127,3 +141,36 @@ def test_without_pywin32_the_error_is_clear(monkeypatch, topology):
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_bad_topology_stops_the_service_with_its_reason(pywin32, topology):
+    from appliance.host import service_windows
+
+    path, _ = topology
+    path.write_text('[node]\nname = "win"\nbogus = 1\n')
+    service = service_windows.service_class(str(path), "win")(["ockam-win"])
+    service.SvcDoRun()
+    assert service.statuses == [1] and service.exit_codes == (service_windows.ERROR_SERVICE_SPECIFIC_ERROR, 2)
+    (error,) = [c[1] for c in pywin32 if c[0] == "LogError"]
+    assert error.startswith("ockam-win: cannot run: ") and "node.bogus: unknown key" in error
+    started = time.monotonic()
+    service.SvcStop()  # the service manager may still ask: it must not wait for a node that never came
+    assert time.monotonic() - started < 1
+
+
+def test_install_refuses_a_bad_topology_and_reports_a_start_that_fails(pywin32, topology, monkeypatch):
+    from appliance.config.topology import ConfigError
+    from appliance.host import service_windows
+    from appliance.host.state import StateError
+
+    path, _ = topology
+    monkeypatch.setattr(service_windows, "START_TIMEOUT", 0.3)
+    pywin32.states.append(2)  # start pending, for ever
+    with pytest.raises(StateError, match="did not report running within 0.3 s"):
+        service_windows.install(str(path), None, start=True)
+    pywin32.states.append(1)  # stopped as it started
+    with pytest.raises(StateError, match="stopped as it started"):
+        service_windows.install(str(path), None, start=True)
+    path.write_text('[node]\nname = "win"\n[[inlets]]\nfrom = "nowhere"\n')
+    with pytest.raises(ConfigError, match="inlets"):
+        service_windows.install(str(path), None, start=True)
