@@ -14,7 +14,7 @@ BUILD_STAMP := $(VENV)/.build-installed
 FREEZE := PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
           $(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN ockam.spec
 
-.PHONY: run test bench bench-floor bench-deps system-deps clean binary binary-check smoke
+.PHONY: run test test-tcp-control bench bench-floor bench-deps system-deps clean binary binary-check smoke
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ run: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
+
+# the e2e suite again with the nodes' control API on loopback TCP with a token, as on Windows
+test-tcp-control: $(STAMP) system-deps
+	OCKAM_CONTROL=tcp $(PY) -m pytest -q tests/e2e
 
 # baselines (OpenSSH), targets (redis, PostgreSQL) and the chart library, installed only for
 # the benchmark; if they cannot be installed, their rows report the error and the rest still runs

@@ -7,7 +7,7 @@ import logging
 import socket
 
 from appliance.cli.errors import CliError
-from appliance.host import state
+from appliance.host import control, state
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -19,7 +19,7 @@ def call(node: str, op: str, args: dict | None = None, timeout: float = DEFAULT_
     if not state.exists(node):
         raise CliError(f"node {node!r} does not exist (see 'ockam node list')")
     log.debug("node %s <- %s %s", node, op, json.dumps(args or {}))
-    response = raw_call(str(state.socket_path(node)), op, args or {}, timeout)
+    response = raw_call(node, op, args or {}, timeout)
     log.debug("node %s -> %s", node, json.dumps(response))
     if response is None:
         raise CliError(f"node {node!r} is not running (start it with 'ockam node start {node}')")
@@ -28,13 +28,17 @@ def call(node: str, op: str, args: dict | None = None, timeout: float = DEFAULT_
     return response.get("result")
 
 
-def raw_call(path: str, op: str, args: dict, timeout: float):
-    """The node's response, or None when nothing answers on the socket."""
+def raw_call(node: str, op: str, args: dict, timeout: float):
+    """The node's response, or None when nothing answers on its control channel."""
+    where = control.endpoint(node)
+    if where is None:
+        return None
+    request = {"op": op, "args": args, **({"token": where.token} if where.token else {})}
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        with socket.socket(socket.AF_UNIX if where.family == "unix" else socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+            sock.connect(where.address)
+            sock.sendall(json.dumps(request).encode() + b"\n")
             data = sock.makefile("rb").readline()
     except (FileNotFoundError, ConnectionRefusedError):
         return None
@@ -52,7 +56,7 @@ def raw_call(path: str, op: str, args: dict, timeout: float):
 
 def is_up(node: str) -> bool:
     try:
-        response = raw_call(str(state.socket_path(node)), "node.show", {}, 2.0)
+        response = raw_call(node, "node.show", {}, 2.0)
     except CliError:
         return False
     return bool(response and response.get("ok"))

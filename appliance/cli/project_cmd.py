@@ -82,7 +82,7 @@ def project_node(name: str | None, at: str | None) -> str:
     if at:
         return node_arg(at)
     for node in state.node_names():
-        response = client.raw_call(str(state.socket_path(node)), "project.info", {}, 5.0)
+        response = client.raw_call(node, "project.info", {}, 5.0)
         if response and response.get("ok") and response["result"]["name"] == (name or response["result"]["name"]):
             return node
     raise CliError(f"no running project node{' for ' + name if name else ''} here (give --at NODE)")

@@ -13,7 +13,6 @@ import logging
 import logging.handlers
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -23,11 +22,10 @@ from gevent.event import Event
 
 from appliance.config import topology as topology_file
 from appliance.config.topology import Topology
-from appliance.host import projects, state, systemd
+from appliance.host import control, projects, state, systemd
 from appliance.host.deployment import Deployment, ReloadError
 from appliance.host.memory import MemoryTrimmer, tune_allocator
 from appliance.limits.budgets import Limits
-from appliance.node.api import ControlServer
 from appliance.node.errors import NodeError
 from appliance.node.project import ProjectNode
 from appliance.node.relay import SecretBook
@@ -54,10 +52,14 @@ class JsonLines(logging.Formatter):
 
 
 def setup_logging(name: str, verbosity: int, to_stderr: bool) -> None:
+    """The log where the platform wants it: under systemd (JOURNAL_STREAM set) stderr only,
+    which is the journal; elsewhere the node's rotating file, and stderr too when asked. A
+    Windows service also writes its life cycle to the Event Log (service_windows.py)."""
     level = logging.DEBUG if verbosity >= 2 else logging.INFO
-    handlers: list[logging.Handler] = [logging.handlers.RotatingFileHandler(
+    journal = bool(os.environ.get("JOURNAL_STREAM"))
+    handlers: list[logging.Handler] = [] if journal else [logging.handlers.RotatingFileHandler(
         state.log_path(name), maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)]
-    if to_stderr:
+    if to_stderr or journal:
         handlers.append(logging.StreamHandler(sys.stderr))
     formatter = JsonLines() if os.environ.get(LOG_FORMAT_ENV) == "json" else logging.Formatter(LOG_FORMAT)
     for handler in handlers:
@@ -126,11 +128,8 @@ class NodeService:
         return summary
 
     def _control_server(self, runtime, deployment):
-        """The CLI's way in; without Unix sockets (CPython on Windows) the node runs without it."""
-        if not hasattr(socket, "AF_UNIX"):
-            log.warning("no Unix sockets on this platform: the node runs without its control API")
-            return None
-        return ControlServer(runtime, str(state.socket_path(self.name)), extra_ops={
+        """The CLI's way in: a Unix socket, or loopback TCP with a token (host/control.py)."""
+        return control.serve(runtime, self.name, extra_ops={
             "node.stop": lambda: gevent.spawn_later(0.05, self._stop.set) and None,
             "node.reload": lambda environ=None: self.reload(deployment, environ),
         })
@@ -196,7 +195,8 @@ class NodeService:
                 if threading.current_thread() is threading.main_thread():
                     for signum in (signal.SIGTERM, signal.SIGINT):
                         gevent.signal_handler(signum, self._stop.set)
-                    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(_quietly, self.reload, deployment))
+                    if hasattr(signal, "SIGHUP"):  # not on Windows: `ockam node reload` there
+                        gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(_quietly, self.reload, deployment))
                 log.info("node %s is up, listening on %s, identity %s%s", self.name, listener.address,
                          self.identity.identifier, f", metrics at http://{status.address}/metrics" if status else "")
                 systemd.notify("READY=1", f"STATUS=listening on {listener.address}")

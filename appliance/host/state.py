@@ -104,6 +104,25 @@ def json_store(path: Path) -> tuple:
     return data, save
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, readable and writable by its owner only: 0600
+    here, an owner-only ACL on Windows (host/windows_acl.py)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if os.name == "nt":
+        from appliance.host.windows_acl import restrict_to_owner
+
+        restrict_to_owner(str(tmp))
+    os.replace(tmp, path)
+
+
 def update_node(name: str, **fields) -> None:
     data = read_node(name)
     data.update(fields)

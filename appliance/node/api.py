@@ -1,13 +1,18 @@
-"""The control API: JSON requests from the local CLI over a Unix socket.
+"""The control API: JSON requests from the local CLI, one per connection:
+`{"op": "relay.create", "args": {...}}\\n` -> `{"ok": true, "result": ...}\\n`.
 
 It is never reachable through a node's transports (it is not a worker), and only the
-node's owner can use it: the socket is 0600 inside a 0700 directory, and each peer's
-uid is checked with SO_PEERCRED. One request per connection:
-`{"op": "relay.create", "args": {...}}\\n` -> `{"ok": true, "result": ...}\\n`.
+node's owner can use it. It listens on one of:
+- a Unix socket, 0600 inside a 0700 directory, each peer's uid checked with SO_PEERCRED;
+- loopback TCP on a random port (where there are no Unix sockets: CPython on Windows), where
+  each request carries a 32-byte token (`"token": "<64 hex digits>"`) that the node wrote,
+  with the port, to a file only its user can read (host/control.py); a request without the
+  right token is answered with an error and the connection closed.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -87,6 +92,14 @@ def bind_unix(path: str):
     return sock
 
 
+def bind_loopback():
+    """A listening TCP socket on 127.0.0.1, on a port the system picks."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
 def peer_uid(sock) -> int | None:
     if not hasattr(_stdsocket, "SO_PEERCRED"):
         return None
@@ -95,22 +108,33 @@ def peer_uid(sock) -> int | None:
 
 
 class ControlServer:
-    def __init__(self, runtime, path: str, extra_ops: dict | None = None):
+    """Serves the control API on `listener` (bind_unix or bind_loopback); with `token`, each
+    request must carry it. `path`: a file to remove when closed (the socket, or the token file)."""
+
+    def __init__(self, runtime, listener, path: str | None = None, extra_ops: dict | None = None,
+                 token: str | None = None):
         self.runtime = runtime
         self.path = path
         self.extra_ops = extra_ops or {}
-        self.server = StreamServer(bind_unix(path), self._serve)
+        self.token = token
+        self.server = StreamServer(listener, self._serve)
         self.server.start()
+
+    @property
+    def port(self) -> int:
+        return self.server.address[1]
 
     def close(self) -> None:
         self.server.stop(timeout=1)
+        if self.path is None:
+            return
         try:
             os.unlink(self.path)
         except OSError:
             pass
 
     def _serve(self, sock, _addr) -> None:
-        uid = peer_uid(sock)
+        uid = peer_uid(sock) if sock.family == getattr(socket, "AF_UNIX", None) else None
         if uid is not None and uid not in (os.getuid(), 0):
             log.warning("refused a control connection from uid %d", uid)
             sock.close()
@@ -138,6 +162,10 @@ class ControlServer:
                 raise TypeError("args must be an object")
         except (ValueError, KeyError, TypeError) as exc:
             return {"ok": False, "error": f"malformed request: {exc}", "exit_code": 1}
+        if self.token is not None and not hmac.compare_digest(str(request.get("token", "")).encode(),
+                                                              self.token.encode()):
+            log.warning("refused a control request without the node's token")
+            return {"ok": False, "error": "refused: not the node's control token", "exit_code": 1}
         if op in self.extra_ops:
             target = self.extra_ops[op]
         elif op in OPERATIONS:

@@ -8,7 +8,7 @@ import gevent
 import pytest
 from gevent import socket
 
-from appliance.node.api import ControlServer
+from appliance.node.api import ControlServer, bind_unix
 from appliance.node.errors import ConnectionClosed
 from appliance.node.sockets import HubSocket, SocketClosed
 from appliance.node.writer import Batch, SocketWriter
@@ -128,7 +128,7 @@ def _request(path, raw: bytes) -> dict:
 def test_control_api_refuses_what_it_does_not_offer(make_node, tmp_path):
     a = make_node("a")
     path = str(tmp_path / "api.sock")
-    server = ControlServer(a, path)
+    server = ControlServer(a, bind_unix(path), path)
     try:
         assert oct(os.stat(path).st_mode & 0o777) == "0o600"
         assert _request(path, b'{"op": "node.show"}\n')["result"]["name"] == "a"

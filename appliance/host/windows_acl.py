@@ -1,0 +1,23 @@
+"""An owner-only ACL on Windows (file modes mean little there): the file's DACL allows the
+current user everything and nobody else anything, and inherits nothing from its folder."""
+
+from __future__ import annotations
+
+from appliance.host.state import StateError
+
+
+def restrict_to_owner(path: str) -> None:
+    try:
+        import ntsecuritycon
+        import win32api
+        import win32security
+    except ImportError:
+        raise StateError("an owner-only file on Windows needs pywin32 (pip install pywin32)") from None
+    token = win32security.OpenProcessToken(win32api.GetCurrentProcess(), win32security.TOKEN_QUERY)
+    user = win32security.GetTokenInformation(token, win32security.TokenUser)[0]
+    dacl = win32security.ACL()
+    dacl.AddAccessAllowedAce(win32security.ACL_REVISION, ntsecuritycon.FILE_ALL_ACCESS, user)
+    win32security.SetNamedSecurityInfo(
+        path, win32security.SE_FILE_OBJECT,
+        win32security.DACL_SECURITY_INFORMATION | win32security.PROTECTED_DACL_SECURITY_INFORMATION,
+        None, None, dacl, None)
