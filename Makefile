@@ -78,7 +78,8 @@ binary-check: dist/ockam
 # the seed transcripts (plain and secure) driven through the frozen binary
 smoke: dist/ockam system-deps
 	OCKAM_BIN=$(CURDIR)/dist/ockam $(PY) -m pytest -q tests/frozen tests/e2e/test_seed_transcript.py \
-	    tests/e2e/test_secure_portal.py tests/e2e/test_topology_nodes.py tests/e2e/test_operate.py
+	    tests/e2e/test_secure_portal.py tests/e2e/test_topology_nodes.py tests/e2e/test_operate.py \
+	    tests/e2e/test_systemd.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

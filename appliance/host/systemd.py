@@ -31,10 +31,14 @@ def notify(*states: str) -> bool:
 
 
 def watchdog_interval() -> float | None:
-    """Half the watchdog timeout systemd asked for, or None when there is no watchdog."""
+    """Half the watchdog timeout systemd asked for, or None when there is no watchdog (or
+    it is another process's). WATCHDOG_PID names the service's main process: ours, or, in
+    the one-file executable, the bootloader whose child we are (the unit's NotifyAccess=all
+    lets the child ping; a real systemd found the pings missing and the node killed every
+    WatchdogSec)."""
     usec = os.environ.get("WATCHDOG_USEC")
     pid = os.environ.get("WATCHDOG_PID")
-    if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
+    if not usec or not usec.isdigit() or (pid and pid not in (str(os.getpid()), str(os.getppid()))):
         return None
     return int(usec) / 2e6
 

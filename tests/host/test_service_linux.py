@@ -115,3 +115,18 @@ def test_the_environment_file_is_replaced_not_written_through_a_link(tmp_path, m
     monkeypatch.setenv("SERVICE_ADDRESS", "127.0.0.1:5432")
     service_linux.install(str(topology), None, root=str(tmp_path), start=False)
     assert victim.read_text() == "precious\n" and not (tmp_path / "etc/ockam/edge.env").is_symlink()
+
+
+def test_the_watchdog_is_ours_as_the_one_file_bootloaders_child(monkeypatch):
+    """WATCHDOG_PID is the unit's main PID: in the one-file executable the bootloader, whose
+    child runs the node. The child's pings were skipped, so systemd killed it every 30 s."""
+    import os
+
+    from appliance.host import systemd
+
+    monkeypatch.setenv("WATCHDOG_USEC", "3000000")
+    for pid, interval in ((os.getpid(), 1.5), (os.getppid(), 1.5), (1 << 22, None)):
+        monkeypatch.setenv("WATCHDOG_PID", str(pid))
+        assert systemd.watchdog_interval() == interval
+    monkeypatch.delenv("WATCHDOG_PID")
+    assert systemd.watchdog_interval() == 1.5
