@@ -21,13 +21,22 @@ ABOVE = {
 
 
 def imported(path: Path) -> set:
+    """The appliance layers `path` imports: `import appliance.x`, `from appliance.x import`,
+    `from appliance import x`, relative imports, and importlib calls with a literal name."""
+    package = ["appliance", *path.relative_to(ROOT).parent.parts]
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return {name.split(".")[1] for name in names if name.startswith("appliance.") and name.count(".") >= 1}
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[:len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(filter(None, [base, node.module or ""]))
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module" and node.args \
+                and isinstance(node.args[0], ast.Constant):
+            names.add(str(node.args[0].value))
+    return {name.split(".")[1] for name in names if name.startswith("appliance.")}
 
 
 @pytest.mark.parametrize("layer", sorted(ABOVE))

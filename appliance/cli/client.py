@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import socket
 
 from appliance.cli.errors import CliError
 from appliance.host import control, state
+from appliance.wire import control as wire_control
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -33,13 +35,15 @@ def raw_call(node: str, op: str, args: dict, timeout: float):
     where = control.endpoint(node)
     if where is None:
         return None
-    request = {"op": op, "args": args, **({"token": where.token} if where.token else {})}
     try:
         with socket.socket(socket.AF_UNIX if where.family == "unix" else socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(where.address)
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            data = sock.makefile("rb").readline()
+            reader = sock.makefile("rb")
+            if where.token is not None:
+                _present_token(node, sock, reader, where.token)
+            sock.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+            data = reader.readline()
     except (FileNotFoundError, ConnectionRefusedError):
         return None
     except socket.timeout:
@@ -54,9 +58,20 @@ def raw_call(node: str, op: str, args: dict, timeout: float):
         raise CliError("the node sent an unreadable response") from None
 
 
+def _present_token(node: str, sock, reader, token: str) -> None:
+    """wire/control.py: the node proves it holds the token before we send it anything."""
+    nonce = wire_control.nonce()
+    sock.sendall(nonce.encode() + b"\n")
+    answer = reader.readline(wire_control.MAX_LINE).strip().decode("ascii", "replace")
+    if not hmac.compare_digest(answer, wire_control.proof(token, nonce)):
+        raise CliError(f"node {node!r} is not running: something else answers on the port its control.json "
+                       "names (left behind by a node that did not stop cleanly)")
+    sock.sendall(token.encode() + b"\n")
+
+
 def is_up(node: str) -> bool:
     try:
         response = raw_call(node, "node.show", {}, 2.0)
-    except CliError:
+    except (CliError, state.StateError):
         return False
     return bool(response and response.get("ok"))

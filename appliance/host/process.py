@@ -17,7 +17,8 @@ from appliance.host import state
 
 READY_TIMEOUT = 15.0
 BACKGROUND_ENV = "OCKAM_BACKGROUND_NODE"  # set for spawned nodes: their stderr is the log file
-STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 15.0  # a node drains open portal connections for 10 s (runner.DEFAULT_GRACE), then stops
+SERVICE_ENVIRONMENT = ("JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")  # a unit's, not a child's
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 STILL_ACTIVE = 259
 
@@ -33,7 +34,10 @@ def self_command() -> list[str]:
 
 
 def child_environment() -> dict:
-    env = {**os.environ, BACKGROUND_ENV: "1"}
+    """A background node's: not the service manager's variables of the process that started
+    it (its log is its own file, it is nobody's watchdog)."""
+    env = {key: value for key, value in os.environ.items() if key not in SERVICE_ENVIRONMENT}
+    env[BACKGROUND_ENV] = "1"
     if getattr(sys, "frozen", False):
         # A onefile child would otherwise reuse our extraction directory, which is deleted
         # when this CLI exits; the node must unpack its own copy (PyInstaller >= 6.9).
@@ -66,9 +70,11 @@ def spawn_node(name: str, args: list[str], is_ready) -> int:
 
 def _detached() -> dict:
     """A child that outlives this CLI and its terminal: its own session here; on Windows its
-    own process group and no console (no window pops up, Ctrl+C here does not reach it)."""
+    own process group and no console window (CREATE_NO_WINDOW, not DETACHED_PROCESS: the
+    one-file bootloader's child would then open a console of its own, and closing it kills
+    the node; Ctrl+C here does not reach it)."""
     if os.name == "nt":
-        return {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+        return {"creationflags": subprocess.CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP}
     return {"start_new_session": True}
 
 
@@ -139,4 +145,4 @@ def stop_process(pid: int, timeout: float = STOP_TIMEOUT, asked: bool = False) -
         if not alive(pid):
             return
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # SIGTERM is TerminateProcess on Windows

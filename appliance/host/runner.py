@@ -51,12 +51,23 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry)
 
 
+def stderr_is_journal() -> bool:
+    """JOURNAL_STREAM names the journal's stream as device:inode; children inherit the
+    variable, so it counts only when it is still our stderr (systemd.exec(5))."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return value == f"{stat.st_dev}:{stat.st_ino}"
+
+
 def setup_logging(name: str, verbosity: int, to_stderr: bool) -> None:
-    """The log where the platform wants it: under systemd (JOURNAL_STREAM set) stderr only,
+    """The log where the platform wants it: under systemd (stderr is the journal) stderr only,
     which is the journal; elsewhere the node's rotating file, and stderr too when asked. A
     Windows service also writes its life cycle to the Event Log (service_windows.py)."""
     level = logging.DEBUG if verbosity >= 2 else logging.INFO
-    journal = bool(os.environ.get("JOURNAL_STREAM"))
+    journal = stderr_is_journal()
     handlers: list[logging.Handler] = [] if journal else [logging.handlers.RotatingFileHandler(
         state.log_path(name), maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)]
     if to_stderr or journal:

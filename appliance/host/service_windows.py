@@ -13,6 +13,7 @@ reloads, over the node's control channel (host/control.py). pywin32 is imported 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -24,6 +25,7 @@ from appliance.host.state import StateError
 RESTART_DELAY_MS = 2000
 START_TIMEOUT = 60.0  # seconds `service install` waits for RUNNING
 ERROR_SERVICE_SPECIFIC_ERROR = 1066  # the service's own exit code says what went wrong
+START_WAIT_HINT_MS = 60000  # what the service manager may wait for RUNNING
 
 
 def _modules():
@@ -45,47 +47,66 @@ def service_class(config: str, name: str):
         _svc_display_name_ = f"ockam-appliance node {name}"
         _svc_description_ = "Ockam relays and portals (ockam-appliance)"
 
+        exit_process = staticmethod(os._exit)  # tests replace it
+
         def __init__(self, args):
             super().__init__(args)
             self.node = None
             self.node_created = threading.Event()  # set once SvcDoRun has a node, or failed to
+            self._status = threading.Lock()  # RUNNING (when ready) and STOP_PENDING come from two threads
             self.stopping = False
 
+        def SvcRun(self):
+            """pywin32's SvcRun reports RUNNING before SvcDoRun, and its service_main reports a
+            clean STOPPED after it returns (over any failure we report). So: START_PENDING,
+            RUNNING from the node once it is ready, and after a failure our STOPPED with our
+            code, then the process ends before anything can report over it."""
+            self.ReportServiceStatus(win32service.SERVICE_START_PENDING, waitHint=START_WAIT_HINT_MS)
+            code = self.SvcDoRun()
+            if code:
+                self.exit_process(code)
+
         def SvcStop(self):
-            self.stopping = True
-            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
-            self.node_created.wait(30)
+            with self._status:
+                self.stopping = True
+                self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
+            self.node_created.wait(25)  # under the service manager's 30 s for a control handler
             if self.node is not None:
                 self.node.request_stop()
 
-        def SvcDoRun(self):
+        def SvcDoRun(self) -> int | None:
+            """Runs the node until it stops; the exit code of a failure, None after a stop."""
             from appliance.host.launch import file_node_service
 
             servicemanager.LogInfoMsg(f"{self._svc_name_}: starting from {config}")
             try:
                 self.node = file_node_service(config, log_to_stderr=False)
             except ApplianceError as exc:
-                self._failed(exc)
-                return
+                return self._failed(exc)
             finally:
                 self.node_created.set()
             threading.Thread(target=self._running_when_ready, daemon=True).start()
             try:
                 self.node.run()
             except ApplianceError as exc:  # a busy port, an identity it cannot read...
-                self._failed(exc)
-                return
+                return self._failed(exc)
             servicemanager.LogInfoMsg(f"{self._svc_name_}: stopped")
+            return None
 
         def _running_when_ready(self):
-            if self.node.ready.wait() and not self.stopping:
+            if not self.node.ready.wait():
+                return
+            with self._status:
+                if self.stopping:
+                    return
                 self.ReportServiceStatus(win32service.SERVICE_RUNNING)
-                servicemanager.LogInfoMsg(f"{self._svc_name_}: running")
+            servicemanager.LogInfoMsg(f"{self._svc_name_}: running")
 
-        def _failed(self, exc: ApplianceError):
+        def _failed(self, exc: ApplianceError) -> int:
             servicemanager.LogErrorMsg(f"{self._svc_name_}: cannot run: {exc}")
             self.ReportServiceStatus(win32service.SERVICE_STOPPED, win32ExitCode=ERROR_SERVICE_SPECIFIC_ERROR,
                                      svcExitCode=exc.exit_code)
+            return exc.exit_code
 
     return OckamService
 
@@ -125,7 +146,7 @@ def _wait_running(service: str, win32service, win32serviceutil) -> None:
 
 
 def _restart_on_failure(service: str, win32service) -> None:
-    """Like cloudflared: restart after a crash, after 2 s, indefinitely."""
+    """Like cloudflared: restart after a crash or a failed start, after 2 s, indefinitely."""
     manager = win32service.OpenSCManager(None, None, win32service.SC_MANAGER_ALL_ACCESS)
     try:
         handle = win32service.OpenService(manager, service, win32service.SERVICE_ALL_ACCESS)
@@ -134,6 +155,8 @@ def _restart_on_failure(service: str, win32service) -> None:
             win32service.ChangeServiceConfig2(handle, win32service.SERVICE_CONFIG_FAILURE_ACTIONS,
                                               {"ResetPeriod": 86400, "RebootMsg": None, "Command": None,
                                                "Actions": actions})
+            # also when it stops itself with an error (a node that cannot start), not only on a crash
+            win32service.ChangeServiceConfig2(handle, win32service.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, True)
         finally:
             win32service.CloseServiceHandle(handle)
     finally:

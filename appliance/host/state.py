@@ -106,7 +106,8 @@ def json_store(path: Path) -> tuple:
 
 def write_private(path: Path, text: str) -> None:
     """Write `text` to `path` atomically, readable and writable by its owner only: 0600
-    here, an owner-only ACL on Windows (host/windows_acl.py)."""
+    here; on Windows an owner-only ACL on the file (set before anything is written to it)
+    and on its folder (host/windows_acl.py)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -115,11 +116,12 @@ def write_private(path: Path, text: str) -> None:
         pass
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(text)
-    if os.name == "nt":
-        from appliance.host.windows_acl import restrict_to_owner
+        if os.name == "nt":
+            from appliance.host.windows_acl import restrict_to_owner
 
-        restrict_to_owner(str(tmp))
+            restrict_to_owner(str(path.parent))
+            restrict_to_owner(str(tmp))
+        f.write(text)
     os.replace(tmp, path)
 
 

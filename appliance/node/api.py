@@ -4,10 +4,11 @@
 It is never reachable through a node's transports (it is not a worker), and only the
 node's owner can use it. It listens on one of:
 - a Unix socket, 0600 inside a 0700 directory, each peer's uid checked with SO_PEERCRED;
-- loopback TCP on a random port (where there are no Unix sockets: CPython on Windows), where
-  each request carries a 32-byte token (`"token": "<64 hex digits>"`) that the node wrote,
-  with the port, to a file only its user can read (host/control.py); a request without the
-  right token is answered with an error and the connection closed.
+- loopback TCP on a random port (where there are no Unix sockets: CPython on Windows), with
+  a 32-byte token the node wrote, with the port, to a file only its user can read
+  (host/control.py). Before the request, the node proves it holds the token and the CLI
+  presents it (wire/control.py); a connection that does not is closed after one short line.
+  At most MAX_TCP_CLIENTS are served at once.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ import struct
 
 import gevent
 from gevent import socket
+from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from appliance.errors import ApplianceError
 from appliance.node.errors import NodeError
+from appliance.node.lograte import LogRate
+from appliance.wire import control
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1 << 20
+MAX_TCP_CLIENTS = 32
 REQUEST_READ_TIMEOUT = 10.0
 MAX_SOCKET_PATH = 100
 
@@ -117,7 +122,8 @@ class ControlServer:
         self.path = path
         self.extra_ops = extra_ops or {}
         self.token = token
-        self.server = StreamServer(listener, self._serve)
+        self._refusals = LogRate(log, 60.0)
+        self.server = StreamServer(listener, self._serve, spawn=Pool(MAX_TCP_CLIENTS) if token else "default")
         self.server.start()
 
     @property
@@ -139,18 +145,35 @@ class ControlServer:
             log.warning("refused a control connection from uid %d", uid)
             sock.close()
             return
+        reader = sock.makefile("rb")  # the socket closes only once this is closed too
         try:
-            with gevent.Timeout(REQUEST_READ_TIMEOUT):
-                line = sock.makefile("rb").readline(MAX_REQUEST + 1)
-            response = self.dispatch(line)
-        except gevent.Timeout:
-            response = {"ok": False, "error": "request not received in time"}
-        try:
-            sock.sendall(json.dumps(response).encode() + b"\n")
+            self._answer(sock, reader)
         except OSError:
             pass
         finally:
+            reader.close()
             sock.close()
+
+    def _answer(self, sock, reader) -> None:
+        try:
+            with gevent.Timeout(REQUEST_READ_TIMEOUT):
+                if self.token is not None and not self._handshake(sock, reader):
+                    self._refusals.warning(None, "refused a control connection that did not present the node's token")
+                    return
+                line = reader.readline(MAX_REQUEST + 1)
+            response = self.dispatch(line)
+        except gevent.Timeout:
+            response = {"ok": False, "error": "request not received in time"}
+        sock.sendall(json.dumps(response).encode() + b"\n")
+
+    def _handshake(self, sock, reader) -> bool:
+        """wire/control.py: prove we hold the token, then check the client's."""
+        nonce = reader.readline(control.MAX_LINE).strip().decode("ascii", "replace")
+        if not control.is_hex(nonce, control.NONCE_HEX):
+            return False
+        sock.sendall(control.proof(self.token, nonce).encode() + b"\n")
+        token = reader.readline(control.MAX_LINE).strip()
+        return hmac.compare_digest(token, self.token.encode())
 
     def dispatch(self, line: bytes) -> dict:
         if len(line) > MAX_REQUEST:
@@ -162,10 +185,6 @@ class ControlServer:
                 raise TypeError("args must be an object")
         except (ValueError, KeyError, TypeError) as exc:
             return {"ok": False, "error": f"malformed request: {exc}", "exit_code": 1}
-        if self.token is not None and not hmac.compare_digest(str(request.get("token", "")).encode(),
-                                                              self.token.encode()):
-            log.warning("refused a control request without the node's token")
-            return {"ok": False, "error": "refused: not the node's control token", "exit_code": 1}
         if op in self.extra_ops:
             target = self.extra_ops[op]
         elif op in OPERATIONS:

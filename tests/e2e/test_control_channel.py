@@ -2,10 +2,14 @@
 only the node's user can read. Forced here with OCKAM_CONTROL=tcp; CI also runs the whole e2e
 suite over it (make test-tcp-control), as Windows would."""
 
+import hashlib
+import hmac
 import json
 import os
+import signal
 import socket
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,12 +24,19 @@ def tcp_node(ockam):
     return ockam
 
 
-def ask(port: int, request: dict) -> dict:
+def exchange(port: int, first: bytes, *rest: bytes) -> bytes:
+    """Send `first`, read the answer line; then send the `rest` and read until the node closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        answer = sock.makefile("rb").readline()
-        assert sock.recv(1) == b""  # one line, then closed
-    return json.loads(answer)
+        reader = sock.makefile("rb")
+        sock.sendall(first + b"\n")
+        said = reader.readline()
+        if said and rest:
+            try:
+                sock.sendall(b"".join(line + b"\n" for line in rest))
+            except OSError:
+                return said
+            said += reader.read()
+    return said
 
 
 def test_the_token_file_is_the_users_only(tcp_node):
@@ -38,14 +49,57 @@ def test_the_token_file_is_the_users_only(tcp_node):
     assert tcp_node("message", "send", "over tcp", "--from", "n1", "--to", "/service/uppercase") == "OVER TCP"
 
 
-def test_a_wrong_or_missing_token_is_refused(tcp_node):
+def test_the_node_proves_its_token_and_refuses_a_client_without_it(tcp_node):
     data = json.loads(Path(tcp_node.home, "nodes", "n1", "control.json").read_text())
-    refused = {"ok": False, "error": "refused: not the node's control token", "exit_code": 1}
-    assert ask(data["port"], {"op": "node.stop"}) == refused
-    assert ask(data["port"], {"op": "node.stop", "token": "00" * 32}) == refused
-    assert ask(data["port"], {"op": "node.stop", "token": data["token"][:-2]}) == refused
-    assert ask(data["port"], {"op": "node.show", "token": data["token"]})["result"]["name"] == "n1"
-    assert "UP" in tcp_node("node", "list")  # none of the refused ones stopped it
+    port, token, nonce = data["port"], data["token"], "ab" * 16
+    proof = hmac.new(bytes.fromhex(token), b"ockam control " + nonce.encode(), hashlib.sha256).hexdigest()
+    request = json.dumps({"op": "node.stop"}).encode()
+    assert exchange(port, request) == b""  # not a nonce: closed after one line, nothing read further
+    assert exchange(port, nonce.encode(), b"00" * 32, request) == proof.encode() + b"\n"  # wrong token: closed
+    assert exchange(port, nonce.encode(), token.encode()[:-2], request) == proof.encode() + b"\n"
+    assert "UP" in tcp_node("node", "list")  # none of those stopped it
+    answer = exchange(port, nonce.encode(), token.encode(), json.dumps({"op": "node.show"}).encode())
+    assert json.loads(answer.split(b"\n")[1])["result"]["name"] == "n1"
+
+
+def test_a_stale_port_file_gets_no_token_and_no_request(tcp_node):
+    """A node killed with -9 leaves control.json; someone else may listen on that port later
+    (here at once: the file is pointed at the impostor, as a reused port would be)."""
+    tokens = Path(tcp_node.home, "nodes", "n1", "control.json")
+    data = json.loads(tokens.read_text())
+    os.kill(json.loads(tcp_node("node", "show", "n1", "--output", "json"))["pid"], signal.SIGKILL)
+    heard = []
+    impostor = socket.socket()
+    impostor.bind(("127.0.0.1", 0))
+    impostor.listen(8)
+    tokens.write_text(json.dumps({**data, "port": impostor.getsockname()[1]}))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = impostor.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                heard.append(conn.recv(4096))
+                conn.sendall(b"not a proof\n")
+                try:
+                    heard.append(conn.recv(4096))
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        assert "DOWN" in tcp_node("node", "list")
+        proc = tcp_node.run("relay", "list", "--at", "n1", check=False)
+        assert proc.returncode == 1 and "node 'n1' is not running: something else answers" in proc.stderr
+        assert heard and all(len(chunk) in (0, 33) for chunk in heard), heard  # nonces only: never token or request
+        assert not any(data["token"].encode() in chunk for chunk in heard)
+        tcp_node("node", "start", "n1")
+        assert "UP" in tcp_node("node", "list")
+    finally:
+        impostor.close()
 
 
 def test_the_node_serves_one_channel_and_the_cli_finds_it(tcp_node):

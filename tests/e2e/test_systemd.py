@@ -12,12 +12,10 @@ and is killed, with everything in it, when the test ends.
 The unit runs the one-file binary as deployed, so this runs with OCKAM_BIN (make smoke).
 """
 
-import json
 import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -31,14 +29,21 @@ SYSTEMD = "/lib/systemd/systemd"
 INSIDE = "/run/ockam-test"  # the namespace's own tmpfs: the binary and the topology
 DYNAMIC_UIDS = range(61184, 65520)  # where systemd picks DynamicUser= uids
 
+# every step on its own line: `set -e` ignores a failure inside an `a && b` list
 BOOT = f"""#!/bin/sh
 set -e
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p {INSIDE}/etc
-cp "$1" {INSIDE}/ockam && chmod 0755 {INSIDE}/ockam
-cp -a /etc/. {INSIDE}/etc/ && mount --bind {INSIDE}/etc /etc
+cp "$1" {INSIDE}/ockam
+chmod 0755 {INSIDE}/ockam
+cp -a /etc/. {INSIDE}/etc/
+mount --bind {INSIDE}/etc /etc
 for dir in /tmp /var/tmp /var/lib /var/log /var/cache; do mount -t tmpfs tmpfs "$dir"; done
 chmod 1777 /tmp /var/tmp
+# systemd as PID 1 raises kernel limits (fs.file-max, net.unix.max_dgram_qlen): not the host's
+mount --bind /proc/sys /proc/sys
+mount -o remount,bind,ro /proc/sys
+mountpoint -q /etc || exit 1  # the private copy, never the host's
 rm -rf /etc/systemd/system/*
 mkdir -p /run/systemd/system
 cat > /run/systemd/system/ockam-test.target <<'EOF'
@@ -77,7 +82,8 @@ def _why_not() -> str | None:
             return f"{tool} is not installed"
     if not os.path.exists(SYSTEMD):
         return f"{SYSTEMD} is not installed"
-    probe = subprocess.run(["unshare", "--fork", "--pid", "--mount", "--cgroup", "true"], capture_output=True, text=True)
+    probe = subprocess.run(["unshare", "--fork", "--pid", "--mount", "--cgroup", "--uts", "--ipc", "true"],
+                           capture_output=True, text=True)
     if probe.returncode != 0:
         return f"unshare is refused here: {probe.stderr.strip()}"
     return None
@@ -95,15 +101,20 @@ class Namespace:
         script.chmod(0o755)
         with open(tmp_path / "systemd.log", "wb") as console:  # the boot script's errors, if any
             self.unshare = subprocess.Popen(
-                ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--cgroup", "--propagation", "private",
-                 str(script), BINARY], stdout=console, stderr=subprocess.STDOUT)
+                ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--cgroup", "--uts", "--ipc",
+                 "--propagation", "private", str(script), BINARY], stdout=console, stderr=subprocess.STDOUT)
         self.pid = wait_until(self._systemd_pid, timeout=15, what="systemd to start in the namespace")
         wait_until(lambda: self.run("systemctl", "is-system-running", check=False).stdout.strip()
                    in ("running", "degraded"), timeout=60, what="systemd to finish booting")
 
     def _systemd_pid(self) -> int | None:
+        """The namespace's PID 1 once it is systemd (after the boot script's mounts)."""
         children = subprocess.run(["pgrep", "-P", str(self.unshare.pid)], capture_output=True, text=True).stdout.split()
-        return int(children[0]) if children else None
+        if self.unshare.poll() is not None:
+            raise AssertionError(f"the namespace did not boot: {self.unshare.returncode}")
+        if not children or Path(f"/proc/{children[0]}/comm").read_text().strip() != "systemd":
+            return None
+        return int(children[0])
 
     def run(self, *argv: str, check: bool = True, input: str | None = None, env: dict | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess:
@@ -120,8 +131,8 @@ class Namespace:
         return self.run("systemctl", "show", "-p", prop, "--value", unit).stdout.strip()
 
     def close(self) -> None:
-        if self.pid:
-            os.kill(self.pid, 9)  # PID 1 of the namespace: everything in it goes with it
+        if self.unshare.poll() is None:  # its child, our pid, is still the namespace's PID 1
+            os.kill(self.pid, 9)  # and everything in the namespace goes with it
         self.unshare.wait(timeout=30)
 
 

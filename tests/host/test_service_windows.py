@@ -16,6 +16,8 @@ from tests.helpers import free_port, wait_until
 
 
 class FakeServiceFramework:
+    """As pywin32's: its SvcRun reports RUNNING before SvcDoRun and STOP_PENDING after it."""
+
     def __init__(self, args):
         self.args = args
         self.statuses = []
@@ -24,6 +26,11 @@ class FakeServiceFramework:
     def ReportServiceStatus(self, status, waitHint=5000, win32ExitCode=0, svcExitCode=0):
         self.statuses.append(status)
         self.exit_codes = (win32ExitCode, svcExitCode)
+
+    def SvcRun(self):
+        self.ReportServiceStatus(4)
+        self.SvcDoRun()
+        self.ReportServiceStatus(3)
 
 
 class Calls(list):
@@ -36,10 +43,11 @@ def pywin32(monkeypatch):
     win32service = types.SimpleNamespace(
         SERVICE_RUNNING=4, SERVICE_STOPPED=1, SERVICE_START_PENDING=2, SERVICE_STOP_PENDING=3,
         SERVICE_AUTO_START=2, SC_MANAGER_ALL_ACCESS=0xF003F, SERVICE_ALL_ACCESS=0xF01FF,
-        SC_ACTION_RESTART=1, SERVICE_CONFIG_FAILURE_ACTIONS=2,
+        SC_ACTION_RESTART=1, SERVICE_CONFIG_FAILURE_ACTIONS=2, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG=4,
         OpenSCManager=lambda *a: calls.append(("OpenSCManager",)) or "scm",
         OpenService=lambda *a: calls.append(("OpenService", a[1])) or "svc",
-        ChangeServiceConfig2=lambda handle, level, info: calls.append(("FailureActions", info["Actions"])),
+        ChangeServiceConfig2=lambda handle, level, info: calls.append(
+            ("FailureActions", info["Actions"]) if level == 2 else ("FailureActionsFlag", info)),
         CloseServiceHandle=lambda h: None)
     win32serviceutil = types.SimpleNamespace(
         ServiceFramework=FakeServiceFramework,
@@ -83,7 +91,7 @@ def test_install_registers_the_service_with_restart_on_failure(pywin32, topology
     (install,) = [c for c in pywin32 if c[0] == "InstallService"]
     assert install[1] == "ockam-win" and install[2]["startType"] == 2
     assert "service run --config" in install[2]["exeArgs"] and install[2]["exeArgs"].endswith("--name win")
-    assert ("FailureActions", [(1, 2000)] * 3) in pywin32
+    assert ("FailureActions", [(1, 2000)] * 3) in pywin32 and ("FailureActionsFlag", True) in pywin32
     assert ("StartService", "ockam-win") in pywin32
     assert service_windows.status("win") == {"service": "ockam-win", "state": "running"}
     service_windows.uninstall("win")
@@ -101,7 +109,7 @@ def test_service_runs_the_node_and_stops_from_the_manager_thread(pywin32, topolo
     path, inlet = topology
     cls = service_windows.service_class(str(path), "win")
     service = cls(["ockam-win"])
-    runner = threading.Thread(target=service.SvcDoRun)
+    runner = threading.Thread(target=service.SvcRun)
     runner.start()
     try:
         assert service.node_created.wait(15)
@@ -117,7 +125,7 @@ def test_service_runs_the_node_and_stops_from_the_manager_thread(pywin32, topolo
         if runner.is_alive():
             service.node.request_stop()
             runner.join(timeout=10)
-    assert service.statuses == [4, 3]  # running, then stop pending
+    assert service.statuses == [2, 4, 3]  # start pending, running once ready, then stop pending
     assert not _port_open(inlet)
 
 
@@ -149,8 +157,11 @@ def test_a_bad_topology_stops_the_service_with_its_reason(pywin32, topology):
     path, _ = topology
     path.write_text('[node]\nname = "win"\nbogus = 1\n')
     service = service_windows.service_class(str(path), "win")(["ockam-win"])
-    service.SvcDoRun()
-    assert service.statuses == [1] and service.exit_codes == (service_windows.ERROR_SERVICE_SPECIFIC_ERROR, 2)
+    exits = []
+    service.exit_process = exits.append  # the real one ends the process: nothing reports over our STOPPED
+    service.SvcRun()
+    assert service.statuses == [2, 1] and service.exit_codes == (service_windows.ERROR_SERVICE_SPECIFIC_ERROR, 2)
+    assert exits == [2]
     (error,) = [c[1] for c in pywin32 if c[0] == "LogError"]
     assert error.startswith("ockam-win: cannot run: ") and "node.bogus: unknown key" in error
     started = time.monotonic()
