@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-SYSTEM_TOOLS := curl iperf3 socat prometheus
+SYSTEM_TOOLS := curl iperf3 socat prometheus nginx
 BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench
 # postgresql pulls in postgresql-NN (initdb, postgres and pgbench, under /usr/lib/postgresql/NN/bin)
 # and postgresql-client-common (the /usr/bin/pgbench wrapper)

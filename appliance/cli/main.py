@@ -213,7 +213,7 @@ def _misfit(args: list[str], pattern: list[str]) -> str:
             positionals.append(word)
     for word in required:
         if word.startswith("--") and word.partition("=")[0] not in seen:
-            return f"missing {word}"
+            return f"missing {word.removesuffix('...')}"
     wanted = [word for word in required if word.startswith("<")]
     if len(positionals) < len(wanted):
         return f"missing {wanted[len(positionals)]}"

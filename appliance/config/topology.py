@@ -6,9 +6,10 @@
     [limits]          budgets on what peers can make the node hold (appliance/limits/budgets.py)
     [[tcp_connections]] to
     [[secure_channel_listeners]] address, authorized
-    [[relays]]        name, at, authorized
-    [[outlets]]       to, from, alias, authorized
-    [[inlets]]        from, to, alias, authorized
+    [[relays]]        name, at (a route or a list: the name is registered at each), authorized
+    [[outlets]]       to, from, alias, authorized, proxy_protocol ("v1" or "v2")
+    [[inlets]]        from, to (a route or a list: failover in that order), alias, authorized,
+                      balance (spread new connections over the routes that answer)
     [project]         name, address (HOST:PORT members reach), credential_ttl (seconds)
     [membership]      project (path of a project.json), enrollment_ticket
     [demo]            http (a built-in HTTP responder, for the one-box demo)
@@ -48,7 +49,7 @@ class ConfigError(UsageError):
 @dataclass(frozen=True)
 class RelaySpec:
     name: str
-    at: str
+    at: tuple  # routes to the relay nodes: the name is registered at each
     authorized: tuple = ()  # identifiers the relay node must authenticate as (with /secure in `at`)
 
 
@@ -58,14 +59,16 @@ class OutletSpec:
     address: str = "/service/outlet"
     alias: str | None = None
     authorized: tuple = ()
+    proxy_protocol: str | None = None
 
 
 @dataclass(frozen=True)
 class InletSpec:
     bind: str
-    to: str
+    to: tuple  # routes to the outlet: failover in this order, or balance
     alias: str | None = None
     authorized: tuple = ()
+    balance: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,25 @@ def _positive(value: int) -> None:
         raise ValueError("must be a positive number of seconds")
 
 
+def _proxy_protocol(value: str) -> None:
+    if value not in ("v1", "v2"):
+        raise ValueError("use v1 or v2")
+
+
+def _tuple(value) -> tuple:
+    """A value written as one string or as a list of them."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _routes(value) -> None:
+    """A route, or a non-empty list of them."""
+    values = [value] if isinstance(value, str) else value
+    if not values or not all(isinstance(v, str) for v in values):
+        raise ValueError("expected a route or a list of routes")
+    for v in values:
+        multiaddr.parse(v)
+
+
 def _link_timeout(value) -> None:
     if isinstance(value, bool) or not 3 <= value <= 3600:
         raise ValueError("must be a number of seconds from 3 to 3600")
@@ -157,12 +179,14 @@ SCHEMA = {
     "tcp_connections": (True, {"to": (str, True, _target_address)}),
     "secure_channel_listeners": (True, {"address": (str, True, multiaddr.parse),
                                         "authorized": (list, False, _identifiers)}),
-    "relays": (True, {"name": (str, True, relay.validate_name), "at": (str, True, multiaddr.parse),
+    "relays": (True, {"name": (str, True, relay.validate_name), "at": ((str, list), True, _routes),
                       "authorized": (list, False, _identifiers)}),
     "outlets": (True, {"to": (str, True, multiaddr.parse_hostport), "from": (str, False, multiaddr.parse),
-                       "alias": (str, False, None), "authorized": (list, False, _identifiers)}),
-    "inlets": (True, {"from": (str, True, _bind_address), "to": (str, True, multiaddr.parse),
-                      "alias": (str, False, None), "authorized": (list, False, _identifiers)}),
+                       "alias": (str, False, None), "authorized": (list, False, _identifiers),
+                       "proxy_protocol": (str, False, _proxy_protocol)}),
+    "inlets": (True, {"from": (str, True, _bind_address), "to": ((str, list), True, _routes),
+                      "alias": (str, False, None), "authorized": (list, False, _identifiers),
+                      "balance": (bool, False, None)}),
     "demo": (False, {"http": (str, False, _bind_address)}),
     "project": (False, {"name": (str, True, _node_name), "address": (str, False, multiaddr.parse_hostport),
                         "credential_ttl": (int, False, _positive)}),
@@ -321,11 +345,13 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         tcp_connections=tuple(t["to"] for t in sections.get("tcp_connections", [])),
         secure_channel_listeners=tuple(ListenerSpec(t["address"], tuple(t.get("authorized", ())))
                                        for t in sections.get("secure_channel_listeners", [])),
-        relays=tuple(RelaySpec(t["name"], t["at"], tuple(t.get("authorized", ())))
+        relays=tuple(RelaySpec(t["name"], _tuple(t["at"]), tuple(t.get("authorized", ())))
                      for t in sections.get("relays", [])),
         outlets=tuple(OutletSpec(t["to"], t.get("from", "/service/outlet"), t.get("alias"),
-                                 tuple(t.get("authorized", ()))) for t in sections.get("outlets", [])),
-        inlets=tuple(InletSpec(t["from"], t["to"], t.get("alias"), tuple(t.get("authorized", ())))
+                                 tuple(t.get("authorized", ())), t.get("proxy_protocol"))
+                      for t in sections.get("outlets", [])),
+        inlets=tuple(InletSpec(t["from"], _tuple(t["to"]), t.get("alias"), tuple(t.get("authorized", ())),
+                               t.get("balance", False))
                      for t in sections.get("inlets", [])),
         demo_http=demo.get("http"),
         project=(project["name"], project.get("address", ""), project.get("credential_ttl", DEFAULT_CREDENTIAL_TTL))
@@ -345,14 +371,18 @@ def _check_table(path, lines, section, index, table, keys, environ, unset: list)
             raise ConfigError(path, line, f"{label}.{key}", f"unknown key{_hint(key, keys)}")
         expected, _, validate = keys[key]
         if not isinstance(value, expected):
-            wanted = "number" if expected == (int, float) else expected.__name__
+            wanted = {(int, float): "number", (str, list): "string or a list"}.get(expected) or expected.__name__
             raise ConfigError(path, line, f"{label}.{key}", f"expected a {wanted}, got {type(value).__name__}")
-        missing = ()
-        if isinstance(value, str):
-            if _NESTED.search(value):
+        missing = []
+        for text in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+            if isinstance(text, str) and _NESTED.search(text):
                 raise ConfigError(path, line, f"{label}.{key}", "a ${VAR} inside a default is not supported")
+        if isinstance(value, str):
             value, missing = interpolate(value, environ)
-            unset += [(line, f"{label}.{key}", name) for name in missing]
+        elif isinstance(value, list):
+            filled = [interpolate(v, environ) if isinstance(v, str) else (v, []) for v in value]
+            value, missing = [v for v, _ in filled], [name for _, names in filled for name in names]
+        unset += [(line, f"{label}.{key}", name) for name in missing]
         if validate is not None and not missing:  # with a variable missing it is not a value yet
             try:
                 validate(value)

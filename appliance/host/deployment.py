@@ -120,19 +120,20 @@ class Deployment:
 
     def _relay(self, spec: RelaySpec) -> Item:
         runtime = self.runtime
-        return Item(f"relay {spec.name} at {spec.at}",
-                    lambda: runtime.relay_create(spec.name, spec.at, wait=False, authorized=list(spec.authorized)),
+        return Item(f"relay {spec.name} at {', '.join(spec.at)}",
+                    lambda: runtime.relay_create(spec.name, list(spec.at), wait=False, authorized=list(spec.authorized)),
                     lambda: runtime.relay_delete(spec.name))
 
     def _outlet(self, spec: OutletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or spec.address.removeprefix("/service/")
         return Item(f"outlet {spec.address} => {spec.to}",
-                    lambda: runtime.outlet_create(spec.to, spec.address, alias, list(spec.authorized)),
+                    lambda: runtime.outlet_create(spec.to, spec.address, alias, list(spec.authorized),
+                                                  proxy_protocol=spec.proxy_protocol),
                     lambda: runtime.outlet_delete(alias))
 
     def _inlet(self, spec: InletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or f"inlet-{spec.bind}"
-        return Item(f"inlet {spec.bind} => {spec.to}",
-                    lambda: runtime.inlet_create(spec.bind, spec.to, alias, check_route=False,
-                                                 authorized=list(spec.authorized)),
+        return Item(f"inlet {spec.bind} => {' | '.join(spec.to)}",
+                    lambda: runtime.inlet_create(spec.bind, list(spec.to), alias, check_route=False,
+                                                 authorized=list(spec.authorized), balance=spec.balance),
                     lambda: runtime.inlet_delete(alias))

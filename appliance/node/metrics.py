@@ -57,9 +57,9 @@ def _portals(runtime) -> list:
                     "refused by the outlet, the outlet's target not reachable.")
     stalls = Family("ockam_portal_flow_control_stalls_total", "counter",
                     "Times a portal stream stopped reading its socket to wait for its peer's credit.")
-    state = Family("ockam_inlet_state", "gauge", "1 for the inlet's current state of its route: up, connecting, down.")
-    since = Family("ockam_inlet_state_since_seconds", "gauge", "Unix time the inlet entered its current state.")
-    rtt = Family("ockam_inlet_route_rtt_seconds", "gauge", "Round trip of the last answered probe to the outlet.")
+    state = Family("ockam_inlet_state", "gauge", "1 for the current state of each of the inlet's routes: up, connecting, down.")
+    since = Family("ockam_inlet_state_since_seconds", "gauge", "Unix time the inlet's route entered its current state.")
+    rtt = Family("ockam_inlet_route_rtt_seconds", "gauge", "Round trip of the last answered probe to the outlet, by route.")
     for kind, portals in (("inlet", runtime.inlets), ("outlet", runtime.outlets)):
         for name, portal in portals.items():
             tally, labels = portal.tally, {"kind": kind, "name": name}
@@ -69,11 +69,12 @@ def _portals(runtime) -> list:
             opened.add(tally.opened, **labels)
             failed.add(tally.failed, **labels)
             stalls.add(tally.stalls, **labels)
-    for name, inlet in runtime.inlets.items():
-        _state(state, inlet.check.condition, name=name)
-        since.add(inlet.check.condition.since, name=name)
-        if inlet.check.rtt is not None:
-            rtt.add(inlet.check.rtt, name=name)
+    for name, inlet in runtime.inlets.items():  # each of its routes
+        for route in inlet.routes:
+            _state(state, route.check.condition, name=name, route=route.text)
+            since.add(route.check.condition.since, name=name, route=route.text)
+            if route.check.rtt is not None:
+                rtt.add(route.check.rtt, name=name, route=route.text)
     return [received, sent, open_, opened, failed, stalls, state, since, rtt]
 
 
@@ -91,13 +92,13 @@ def _relays(runtime) -> list:
     rtt = Family("ockam_relay_ping_rtt_seconds", "gauge", "Round trip of the last keep-alive ping to the relay node.")
     served = Family("ockam_relays_served", "gauge",
                     "Relays others registered at this node: up, or down (the registrant's link lost, its name kept).")
-    for name, client in runtime.relays.clients.items():  # by address: forward_to_<name>, as `relay list`
-        _state(state, client.condition, name=name)
-        since.add(client.condition.since, name=name)
-        registrations.add(client.registrations, name=name)
-        reconnects.add(client.reconnects, name=name)
+    for (name, at), client in runtime.relays.clients.items():  # forward_to_<name>, as `relay list`; one per relay node
+        _state(state, client.condition, name=name, at=at)
+        since.add(client.condition.since, name=name, at=at)
+        registrations.add(client.registrations, name=name, at=at)
+        reconnects.add(client.reconnects, name=name, at=at)
         if client.ping_rtt is not None:
-            rtt.add(client.ping_rtt, name=name)
+            rtt.add(client.ping_rtt, name=name, at=at)
     up = sum(relay.alive for relay in runtime.forwarding.relays.values())
     if runtime.forwarding.offered:
         served.add(up, state="up").add(len(runtime.forwarding.relays) - up, state="down")
@@ -169,8 +170,8 @@ _greenlets = Sampled(lambda: sum(1 for o in gc.get_objects() if isinstance(o, gr
 def readiness(runtime) -> tuple:
     """(ready, what is not): every relay this node registers is up and every inlet's outlet
     answers."""
-    waiting = [{"relay": name, "at": c.at_text, **c.condition.describe()}
-               for name, c in runtime.relays.clients.items() if not c.condition.is_up]
-    waiting += [{"inlet": alias, "route": i.route_text, **i.check.condition.describe()}
-                for alias, i in runtime.inlets.items() if not i.check.condition.is_up]
+    waiting = [{"relay": name, "at": at, **c.condition.describe()}
+               for (name, at), c in runtime.relays.clients.items() if not c.condition.is_up]
+    waiting += [{"inlet": alias, "route": route.text, **route.check.condition.describe()}
+                for alias, inlet in runtime.inlets.items() for route in inlet.routes if not route.check.condition.is_up]
     return not waiting, waiting

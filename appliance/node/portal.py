@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
+from collections import Counter, OrderedDict
 from socket import SO_ERROR, SOL_SOCKET
 
 import gevent
 from gevent.event import Event
 
 from appliance.limits.budgets import Limits
-from appliance.node.errors import ConnectionClosed, NodeError, RequestTimeout
+from appliance.node.errors import ConnectionClosed, NodeError
 from appliance.node.links import watch_link
 from appliance.node.lograte import LogRate
 from appliance.node.message import LocalMessage
-from appliance.node.routecheck import RouteCheck
-from appliance.node.singleflight import SingleFlight
+from appliance.node.inlet_routes import InletRoute, RouteChoice
 from appliance.node.sockets import HubSocket
 from appliance.node.sources import message_source
 from appliance.node.tcp import connect_tcp, start_server
@@ -41,9 +40,9 @@ from appliance.stream.errors import StreamError
 from appliance.observe.condition import Health
 from appliance.stream.state import ABORT_AND_TELL, Act, PortalStreamState, State
 from appliance.wire import portal as portal_wire
-from appliance.wire import probe
+from appliance.wire import probe, proxy_protocol
 from appliance.wire.address import Address
-from appliance.wire.errors import DecodeError
+from appliance.wire.errors import DecodeError, WireError
 from appliance.wire.multiaddr import parse_hostport
 
 log = logging.getLogger(__name__)
@@ -52,9 +51,9 @@ CHUNK = 128 * 1024
 PONG_TIMEOUT = 10.0
 PING_RETRY = 1.0  # no Pong yet: check the route's links, resolve it again and send Ping again
 TARGET_CONNECT_TIMEOUT = 5.0
-FIRST_HANDSHAKE_TIMEOUT = 2.0  # an inlet's secure channel handshakes: 2 s, doubling on timeouts...
-MAX_HANDSHAKE_TIMEOUT = 10.0  # ...up to this
 FLUSH_IDLE = 30.0  # a closing stream whose client takes nothing for this long is reset
+ORIGIN = bytes([portal_wire.ORIGIN_TAG])
+MAX_ORIGINS = 4096  # Origins an outlet holds for Pings still to come
 REFUSAL_LOG_EVERY = 60.0  # an inlet refusing clients while its route is down says so this often
 
 
@@ -271,10 +270,12 @@ class PortalStream(Worker):
 
 
 class InletStream(PortalStream):
-    def __init__(self, inlet: "Inlet", sock):
+    def __init__(self, inlet: "Inlet", sock, via, client: str = ""):
         super().__init__(inlet.node, sock, inlet.streams, PortalStreamState.for_inlet(inlet.window), inlet.tally)
         inlet.tally.opened += 1
         self.inlet = inlet
+        self.via = via  # the InletRoute it pings over (another, when that one stops being the best)
+        self._origin = portal_wire.encode_origin(client, inlet.bind)  # for the outlet's PROXY header
         self._outlet_route = ()  # where the Pings went
         self._ponged = Event()
 
@@ -302,6 +303,7 @@ class InletStream(PortalStream):
             log.warning("inlet: outlet answered as %s, which is not authorized", msg.peer or "an unauthenticated peer")
             return
         self.peer = msg.peer
+        self.via.opened += 1
         self.bind(msg.return_route)
         super().receive(portal_wire.PONG_TAG, b"")
         self._ponged.set()
@@ -316,8 +318,10 @@ class InletStream(PortalStream):
         deadline = gevent.get_hub().loop.now() + PONG_TIMEOUT
         reason = "no Pong to our Pings"  # what went wrong last, for the log when we give up
         while not self.closed:
+            if self.via.health is not Health.UP:  # it failed meanwhile, or is not known yet: the best one now
+                self.via = self.inlet.choice.pick() or self.via
             try:
-                route = self.inlet.resolve_outlet(deadline - gevent.get_hub().loop.now())
+                route = self.via.resolve_outlet(deadline - gevent.get_hub().loop.now())
             except Exception as exc:  # noqa: BLE001 - whatever broke, the client waits and we try again
                 route, reason = None, str(exc) or type(exc).__name__
                 log.debug("inlet %s: %s", self.inlet.alias, exc)
@@ -325,13 +329,15 @@ class InletStream(PortalStream):
                 break  # while we resolved: the client went, or an earlier Ping was answered
             if route is not None:
                 self._outlet_route, reason = route, "no Pong to our Pings"
+                self.node.send(route, self._origin, (self.address,))
                 self.node.send(route, portal_wire.PING, (self.address,))
             left = deadline - gevent.get_hub().loop.now()
             if self._ponged.wait(min(PING_RETRY, max(left, 0))):
                 return not self.closed
             if left <= PING_RETRY:
                 break
-            self.inlet.route_failed(route)
+            self.via.route_failed(route)
+            self.via.check.kick()
         if self._ponged.is_set():
             return not self.closed
         if not self.closed:
@@ -339,7 +345,7 @@ class InletStream(PortalStream):
                         self.inlet.alias, self.inlet.bind, self.inlet.route_text, PONG_TIMEOUT, reason)
             self.node.counters["portal_pong_timeouts"] += 1
             self.inlet.tally.failed += 1
-            self.inlet.check.kick(f"no answer from the outlet within {PONG_TIMEOUT:g} s ({reason})")
+            self.via.check.kick(f"no answer from the outlet within {PONG_TIMEOUT:g} s ({reason})")
             self.abort()
         return False
 
@@ -354,96 +360,78 @@ class InletStream(PortalStream):
 
 
 class Inlet:
-    """Listens on host:port; every accepted client becomes an InletStream to the outlet.
+    """Listens on host:port; every accepted client becomes an InletStream to the outlet, over
+    one of the inlet's routes (node/inlet_routes.py). `routes`: (text, resolve(timeout)) pairs."""
 
-    The resolved route is reused while its first hop (the only address of it on this
-    node: a TCP connection or a secure channel) is alive, and resolved again otherwise.
-    Resolution is single-flight: clients that arrive together share one."""
-
-    def __init__(self, node, bind: str, resolve_outlet, route_text: str, alias: str, authorized=None,
-                 route_failed=None, window: int = DEFAULT_WINDOW):
+    def __init__(self, node, bind: str, routes: list, alias: str, authorized=None, links_failed=None,
+                 balance: bool = False, window: int = DEFAULT_WINDOW):
         self.node = node
         self.alias = alias
         self.authorized = authorized
         self.window = window
-        self._resolve = resolve_outlet
-        self._route_failed = route_failed
-        self._route = None
-        self._resolving = SingleFlight()
-        self._handshake_timeout = FIRST_HANDSHAKE_TIMEOUT
-        self.route_text = route_text
+        self.route_text = " | ".join(text for text, _ in routes)
         self.streams: set = set()
         self.tally = Tally()
         self._refusals = LogRate(log, REFUSAL_LOG_EVERY)
         self.server, self.bind = start_server(bind, self._accept)
-        self.check = RouteCheck(node, f"inlet {alias} ({self.bind}, route {route_text})", self.resolve_outlet,
-                                down_after=PONG_TIMEOUT, heard=self._streaming, route_failed=self.route_failed)
+        links_failed = links_failed or (lambda route: None)
+        self.routes = [InletRoute(node, f"inlet {alias} ({self.bind}, route {text})", text, resolve, links_failed,
+                                  PONG_TIMEOUT, self._streaming) for text, resolve in routes]
+        self.choice = RouteChoice(self.routes, balance)
 
-    def _accept(self, sock: HubSocket, _peer) -> None:
-        condition = self.check.condition
-        if condition.health is Health.DOWN:  # at once, not after PONG_TIMEOUT: it retries meanwhile
+    def _accept(self, sock: HubSocket, peer) -> None:
+        route = self.choice.pick()
+        if route is None:  # every route is down: at once, not after PONG_TIMEOUT; they are retried meanwhile
             self.node.counters["inlet_clients_refused"] += 1
             self.tally.failed += 1
             self._refusals.warning(None, "inlet %s (%s, route %s): refusing clients: %s", self.alias, self.bind,
-                                   self.route_text, condition.last_error)
+                                   self.route_text, "; ".join(r.check.condition.last_error or "down" for r in self.routes))
             sock.reset()
             return
-        InletStream(self, sock).run()
+        host, port = peer
+        InletStream(self, sock, route, f"[{host}]:{port}" if ":" in host else f"{host}:{port}").run()
 
-    def _streaming(self) -> bool:
-        """A stream over the route is established: the route works (RouteWatch probes it when idle)."""
-        return any(s.remote_route and not s.closed for s in self.streams)
+    def _streaming(self, route) -> bool:
+        """A stream over `route` is established: it works (RouteWatch probes it when idle)."""
+        return any(s.via is route and s.remote_route and not s.closed for s in self.streams)
 
-    def resolve_outlet(self, time_left: float = MAX_HANDSHAKE_TIMEOUT):
-        """The route to the outlet; `time_left`: how long the asking client may still wait."""
-        route = self._route
-        first = self.node.workers.get(route[0]) if route else None
-        if first is not None and not getattr(first, "retired", False):  # a retired channel: resolve again
-            return route
-        return self._resolving.run(None, lambda: self._resolve_again(time_left))
-
-    def _resolve_again(self, time_left: float):
-        """A secure channel handshake on the way gets a short timeout first (the client waits,
-        trying again) and a longer one each time it runs out, so a slow path still gets
-        through; never longer than the client can still wait."""
-        timeout = max(0.1, min(self._handshake_timeout, time_left))
-        try:
-            self._route = self._resolve(timeout)
-        except RequestTimeout:
-            if timeout == self._handshake_timeout:
-                self._handshake_timeout = min(self._handshake_timeout * 2, MAX_HANDSHAKE_TIMEOUT)
-            raise
-        self._handshake_timeout = FIRST_HANDSHAKE_TIMEOUT
-        return self._route
-
-    def route_failed(self, route) -> None:
-        """A Ping over `route` got no answer: resolve again next time, and let the node
-        check the links it runs over (a secure channel whose far end is gone)."""
-        if route is None:
-            return
-        if route is self._route:
-            self._route = None
-        if self._route_failed is not None:
-            self._route_failed(route)
+    def wait_checked(self, timeout: float) -> None:
+        deadline = gevent.get_hub().loop.now() + timeout
+        for route in self.routes:
+            route.check.wait_checked(max(0.0, deadline - gevent.get_hub().loop.now()))
 
     def close(self) -> None:
-        self.check.stop()
+        for route in self.routes:
+            route.stop()
         self.server.stop()
         for stream in list(self.streams):
             stream.abort()
 
     def describe(self) -> dict:
-        return {"alias": self.alias, "bind_address": self.bind, "outlet_route": self.route_text,
+        """The inlet's state is its best route's: up when one is, connecting when one is trying,
+        down when all are; the last error is the latest of any route's."""
+        routes = [route.describe(self.streams) for route in self.routes]
+        best = min(routes, key=lambda r: ORDER.index(r["state"]))
+        latest = max(routes, key=lambda r: r["last_error_at"] or 0)
+        return {"alias": self.alias, "bind_address": self.bind, "outlet_route": self.routes[0].text,
                 "connections": len(self.streams), "authorized": sorted(self.authorized or ()),
-                **self.check.condition.describe(), "route_rtt": self.check.rtt}
+                "balance": self.choice.balance, "state": best["state"], "since": best["since"],
+                "last_error": latest["last_error"], "last_error_at": latest["last_error_at"],
+                "route_rtt": best["route_rtt"], "routes": routes}
+
+
+ORDER = [health.value for health in (Health.UP, Health.CONNECTING, Health.DOWN)]
 
 
 class Outlet(Worker):
     """The service at `/service/<name>`: each Ping opens a connection to the target."""
 
     def __init__(self, node, name: str, target: str, alias: str, authorized=None, allow=None, attributes_of=None,
-                 window: int = DEFAULT_WINDOW, per_route: int = Limits.outlet_connections_per_route):
+                 window: int = DEFAULT_WINDOW, per_route: int = Limits.outlet_connections_per_route,
+                 proxy_protocol: str | None = None):
         self.node = node
+        self.proxy_protocol = proxy_protocol  # "v1" or "v2": a PROXY header first to the target
+        self._origins: OrderedDict = OrderedDict()  # Ping return route -> (client, inlet) from its Origin
         self.per_route = per_route  # connections one inlet node may have open here (see _connections_from)
         self._opening: Counter = Counter()  # connections to the target being made, by inlet source
         self.alias = alias
@@ -462,6 +450,9 @@ class Outlet(Worker):
         payload = msg.payload
         if payload == portal_wire.DISCONNECT:
             self._cancel(msg.return_route)
+            return
+        if payload[:1] == ORIGIN:
+            self._remember_origin(msg)
             return
         if probe.is_probe(payload):  # an inlet asks whether we are here (for it)
             if self._refusal(msg.peer):
@@ -488,7 +479,21 @@ class Outlet(Worker):
             self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
             return
         self._opening[source] += 1
-        gevent.spawn(self._open, msg.return_route, msg.peer, source)
+        origin = self._origins.pop(msg.return_route, None)
+        gevent.spawn(self._open, msg.return_route, msg.peer, source, origin)
+
+    def _remember_origin(self, msg: LocalMessage) -> None:
+        """Until its Ping comes (right after it); a few thousand at most, the oldest forgotten."""
+        if not self.proxy_protocol:
+            return
+        try:
+            _tag, origin = portal_wire.decode(msg.payload)
+        except DecodeError:
+            self.node.counters["bad_portal_messages"] += 1
+            return
+        self._origins[msg.return_route] = origin
+        while len(self._origins) > MAX_ORIGINS:
+            self._origins.popitem(last=False)
 
     def _connections_from(self, source) -> int:
         """Connections open or being opened for inlets at `source`: the peer identity of a
@@ -516,7 +521,7 @@ class Outlet(Worker):
                 self.node.counters["portal_streams_cancelled"] += 1
                 stream.apply(stream.state.link_lost())
 
-    def _open(self, inlet_route, peer, source) -> None:
+    def _open(self, inlet_route, peer, source, origin=None) -> None:
         try:
             sock = connect_tcp(self.target, timeout=TARGET_CONNECT_TIMEOUT)
         except NodeError as exc:
@@ -534,6 +539,8 @@ class Outlet(Worker):
         stream = PortalStream(self.node, sock, self.streams, state, self.tally, peer)
         stream.source = source
         stream.bind(inlet_route)
+        if self.proxy_protocol:  # before any byte of the client's
+            stream.writer.write(proxy_header(self.proxy_protocol, origin))
         stream.apply(first)
         stream.start_pumping()
 
@@ -550,7 +557,18 @@ class Outlet(Worker):
     def describe(self) -> dict:
         return {"alias": self.alias, "address": f"/service/{self.address.inner.decode()}",
                 "target": self.target_text, "connections": len(self.streams),
-                "authorized": sorted(self.authorized or ()), "allow": self.allow}
+                "authorized": sorted(self.authorized or ()), "allow": self.allow,
+                "proxy_protocol": self.proxy_protocol}
+
+
+def proxy_header(version: str, origin) -> bytes:
+    """The PROXY protocol header for a connection from `origin` ((client, inlet) as
+    HOST:PORT); without a usable one (an inlet of an older version), the header says unknown."""
+    try:
+        client, inlet = (parse_hostport(text) for text in origin)
+        return proxy_protocol.encode(version, (client.host, client.port), (inlet.host, inlet.port))
+    except (TypeError, ValueError, WireError):
+        return proxy_protocol.encode(version, None, None)
 
 
 def new_alias() -> str:

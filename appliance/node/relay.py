@@ -20,7 +20,7 @@ from gevent.event import AsyncResult, Event
 
 from appliance.limits.budgets import Limits
 from appliance.limits.rate import KeyedBuckets
-from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
+from appliance.node.errors import AddressInUse, BadArgument, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.links import watch_link
 from appliance.node.lograte import LogRate
@@ -295,19 +295,22 @@ class RelayClient(Worker):
             self._reply.set(msg)  # a registration reply
 
     # --- life --------------------------------------------------------------------------------
-    def start(self, wait: bool = True) -> str:
+    def start(self, wait: bool = True) -> Exception | None:
         """Keep the registration alive from now on. With `wait`, register once first and
-        give its errors to the caller; without, the first attempt is made in the background
-        (a service starting before its relay node must simply retry)."""
+        return what failed (None when it worked; the keep-alive then tries again in the
+        background); without, the first attempt is made in the background (a service
+        starting before its relay node must simply retry)."""
         self.node.register(self)
+        failed = None
         if wait:
             try:
                 self._register()
-            except Exception:
-                self.stop()
-                raise
+            except Exception as exc:  # noqa: BLE001 - the caller decides; the keep-alive retries
+                self._drop_connection()
+                self.condition.down(str(exc) or type(exc).__name__)
+                failed = exc
         self._greenlet = gevent.spawn(self._keep_alive)
-        return self.relay_address
+        return failed
 
     def stop(self) -> None:
         self._stopped.set()
@@ -324,7 +327,8 @@ class RelayClient(Worker):
         unwatch = watch_link(self.node, self.first_hop, lambda _link: reply_result.set_exception(
             RouteError(f"the connection to {self.at_text} was lost during the relay registration")))
         self.node.send(route + (Address.local(SERVICE),),
-                       relay_wire.encode_request(self.relay_address, self._secrets.get(self.relay_address)),
+                       relay_wire.encode_request(self.relay_address, self._secrets.get(self._secret_key)
+                                                 or self._secrets.get(self.relay_address)),  # as kept before 15
                        (self.address,))
         try:
             msg = reply_result.get(timeout=self.REGISTER_TIMEOUT)
@@ -342,7 +346,7 @@ class RelayClient(Worker):
         if not reply.ok:
             raise RelayRefused(reply.text)
         self.remote_route = msg.return_route
-        self._secrets.put(self.relay_address, reply.secret)
+        self._secrets.put(self._secret_key, reply.secret)
         self.registrations += 1
         self.condition.up()
         log.info("relay %s registered at %s", self.relay_address, self.at_text)
@@ -396,6 +400,11 @@ class RelayClient(Worker):
             self.condition.connecting(reason)
             log.warning("relay %s: %s; registering again", self.relay_address, reason)
 
+    @property
+    def _secret_key(self) -> str:
+        """Each relay node gives its own secret for the name: kept per relay node (`at`)."""
+        return f"{self.relay_address} at {self.at_text}"
+
     def _drop_connection(self) -> None:
         for connection in self._owned:
             connection.close()
@@ -410,28 +419,45 @@ class RelayClient(Worker):
 
 
 class Relays:
-    """The registering side's relays on one node, by name."""
+    """The registering side's relays on one node: one name may be registered at several relay
+    nodes (failover, scale-out), each registration kept alive on its own. `clients` is by
+    (relay address, route to the relay node)."""
 
     def __init__(self, node, secrets: SecretBook | None = None):
         self.node = node
         self.secrets = secrets or SecretBook()
-        self.clients: dict[str, RelayClient] = {}
+        self.clients: dict[tuple, RelayClient] = {}
 
-    def create(self, name: str, at_text: str, resolve_at, wait: bool = True) -> str:
+    def named(self, address: str) -> list:
+        return [client for (name, _at), client in self.clients.items() if name == address]
+
+    def create(self, name: str, ats: list, resolver, wait: bool = True) -> list:
+        """A registration of `name` at each of `ats`; `resolver(at)` resolves the route to one.
+        With `wait`, each registers once first: the ones that fail keep trying in the
+        background, unless all failed (then the first error is raised and none is kept)."""
         relay_wire.validate_name(name)
         address = relay_wire.relay_address(name)
-        if address in self.clients:
+        if self.named(address):
             raise AddressInUse(f"this node already has a relay {address}")
-        client = RelayClient(self.node, name, at_text, resolve_at, self.secrets)
-        self.clients[address] = client
-        try:
-            return client.start(wait)
-        except Exception:
-            del self.clients[address]
-            raise
+        if len(set(ats)) != len(ats):
+            raise BadArgument(f"relay {name}: the same --at twice")
+        clients = [RelayClient(self.node, name, at, resolver(at), self.secrets) for at in ats]
+        errors = []
+        for client in clients:
+            self.clients[(address, client.at_text)] = client
+            errors.append(client.start(wait))
+        if wait and all(errors):
+            for client in clients:
+                self.clients.pop((address, client.at_text), None)
+                client.stop()
+            raise errors[0]
+        return clients
 
     def delete(self, name: str) -> None:
-        client = self.clients.pop(relay_wire.relay_address(name), None)
-        if client is None:
+        address = relay_wire.relay_address(name)
+        clients = self.named(address)
+        if not clients:
             raise NotFound(f"no relay {name!r} on this node")
-        client.stop()
+        for client in clients:
+            del self.clients[(address, client.at_text)]
+            client.stop()

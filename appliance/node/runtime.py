@@ -30,6 +30,7 @@ from appliance.secure.identity import Identity, is_identifier
 from appliance.secure.suites import suite_by_name
 from appliance.wire import authority as authority_wire
 from appliance.wire import bare, multiaddr
+from appliance.wire import proxy_protocol as proxy_protocol_wire
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError
 
@@ -260,11 +261,21 @@ class NodeRuntime:
         item.close()
 
     # --- relays -----------------------------------------------------------------------------
-    def relay_create(self, name: str, at: str, wait: bool = True, authorized: list | None = None) -> dict:
-        routes.parse_route(at)  # fail fast on bad text before anything is opened
+    def relay_create(self, name: str, at, wait: bool = True, authorized: list | None = None) -> dict:
+        """`at`: the route to the relay node, or a list of them: the name is registered at each."""
+        ats = [at] if isinstance(at, str) else list(at or ())
+        if not ats:
+            raise BadArgument("a relay needs the route to at least one relay node (--at)")
+        for text in ats:
+            routes.parse_route(text)  # fail fast on bad text before anything is opened
         authorized = check_identifiers(authorized)
-        address = self.relays.create(name, at, lambda: self.resolve(at, reuse=False, authorized=authorized), wait)
-        return {"address": f"/service/{address}", **self.relays.clients[address].describe()}
+
+        def resolver(text):
+            return lambda: self.resolve(text, reuse=False, authorized=authorized)
+
+        clients = self.relays.create(name, ats, resolver, wait)
+        return {"address": f"/service/{clients[0].relay_address}", **clients[0].describe(),
+                "at_each": [client.describe() for client in clients]}
 
     def relay_list(self) -> list:
         return ([c.describe() for c in self.relays.clients.values()]
@@ -361,14 +372,19 @@ class NodeRuntime:
 
     # --- portals ----------------------------------------------------------------------------
     def outlet_create(self, to: str, address: str = "outlet", alias: str | None = None,
-                      authorized: list | None = None, allow: dict | None = None) -> dict:
+                      authorized: list | None = None, allow: dict | None = None,
+                      proxy_protocol: str | None = None) -> dict:
+        """`proxy_protocol` "v1" or "v2": each connection to the target starts with a PROXY
+        protocol header naming the inlet's client (wire/proxy_protocol.py)."""
+        if proxy_protocol not in (None, *proxy_protocol_wire.VERSIONS):
+            raise BadArgument(f"proxy protocol {proxy_protocol!r}: use v1 or v2")
         name = address.removeprefix("/service/")
         alias = alias or name
         if alias in self.outlets:
             raise AddressInUse(f"an outlet with alias {alias!r} already exists")
         multiaddr.parse_hostport(to)
         outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized), allow, self.trust.attributes_of,
-                        per_route=self.limits.outlet_connections_per_route)
+                        per_route=self.limits.outlet_connections_per_route, proxy_protocol=proxy_protocol)
         self.node.register(outlet)
         self.outlets[alias] = outlet
         return outlet.describe()
@@ -389,27 +405,36 @@ class NodeRuntime:
         self.node.unregister(outlet.address)
         outlet.stop()
 
-    def inlet_create(self, bind: str, to: str, alias: str | None = None, check_route: bool = True,
-                     authorized: list | None = None) -> dict:
-        """A route whose text is wrong (or names a node or project this host does not know)
-        fails the request. Whatever the route meets on the way (a relay that is down, a wrong
-        relay or outlet name, an outlet node with the wrong identity) does not: the inlet is
-        made and keeps checking; with `check_route` the answer waits up to INLET_CHECK_WAIT
-        for the first check, and its `state` and `last_error` say what it found."""
+    def inlet_create(self, bind: str, to, alias: str | None = None, check_route: bool = True,
+                     authorized: list | None = None, balance: bool = False) -> dict:
+        """`to`: the route to the outlet, or a list of routes to it (failover in their order,
+        or `balance` over the ones that answer: node/inlet_routes.py). A route whose text is
+        wrong (or names a node or project this host does not know) fails the request.
+        Whatever a route meets on the way (a relay that is down, a wrong relay or outlet
+        name, an outlet node with the wrong identity) does not: the inlet is made and keeps
+        checking; with `check_route` the answer waits up to INLET_CHECK_WAIT for the first
+        checks, and its `state`, `last_error` and `routes` say what they found."""
         alias = alias or new_alias()
         if alias in self.inlets:
             raise AddressInUse(f"an inlet with alias {alias!r} already exists")
+        texts = [to] if isinstance(to, str) else list(to or ())
+        if not texts or len(set(texts)) != len(texts):
+            raise BadArgument("an inlet needs one or more different routes to its outlet (--to)")
         authorized = check_identifiers(authorized)
-        if check_route:
-            routes.check(to, self.node_lookup, self.trust.projects)
-        else:  # a topology's: the nodes it names may start later
-            routes.parse_route(to)
-        inlet = Inlet(self.node, bind, lambda timeout: self.resolve(to, authorized=authorized,
-                                                                   handshake_timeout=timeout).route,
-                      to, alias, authorized, route_failed=self.channels.check_first_hop)
+        for text in texts:
+            if check_route:
+                routes.check(text, self.node_lookup, self.trust.projects)
+            else:  # a topology's: the nodes it names may start later
+                routes.parse_route(text)
+
+        def resolver(text):
+            return lambda timeout: self.resolve(text, authorized=authorized, handshake_timeout=timeout).route
+
+        inlet = Inlet(self.node, bind, [(text, resolver(text)) for text in texts], alias, authorized,
+                      links_failed=self.channels.check_first_hop, balance=balance)
         self.inlets[alias] = inlet
         if check_route:
-            inlet.check.wait_checked(INLET_CHECK_WAIT)
+            inlet.wait_checked(INLET_CHECK_WAIT)
         return inlet.describe()
 
     def inlet_list(self) -> list:

@@ -2,7 +2,10 @@
 
 A BARE enum: Ping `00`, Pong `01`, Disconnect `02`, Payload `03 | varint len | data`,
 Credit `04 | varint bytes` (the sender may send that many more Payload bytes),
-End `05` (the sender will send no more Payload: a TCP half-close).
+End `05` (the sender will send no more Payload: a TCP half-close),
+Origin `06 | string client | string inlet` (sent just before each Ping: the client's
+address and the one it connected to, as HOST:PORT, for the outlet's PROXY protocol header;
+an outlet of an older version drops it as unknown and answers the Ping all the same).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ PING = b"\x00"
 PONG = b"\x01"
 DISCONNECT = b"\x02"
 END = b"\x05"
-PING_TAG, PONG_TAG, DISCONNECT_TAG, PAYLOAD_TAG, CREDIT_TAG, END_TAG = range(6)
+PING_TAG, PONG_TAG, DISCONNECT_TAG, PAYLOAD_TAG, CREDIT_TAG, END_TAG, ORIGIN_TAG = range(7)
+MAX_ADDRESS = 262  # "[" + 45 characters of IPv6 + "]:" + 5 digits, with room: HOST:PORT, not more
 MAX_CREDIT = 1 << 32  # a larger grant is not a window anybody means
 
 
@@ -24,6 +28,10 @@ def encode_payload(data: bytes) -> bytes:
 
 def encode_credit(size: int) -> bytes:
     return b"\x04" + bare.encode_uint(size)
+
+
+def encode_origin(client: str, inlet: str) -> bytes:
+    return b"\x06" + bare.encode_string(client) + bare.encode_string(inlet)
 
 
 def decode(message: bytes) -> tuple:
@@ -43,6 +51,13 @@ def decode(message: bytes) -> tuple:
         if size != reader.remaining:
             raise DecodeError(f"payload of {size} bytes in {reader.remaining}")
         return tag, memoryview(message)[reader.pos:]
+    if tag == ORIGIN_TAG:
+        reader = bare.Reader(message, 1)
+        client, inlet = reader.string(), reader.string()
+        reader.expect_end()
+        if len(client) > MAX_ADDRESS or len(inlet) > MAX_ADDRESS:
+            raise DecodeError("an Origin address longer than any HOST:PORT")
+        return tag, (client, inlet)
     if tag == CREDIT_TAG:
         reader = bare.Reader(message, 1)
         size = reader.uint()

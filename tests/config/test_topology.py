@@ -21,10 +21,10 @@ def test_shipped_examples_are_valid(file, node):
 
 def test_default_demo_declares_a_whole_portal():
     topology = load(str(CONFIG / "default.toml"), environ={})
-    assert topology.relays == (RelaySpec("demo", "/ip4/127.0.0.1/tcp/7000"),)
+    assert topology.relays == (RelaySpec("demo", ("/ip4/127.0.0.1/tcp/7000",)),)
     assert topology.outlets == (OutletSpec("127.0.0.1:9000", "/service/outlet"),)
     assert topology.inlets == (InletSpec("127.0.0.1:6000",
-                                         "/ip4/127.0.0.1/tcp/7000/service/forward_to_demo/service/outlet"),)
+                                         ("/ip4/127.0.0.1/tcp/7000/service/forward_to_demo/service/outlet",)),)
     assert topology.demo_http == "127.0.0.1:9000"
 
 
@@ -48,7 +48,7 @@ def test_limits_override_the_defaults():
 
 def test_environment_interpolation():
     topology = parse('[[relays]]\nname = "${N}-edge"\nat = "/node/${R}"\n', environ={"N": "x", "R": "relay"})
-    assert topology.relays == (RelaySpec("x-edge", "/node/relay"),)
+    assert topology.relays == (RelaySpec("x-edge", ("/node/relay",)),)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -122,8 +122,8 @@ def test_shipped_examples_work_on_one_box_as_shipped(file, node):
 
 def test_a_default_applies_when_the_variable_is_unset_or_empty():
     text = '[[relays]]\nname = "${NAME:-edge}"\nat = "/node/${AT:-relay}"\n'
-    assert parse(text, environ={}).relays == (RelaySpec("edge", "/node/relay"),)
-    assert parse(text, environ={"NAME": "", "AT": "hub"}).relays == (RelaySpec("edge", "/node/hub"),)
+    assert parse(text, environ={}).relays == (RelaySpec("edge", ("/node/relay",)),)
+    assert parse(text, environ={"NAME": "", "AT": "hub"}).relays == (RelaySpec("edge", ("/node/hub",)),)
 
 
 def test_every_unset_variable_is_reported_at_once_with_its_line():
@@ -153,3 +153,18 @@ def test_variable_sources_say_where_each_value_comes_from():
         "PORT": "the node", "RELAY": "its default",
         "AT": "the node",  # set but empty and no default: empty, from there
     }
+
+
+def test_relays_and_inlets_take_one_route_or_several():
+    text = ('[[relays]]\nname = "edge"\nat = ["/node/r1", "/node/${SECOND:-r2}"]\n'
+            '[[inlets]]\nfrom = "127.0.0.1:6000"\nto = ["/node/r1/service/forward_to_edge/service/outlet",\n'
+            '      "/node/r2/service/forward_to_edge/service/outlet"]\nbalance = true\n')
+    topology = parse(text, environ={})
+    assert topology.relays == (RelaySpec("edge", ("/node/r1", "/node/r2")),)
+    assert topology.inlets == (InletSpec("127.0.0.1:6000", ("/node/r1/service/forward_to_edge/service/outlet",
+                                                            "/node/r2/service/forward_to_edge/service/outlet"),
+                                         balance=True),)
+    with pytest.raises(ConfigError, match=r"<topology>:3: relays\[0\].at: expected a route or a list of routes"):
+        parse('[[relays]]\nname = "edge"\nat = []\n', environ={})
+    with pytest.raises(ConfigError, match=r"relays\[0\].at: environment variable X is not set"):
+        parse('[[relays]]\nname = "edge"\nat = ["/node/${X}"]\n', environ={})

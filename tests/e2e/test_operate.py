@@ -138,7 +138,8 @@ def test_an_inlet_to_a_relay_that_does_not_exist(ockam, portal):
     status, body = http_get(c_metrics, "/ready")
     assert status == 503 and [item.get("inlet") for item in json.loads(body)["not_ready"]] == ["typo"]
     _, exposition = http_get(c_metrics, "/metrics")
-    assert 'ockam_inlet_state{name="typo",state="down"} 1' in exposition.splitlines()
+    assert 'ockam_inlet_state{name="typo",route="/node/r/service/forward_to_typo/service/outlet",state="down"} 1' \
+        in exposition.splitlines()
     assert 'ockam_portal_connect_failures_total{kind="inlet",name="typo"} 1' in exposition.splitlines()
     log = open(os.path.join(ockam.home, "nodes", "c", "node.log")).read()
     assert f"inlet typo (127.0.0.1:{port}, route /node/r/service/forward_to_typo/service/outlet): refusing " \

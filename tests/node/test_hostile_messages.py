@@ -23,7 +23,7 @@ def hops(n: int) -> tuple:
 def relay_setup(make_node):
     relay, edge = make_node("relay"), make_node("edge")
     edge.relay_create("n3", "/node/relay")
-    client = edge.relays.clients["forward_to_n3"]
+    client = edge.relays.named("forward_to_n3")[0]
     return relay, edge, client
 
 

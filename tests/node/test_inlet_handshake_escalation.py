@@ -4,7 +4,7 @@ time left. (Was: 2 + 4 + 8 s, about 16 s.) Scaled down 5x here."""
 
 import time
 
-from appliance.node import portal
+from appliance.node import inlet_routes, portal
 from tests.node.conftest import connect
 
 
@@ -12,8 +12,8 @@ def test_a_client_waits_at_most_pong_timeout_when_handshakes_time_out(make_node,
     # scale: PONG_TIMEOUT 10 -> 2, PING_RETRY 1 -> 0.2, handshakes 2 -> 0.4 doubling up to 10 -> 2
     monkeypatch.setattr(portal, "PONG_TIMEOUT", 2.0)
     monkeypatch.setattr(portal, "PING_RETRY", 0.2)
-    monkeypatch.setattr(portal, "FIRST_HANDSHAKE_TIMEOUT", 0.4)
-    monkeypatch.setattr(portal, "MAX_HANDSHAKE_TIMEOUT", 2.0)
+    monkeypatch.setattr(inlet_routes, "FIRST_HANDSHAKE_TIMEOUT", 0.4)
+    monkeypatch.setattr(inlet_routes, "MAX_HANDSHAKE_TIMEOUT", 2.0)
     a, b = make_node("a"), make_node("b")
     b.outlet_create(echo_server)
     b.channels.stop_listener("api")  # b's secure channel listener is gone: handshakes go unanswered

@@ -72,7 +72,7 @@ def test_fds_and_greenlets_return_to_their_starting_count(make_node):
                 reset(sock)
             for sock in half:
                 sock.close()
-        relay_client = edge.relays.clients["forward_to_edge"]
+        relay_client = edge.relays.named("forward_to_edge")[0]
         for conn in list(relay_client._owned):  # the relay link is lost, and rebuilt
             conn.close()
         wait_until(lambda: relay_client.registrations == 2, what="the edge to register again")

@@ -82,7 +82,7 @@ def test_a_relay_over_a_dead_link_registers_again(make_node):
     make_node("relay", link_timeout=600)  # silent: a's link to it looks dead
     edge = make_node("edge", link_timeout=FAST)
     edge.relay_create("edge", "/node/relay")
-    client = edge.relays.clients["forward_to_edge"]
+    client = edge.relays.named("forward_to_edge")[0]
     wait_until(lambda: client.registrations >= 2, timeout=FAST + 5, what="the relay to register again")
     assert edge.node.counters["links_dead"] >= 1
 

@@ -46,14 +46,14 @@ def test_the_series_say_what_crossed(nodes):
     for line in ('ockam_portal_received_bytes_total{kind="inlet",name="web"} 100000',
                  'ockam_portal_sent_bytes_total{kind="inlet",name="web"} 100000',
                  'ockam_portal_connections_total{kind="inlet",name="web"} 1',
-                 'ockam_inlet_state{name="web",state="up"} 1',
+                 f'ockam_inlet_state{{name="web",route="{ROUTE}",state="up"}} 1',
                  'ockam_links_open{direction="outgoing"} 1'):
         assert line in lines
     edge_lines = render(metrics.families(edge)).decode().splitlines()
     for line in ('ockam_portal_received_bytes_total{kind="outlet",name="echo"} 100000',
-                 'ockam_relay_state{name="forward_to_edge",state="up"} 1',
-                 'ockam_relay_registrations_total{name="forward_to_edge"} 1',
-                 'ockam_relay_reconnects_total{name="forward_to_edge"} 0'):
+                 'ockam_relay_state{name="forward_to_edge",at="/node/relay",state="up"} 1',
+                 'ockam_relay_registrations_total{name="forward_to_edge",at="/node/relay"} 1',
+                 'ockam_relay_reconnects_total{name="forward_to_edge",at="/node/relay"} 0'):
         assert line in edge_lines
 
 

@@ -51,7 +51,7 @@ def working_portal(request, make_node, echo_server):
 def test_inlets_recover_when_the_edges_relay_link_is_rebuilt(working_portal):
     kind, _relay, edge, client, inlet = working_portal
 
-    relay_client = edge.relays.clients["forward_to_edge"]
+    relay_client = edge.relays.named("forward_to_edge")[0]
     for conn in list(relay_client._owned):  # the edge's link to the relay drops
         conn.close()
     wait_until(lambda: relay_client.registrations == 2, what="the edge to register again")

@@ -67,7 +67,7 @@ def test_relay_re_registers_after_its_connection_is_cut(make_node):
     private.relay_create("n3", "/node/n2")
     for conn in list(relay.tcp.connections.values()):
         conn.close()  # the relay node loses every connection (as after a network cut)
-    wait_until(lambda: private.relays.clients["forward_to_n3"].registrations >= 2, what="re-registration")
+    wait_until(lambda: private.relays.named("forward_to_n3")[0].registrations >= 2, what="re-registration")
     assert client.message_send("/node/n2/service/forward_to_n3/service/uppercase", "back")["reply"] == "BACK"
 
 
@@ -76,7 +76,7 @@ def test_relay_survives_the_relay_node_restarting(make_node):
     address = make_node.listener("n2")
     private.relay_create("n3", "/node/n2")
     relay.shutdown()
-    client_side = private.relays.clients["forward_to_n3"]
+    client_side = private.relays.named("forward_to_n3")[0]
     wait_until(lambda: client_side.remote_route is None, what="the loss to be noticed")
     again = make_node("n2-again", listen=False)
     again.tcp.listen(address)

@@ -27,8 +27,8 @@ def test_a_route_that_worked_is_connecting_while_it_is_rebuilt_then_down(make_no
     inlet = client.inlets["db"]
     edge.relay_delete("edge")  # forward_to_edge is gone: probes come back `unreachable`
     wait_until(lambda: "forward_to_edge" not in relay.forwarding.relays, timeout=5, what="the relay to forget it")
-    inlet.check.kick()
-    wait_until(lambda: inlet.check.condition.last_error == routecheck.ENDS_EARLY, timeout=5, what="a failed check")
+    inlet.routes[0].check.kick()
+    wait_until(lambda: inlet.routes[0].check.condition.last_error == routecheck.ENDS_EARLY, timeout=5, what="a failed check")
     failed_at = time.monotonic()
     assert inlet.describe()["state"] == "connecting"  # a client now still waits for its Pong
     wait_until(lambda: inlet.describe()["state"] == "down", timeout=5, what="the inlet to give up")
@@ -46,8 +46,8 @@ def test_a_lost_first_link_is_checked_at_once(make_node, echo_server):
     inlet = client.inlets["db"]
     for conn in list(client.tcp.connections.values()):
         conn.close()
-    wait_until(lambda: inlet.check.condition.changes >= 2, timeout=2, what="the check to notice")
-    assert inlet.check.condition.last_error.startswith("its first link (")
+    wait_until(lambda: inlet.routes[0].check.condition.changes >= 2, timeout=2, what="the check to notice")
+    assert inlet.routes[0].check.condition.last_error.startswith("its first link (")
     wait_until(lambda: inlet.describe()["state"] == "up", timeout=5, what="the route to be rebuilt")
 
 
@@ -62,7 +62,7 @@ def test_relay_condition_follows_its_registration(make_node):
     make_node("relay")
     edge = make_node("edge", listen=False)
     edge.relay_create("edge", "/node/relay")
-    client = edge.relays.clients["forward_to_edge"]
+    client = edge.relays.named("forward_to_edge")[0]
     assert (client.condition.health.value, client.registrations, client.reconnects) == ("up", 1, 0)
     for conn in list(client._owned):
         conn.close()

@@ -97,7 +97,8 @@ def test_portal_credit_and_end_vectors():
     (b"\x04", "truncated"),
     (b"\x04\x01\x00", "trailing"),
     (b"\x05\x00", "portal message 5 has 1 trailing bytes"),
-    (b"\x06", "unknown portal message tag 6"),
+    (b"\x06", "truncated"),  # Origin without its addresses
+    (b"\x07", "unknown portal message tag 7"),
 ])
 def test_bad_portal_messages_are_typed_errors(message, error):
     from appliance.wire.errors import DecodeError
