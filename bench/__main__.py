@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import paths, report, targets, workloads
+from bench import failover, paths, report, targets, workloads
 
 TARGETS = {"iperf3": targets.iperf3, "redis": targets.redis, "echo": targets.echo,
            "stall": targets.bulk_or_echo, "pgbench": targets.postgres}
@@ -125,6 +125,13 @@ def main() -> int:
                     time.sleep(0.3)
             for name, rows in rounds.items():
                 results["paths"].setdefault(name, {}).update(combine(rows) if rows else {})
+    if "echo" in kinds:  # a relay killed under load: an echo target of its own
+        try:
+            with targets.echo() as target:
+                results["relay_kill"] = failover.relay_kill(target, max(6.0, 2.0 * opts.seconds))
+        except Exception as exc:  # noqa: BLE001 - reported, the rest stands
+            results["relay_kill"] = {"error": str(exc)}
+        print(f"  relay killed under load (2 relays, failover inlet): {results['relay_kill']}", flush=True)
     results["encrypted_vs_openssh"] = report.ratios(results, "ockam portal (encrypted)", "openssh chain")
     results["plain_vs_openssh"] = report.ratios(results, "ockam portal (plain)", "openssh chain")
     results["plain_vs_socat"] = report.ratios(results, "ockam portal (plain)", "socat")
