@@ -168,10 +168,17 @@ _greenlets = Sampled(lambda: sum(1 for o in gc.get_objects() if isinstance(o, gr
 
 
 def readiness(runtime) -> tuple:
-    """(ready, what is not): every relay this node registers is up and every inlet's outlet
-    answers."""
-    waiting = [{"relay": name, "at": at, **c.condition.describe()}
-               for (name, at), c in runtime.relays.clients.items() if not c.condition.is_up]
-    waiting += [{"inlet": alias, "route": route.text, **route.check.condition.describe()}
-                for alias, inlet in runtime.inlets.items() for route in inlet.routes if not route.check.condition.is_up]
-    return not waiting, waiting
+    """(ready, what is not, what is degraded): ready when each relay name is registered at one
+    of its relay nodes at least and each inlet has a route whose outlet answers. A relay node
+    or a route that is not up while another one is makes it degraded, not unready (that is
+    what failover is for)."""
+    relays: dict = {}
+    for (name, at), client in runtime.relays.clients.items():
+        relays.setdefault(name, []).append({"relay": name, "at": at, **client.condition.describe()})
+    inlets = [[{"inlet": alias, "route": route.text, **route.check.condition.describe()} for route in inlet.routes]
+              for alias, inlet in runtime.inlets.items()]
+    waiting, degraded = [], []
+    for group in [*relays.values(), *inlets]:
+        down = [item for item in group if item["state"] != "up"]
+        (waiting if len(down) == len(group) else degraded).extend(down)
+    return not waiting, waiting, degraded

@@ -54,6 +54,7 @@ TARGET_CONNECT_TIMEOUT = 5.0
 FLUSH_IDLE = 30.0  # a closing stream whose client takes nothing for this long is reset
 ORIGIN = bytes([portal_wire.ORIGIN_TAG])
 MAX_ORIGINS = 4096  # Origins an outlet holds for Pings still to come
+MAX_ORIGIN_ROUTE = 1024  # bytes of return route an Origin may be kept under (a few hops are tens)
 REFUSAL_LOG_EVERY = 60.0  # an inlet refusing clients while its route is down says so this often
 
 
@@ -270,12 +271,13 @@ class PortalStream(Worker):
 
 
 class InletStream(PortalStream):
-    def __init__(self, inlet: "Inlet", sock, via, client: str = ""):
+    def __init__(self, inlet: "Inlet", sock, via, client: str = "", local: str = ""):
         super().__init__(inlet.node, sock, inlet.streams, PortalStreamState.for_inlet(inlet.window), inlet.tally)
         inlet.tally.opened += 1
         self.inlet = inlet
         self.via = via  # the InletRoute it pings over (another, when that one stops being the best)
-        self._origin = portal_wire.encode_origin(client, inlet.bind)  # for the outlet's PROXY header
+        self._pinged: dict = {}  # first hop of a route a Ping went over -> its InletRoute
+        self._origin = portal_wire.encode_origin(client, local)  # for the outlet's PROXY header
         self._outlet_route = ()  # where the Pings went
         self._ponged = Event()
 
@@ -303,6 +305,8 @@ class InletStream(PortalStream):
             log.warning("inlet: outlet answered as %s, which is not authorized", msg.peer or "an unauthenticated peer")
             return
         self.peer = msg.peer
+        # the route whose outlet answered (a Ping over an earlier route may answer after a switch)
+        self.via = self._pinged.get(msg.return_route[0] if msg.return_route else None, self.via)
         self.via.opened += 1
         self.bind(msg.return_route)
         super().receive(portal_wire.PONG_TAG, b"")
@@ -329,6 +333,7 @@ class InletStream(PortalStream):
                 break  # while we resolved: the client went, or an earlier Ping was answered
             if route is not None:
                 self._outlet_route, reason = route, "no Pong to our Pings"
+                self._pinged[route[0]] = self.via
                 self.node.send(route, self._origin, (self.address,))
                 self.node.send(route, portal_wire.PING, (self.address,))
             left = deadline - gevent.get_hub().loop.now()
@@ -336,8 +341,8 @@ class InletStream(PortalStream):
                 return not self.closed
             if left <= PING_RETRY:
                 break
-            self.via.route_failed(route)
-            self.via.check.kick()
+            self.via.route_failed(route)  # no Pong within PING_RETRY: the route is in doubt, the next
+            self.via.check.kick(f"no Pong within {PING_RETRY:g} s")  # Ping takes another one that is up
         if self._ponged.is_set():
             return not self.closed
         if not self.closed:
@@ -388,12 +393,16 @@ class Inlet:
                                    self.route_text, "; ".join(r.check.condition.last_error or "down" for r in self.routes))
             sock.reset()
             return
-        host, port = peer
-        InletStream(self, sock, route, f"[{host}]:{port}" if ":" in host else f"{host}:{port}").run()
+        try:
+            local = sock.sock.getsockname()[:2]  # the address it connected to (not a wildcard bind's)
+        except OSError:
+            local = ("", 0)
+        InletStream(self, sock, route, _hostport(peer), _hostport(local)).run()
 
     def _streaming(self, route) -> bool:
-        """A stream over `route` is established: it works (RouteWatch probes it when idle)."""
-        return any(s.via is route and s.remote_route and not s.closed for s in self.streams)
+        """A stream over `route` heard its outlet lately (since RouteWatch's last tick): the
+        route works. One that went quiet proves nothing (a stalled relay): then it is probed."""
+        return any(s.via is route and s.remote_route and s.heard and not s.closed for s in self.streams)
 
     def wait_checked(self, timeout: float) -> None:
         deadline = gevent.get_hub().loop.now() + timeout
@@ -421,6 +430,11 @@ class Inlet:
 
 
 ORDER = [health.value for health in (Health.UP, Health.CONNECTING, Health.DOWN)]
+
+
+def _hostport(address) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Outlet(Worker):
@@ -483,8 +497,12 @@ class Outlet(Worker):
         gevent.spawn(self._open, msg.return_route, msg.peer, source, origin)
 
     def _remember_origin(self, msg: LocalMessage) -> None:
-        """Until its Ping comes (right after it); a few thousand at most, the oldest forgotten."""
+        """Until its Ping comes (right after it); a few thousand at most, the oldest forgotten,
+        and only from peers we would serve, over routes of an ordinary size."""
         if not self.proxy_protocol:
+            return
+        if self._refusal(msg.peer) or sum(len(a.inner) for a in msg.return_route) > MAX_ORIGIN_ROUTE:
+            self.node.counters["outlet_origins_refused"] += 1
             return
         try:
             _tag, origin = portal_wire.decode(msg.payload)

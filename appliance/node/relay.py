@@ -268,7 +268,8 @@ class RelayClient(Worker):
     BACKOFF_MAX = 2.0  # a relay back after a restart is found within 2 s
     REFUSED_BACKOFF_MAX = 10.0  # a relay that said no (not a member, name taken) is asked less often
 
-    def __init__(self, node, name: str, at_text: str, resolve_at, secrets: SecretBook | None = None):
+    def __init__(self, node, name: str, at_text: str, resolve_at, secrets: SecretBook | None = None,
+                 only_one: bool = True):
         self.node = node
         self.name = name
         self.relay_address = relay_wire.relay_address(name)
@@ -283,6 +284,7 @@ class RelayClient(Worker):
         self.ping_rtt: float | None = None  # seconds, the last keep-alive ping's round trip
         self.condition = Condition()
         self._secrets = secrets or SecretBook()  # from registration replies: take the name back after a loss
+        self._only_one = only_one  # the name's only relay node: a secret kept before 15 (by name alone) is its
         self._reply: AsyncResult | None = None
         self._stopped = Event()
         self._greenlet = None
@@ -327,8 +329,7 @@ class RelayClient(Worker):
         unwatch = watch_link(self.node, self.first_hop, lambda _link: reply_result.set_exception(
             RouteError(f"the connection to {self.at_text} was lost during the relay registration")))
         self.node.send(route + (Address.local(SERVICE),),
-                       relay_wire.encode_request(self.relay_address, self._secrets.get(self._secret_key)
-                                                 or self._secrets.get(self.relay_address)),  # as kept before 15
+                       relay_wire.encode_request(self.relay_address, self._secret()),
                        (self.address,))
         try:
             msg = reply_result.get(timeout=self.REGISTER_TIMEOUT)
@@ -400,6 +401,11 @@ class RelayClient(Worker):
             self.condition.connecting(reason)
             log.warning("relay %s: %s; registering again", self.relay_address, reason)
 
+    def _secret(self) -> bytes:
+        """This relay node's secret for the name; one kept before there could be several relay
+        nodes (by the name alone) is only ever sent when there is one."""
+        return self._secrets.get(self._secret_key) or (self._secrets.get(self.relay_address) if self._only_one else b"")
+
     @property
     def _secret_key(self) -> str:
         """Each relay node gives its own secret for the name: kept per relay node (`at`)."""
@@ -441,11 +447,12 @@ class Relays:
             raise AddressInUse(f"this node already has a relay {address}")
         if len(set(ats)) != len(ats):
             raise BadArgument(f"relay {name}: the same --at twice")
-        clients = [RelayClient(self.node, name, at, resolver(at), self.secrets) for at in ats]
-        errors = []
+        clients = [RelayClient(self.node, name, at, resolver(at), self.secrets, only_one=len(ats) == 1) for at in ats]
         for client in clients:
             self.clients[(address, client.at_text)] = client
-            errors.append(client.start(wait))
+        starts = [gevent.spawn(client.start, wait) for client in clients]  # at once: one slow relay delays none
+        gevent.joinall(starts)
+        errors = [start.value if start.successful() else start.exception for start in starts]
         if wait and all(errors):
             for client in clients:
                 self.clients.pop((address, client.at_text), None)

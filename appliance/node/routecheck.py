@@ -51,6 +51,7 @@ ANSWER_TIMEOUT = 2.0
 RETRY_FIRST = 0.25
 RETRY_MAX = 2.0
 UNANSWERED_RETRY_MAX = 5.0
+DOUBT = 5.0  # two link liveness ticks: streams' "heard" flags are all fresh by then
 UP, BROKEN, UNANSWERED = "up", "broken", "unanswered"  # what one check found
 ENDS_EARLY = "the route ends before the outlet (no such relay or outlet on the way, or the outlet refuses us)"
 
@@ -73,6 +74,7 @@ class RouteCheck(Worker):
         self._heard = heard
         self._route_failed = route_failed
         self._stopped = False
+        self._doubt_until = 0.0
         self._answers: dict = {}  # token -> AsyncResult of (reachable, loop time answered)
         self._kick = Event()
         self._unwatch = None
@@ -84,9 +86,13 @@ class RouteCheck(Worker):
 
     # --- what others tell it -------------------------------------------------------------------
     def kick(self, reason: str | None = None) -> None:
-        """Check now (a client's Ping went unanswered, the route's first link was lost)."""
+        """Check now (a client's Ping went unanswered, the route's first link was lost). With a
+        reason the route is in doubt: connecting, and for DOUBT seconds only a probe's answer,
+        not traffic that streams had before, makes it up again."""
         if reason and self.condition.health is Health.UP:
             self.condition.connecting(reason)
+        if reason:
+            self._doubt_until = time.monotonic() + DOUBT
         self._kick.set()
 
     def wait_checked(self, timeout: float) -> bool:
@@ -109,7 +115,7 @@ class RouteCheck(Worker):
         retry = RETRY_FIRST
         while not self._stopped:
             self._kick.clear()
-            if self._heard():  # a stream over the route is established: it works
+            if self._heard() and time.monotonic() >= self._doubt_until:  # streams over it hear their outlet
                 self._answered()
                 outcome = UP
             else:

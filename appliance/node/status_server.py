@@ -2,8 +2,9 @@
 
     GET /metrics  the Prometheus text format (node/metrics.py)
     GET /health   200 while the node's loop runs
-    GET /ready    200 when every relay it registers is up and every inlet's outlet answers,
-                  else 503; the JSON body names what is not ready, with its state and last error
+    GET /ready    200 when each relay it registers is up at one relay node at least and each
+                  inlet has a route whose outlet answers, else 503; the JSON body names what is
+                  not ready, and what is degraded (one of several down), with state and last error
 
 Off unless an address is configured; `PORT` alone binds loopback. It serves MAX_REQUESTS at a
 time and gives each request, from its first byte to the last of the answer (or an idle
@@ -84,9 +85,10 @@ class StatusServer:
         elif path == "/health":
             status, kind, body = "200 OK", "text/plain", b"ok\n"
         elif path == "/ready":
-            ready, waiting = metrics.readiness(self.runtime)
+            ready, waiting, degraded = metrics.readiness(self.runtime)
             status = "200 OK" if ready else "503 Service Unavailable"
-            kind, body = "application/json", json.dumps({"ready": ready, "not_ready": waiting}).encode() + b"\n"
+            kind, body = "application/json", json.dumps({"ready": ready, "not_ready": waiting,
+                                                         "degraded": degraded}).encode() + b"\n"
         else:
             status, kind, body = "404 Not Found", "text/plain", b"/metrics, /health or /ready\n"
         start_response(status, [("Content-Type", kind), ("Content-Length", str(len(body)))])

@@ -20,13 +20,21 @@ SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 VERSIONS = ("v1", "v2")
 
 
+def _ip(host: str):
+    """An IP literal as the header wants it: an IPv4-mapped IPv6 address as IPv4, no scope id."""
+    address = ipaddress.ip_address(host.split("%", 1)[0])
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def _ips(source, destination):
     """(source ip, destination ip) when both are IP literals of one family, else None."""
     try:
-        src, dst = ipaddress.ip_address(source[0]), ipaddress.ip_address(destination[0])
-    except (ValueError, TypeError, IndexError):
+        src, dst = _ip(source[0]), _ip(destination[0])
+    except (ValueError, TypeError, IndexError, AttributeError):
         return None
-    return (src, dst) if src.version == dst.version else None
+    return (src, dst) if src.version == dst.version and not src.is_unspecified and not dst.is_unspecified else None
 
 
 def encode_v1(source, destination) -> bytes:

@@ -167,7 +167,7 @@ def test_node_run_takes_metrics_address_from_the_topology(ockam):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: _status(f"127.0.0.1:{port}", "/health") == 200, timeout=15, what="m's /health")
-        assert http_get(f"127.0.0.1:{port}", "/ready") == (200, '{"ready": true, "not_ready": []}\n')
+        assert http_get(f"127.0.0.1:{port}", "/ready") == (200, '{"ready": true, "not_ready": [], "degraded": []}\n')
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

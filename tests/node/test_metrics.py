@@ -71,7 +71,7 @@ def test_the_endpoints(nodes):
     try:
         assert http(server.address, b"GET /health HTTP/1.0\r\n\r\n").endswith(b"\r\n\r\nok\n")
         ready = http(server.address, b"GET /ready HTTP/1.0\r\n\r\n")
-        assert ready.startswith(b"HTTP/1.1 200 ") and ready.endswith(b'{"ready": true, "not_ready": []}\n')
+        assert ready.startswith(b"HTTP/1.1 200 ") and ready.endswith(b'{"ready": true, "not_ready": [], "degraded": []}\n')
         client.inlet_create("127.0.0.1:0", "/node/relay/service/forward_to_nobody/service/outlet", alias="typo")
         ready = http(server.address, b"GET /ready HTTP/1.0\r\n\r\n")
         assert ready.startswith(b"HTTP/1.1 503 ")

@@ -104,3 +104,15 @@ def test_an_inlet_to_a_node_that_is_down_is_made_and_says_why(make_node):
     inlet = client.inlet_create("127.0.0.1:0", f"/ip4/127.0.0.1/tcp/{port}/service/outlet", alias="db")
     assert inlet["state"] == "down"
     assert inlet["last_error"] == f"cannot connect to 127.0.0.1:{port}: Connection refused"
+
+
+def test_one_route_of_two_down_is_degraded_not_unready(make_node, echo_server):
+    from appliance.node import metrics
+
+    _relay, _edge, client = portal(make_node, echo_server)
+    client.inlet_create("127.0.0.1:0", [ROUTE, "/node/relay/service/forward_to_nobody/service/outlet"], alias="db")
+    ready, waiting, degraded = metrics.readiness(client)
+    assert ready and not waiting
+    assert [(item["inlet"], item["route"], item["state"]) for item in degraded] == \
+        [("db", "/node/relay/service/forward_to_nobody/service/outlet", "down")]
+

@@ -32,3 +32,9 @@ def test_the_origin_message_carries_both_addresses():
         portal.decode(portal.encode_origin("x" * 300, "y"))
     with pytest.raises(DecodeError):
         portal.decode(message + b"\x00")
+
+
+def test_mapped_scoped_and_wildcard_addresses():
+    assert proxy_protocol.encode_v1(("::ffff:127.0.0.2", 5), ("127.0.0.1", 6)) == b"PROXY TCP4 127.0.0.2 127.0.0.1 5 6\r\n"
+    assert proxy_protocol.encode_v1(("fe80::1%eth0", 5), ("fe80::2", 6)) == b"PROXY TCP6 fe80::1 fe80::2 5 6\r\n"
+    assert proxy_protocol.encode_v1(("127.0.0.2", 5), ("0.0.0.0", 6)) == b"PROXY UNKNOWN\r\n"  # never a wildcard
