@@ -187,3 +187,14 @@ def test_deleting_an_inlet_closes_its_clients(make_node, echo_server):
     a.inlet_delete("web")
     with pytest.raises(ConnectionResetError):
         sock.recv(10)
+
+
+def test_an_outlet_keeps_no_origin_from_a_peer_it_refuses(make_node, echo_server):
+    from appliance.node.message import LocalMessage
+
+    b = make_node("b")
+    b.outlet_create(echo_server, authorized=["I" + "0" * 40], proxy_protocol="v2")
+    outlet = b.outlets["outlet"]
+    origin = portal_wire.encode_origin("10.1.2.3:443", "127.0.0.1:6000")
+    b.node.route(LocalMessage((outlet.address,), (Address.random_local(),), origin))  # no peer identity
+    assert not outlet._origins and b.node.counters["outlet_origins_refused"] == 1

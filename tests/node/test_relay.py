@@ -152,3 +152,29 @@ def test_a_registration_whose_connection_is_reset_fails_at_once(make_node):
         assert time.monotonic() - started < RelayClient.REGISTER_TIMEOUT / 2
     finally:
         server.stop(timeout=0)
+
+
+def test_a_secret_kept_by_name_alone_goes_to_no_relay_node_of_several(make_node):
+    """Before relays at several nodes, a secret was kept by the name alone; with several
+    relay nodes it is no one's in particular, and must not be shown to all of them."""
+    from appliance.node.relay import SecretBook
+    from appliance.wire import relay as relay_wire
+
+    make_node("r1"), make_node("r2")
+    legacy = "ab" * 16
+    edge = make_node("edge", listen=False, relay_secrets=SecretBook({"forward_to_e": legacy}))
+    sent = []
+    original = edge.node.route
+
+    def spy(msg):
+        if msg.onward and msg.onward[-1].inner == b"forwarding_service":
+            sent.append(relay_wire.decode_request(msg.payload)[1].hex())
+        original(msg)
+
+    edge.node.route = spy
+    edge.relay_create("e", ["/node/r1", "/node/r2"])
+    assert len(sent) == 2 and legacy not in sent
+    sent.clear()
+    edge.relays.secrets.put("forward_to_e2", bytes.fromhex(legacy))  # kept by name alone, as before 15
+    edge.relay_create("e2", "/node/r1")  # its only relay node: the old secret is its
+    assert sent == [legacy]
