@@ -96,8 +96,9 @@ class Deployment:
             items[("tcp", target)] = self._connection(target)
         for listener in topology.secure_channel_listeners:
             items[("listener", listener)] = self._listener(listener)
-        for relay in topology.relays:
-            items[("relay", relay)] = self._relay(relay)
+        for relay in topology.relays:  # one item per relay node: a reload adding one leaves the others
+            for at in relay.at:
+                items[("relay", relay.name, at, relay.authorized)] = self._relay(relay, at)
         for outlet in topology.outlets:
             items[("outlet", outlet)] = self._outlet(outlet)
         for inlet in topology.inlets:
@@ -118,11 +119,11 @@ class Deployment:
                     lambda: runtime.secure_channel_listener_create(spec.address, list(spec.authorized)),
                     lambda: runtime.secure_channel_listener_delete(spec.address))
 
-    def _relay(self, spec: RelaySpec) -> Item:
+    def _relay(self, spec: RelaySpec, at: str) -> Item:
         runtime = self.runtime
-        return Item(f"relay {spec.name} at {', '.join(spec.at)}",
-                    lambda: runtime.relay_create(spec.name, list(spec.at), wait=False, authorized=list(spec.authorized)),
-                    lambda: runtime.relay_delete(spec.name))
+        return Item(f"relay {spec.name} at {at}",
+                    lambda: runtime.relay_attach(spec.name, at, list(spec.authorized)),
+                    lambda: runtime.relay_detach(spec.name, at))
 
     def _outlet(self, spec: OutletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or spec.address.removeprefix("/service/")

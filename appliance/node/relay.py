@@ -460,6 +460,24 @@ class Relays:
             raise errors[0]
         return clients
 
+    def attach(self, name: str, at: str, resolve_at) -> RelayClient:
+        """One more relay node for `name`, registered in the background (a topology's reload
+        adds one without touching the others)."""
+        relay_wire.validate_name(name)
+        address = relay_wire.relay_address(name)
+        if (address, at) in self.clients:
+            raise AddressInUse(f"this node already has a relay {address} at {at}")
+        client = RelayClient(self.node, name, at, resolve_at, self.secrets, only_one=not self.named(address))
+        self.clients[(address, at)] = client
+        client.start(wait=False)
+        return client
+
+    def detach(self, name: str, at: str) -> None:
+        client = self.clients.pop((relay_wire.relay_address(name), at), None)
+        if client is None:
+            raise NotFound(f"no relay {name!r} at {at} on this node")
+        client.stop()
+
     def delete(self, name: str) -> None:
         address = relay_wire.relay_address(name)
         clients = self.named(address)

@@ -277,6 +277,16 @@ class NodeRuntime:
         return {"address": f"/service/{clients[0].relay_address}", **clients[0].describe(),
                 "at_each": [client.describe() for client in clients]}
 
+    def relay_attach(self, name: str, at: str, authorized: list | None = None) -> dict:
+        """Register `name` at one more relay node, in the background (a topology's relay, one
+        item per relay node: a reload that adds or removes one leaves the others alone)."""
+        routes.parse_route(at)
+        authorized = check_identifiers(authorized)
+        return self.relays.attach(name, at, lambda: self.resolve(at, reuse=False, authorized=authorized)).describe()
+
+    def relay_detach(self, name: str, at: str) -> None:
+        self.relays.detach(name, at)
+
     def relay_list(self) -> list:
         return ([c.describe() for c in self.relays.clients.values()]
                 + [r.describe() for r in self.forwarding.relays.values()])

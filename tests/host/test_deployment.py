@@ -88,3 +88,32 @@ def test_settings_read_at_start_need_a_restart_and_say_so(runtime, edit, field):
     deployment.start()
     with pytest.raises(ReloadError, match=f"changing {field} needs a restart; nothing was changed"):
         deployment.reload(topology(edit))
+
+
+def test_a_reload_that_adds_a_relay_node_leaves_the_others_alone(echo_port):
+    """It re-registered the name everywhere, resetting connections through the first relay."""
+    from tests.helpers import wait_until
+
+    listeners = {}
+
+    def node(name):
+        runtime = NodeRuntime(name, node_lookup=listeners.get, identity=Identity.generate())
+        listeners[name] = runtime.tcp.listen("127.0.0.1:0").address
+        return runtime
+
+    r1, r2, edge = node("r1"), node("r2"), NodeRuntime("edge", node_lookup=listeners.get)
+    try:
+        base = f'[[outlets]]\nto = "127.0.0.1:{echo_port}"\n[[relays]]\nname = "edge"\n'
+        deployment = Deployment(edge, topology(base + 'at = "/node/r1"\n'))
+        deployment.start()
+        first = edge.relays.named("forward_to_edge")[0]
+        wait_until(lambda: first.condition.is_up, what="the registration at r1")
+        summary = deployment.reload(topology(base + 'at = ["/node/r1", "/node/r2"]\n'))
+        assert summary["added"] == ["relay edge at /node/r2"] and summary["removed"] == 0
+        assert edge.relays.named("forward_to_edge")[0] is first and first.registrations == 1
+        wait_until(lambda: all(c.condition.is_up for c in edge.relays.named("forward_to_edge")), what="both")
+        deployment.reload(topology(base + 'at = ["/node/r2"]\n'))
+        assert [c.at_text for c in edge.relays.named("forward_to_edge")] == ["/node/r2"]
+    finally:
+        for runtime in (edge, r1, r2):
+            runtime.shutdown()
