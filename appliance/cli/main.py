@@ -189,7 +189,7 @@ def _misfit(args: list[str], pattern: list[str]) -> str:
     takes_value = set(re.findall(r"(--[a-z][a-z-]*)=<", text))
     options = set(re.findall(r"--[a-z][a-z-]*", text))
     repeatable = set(re.findall(r"(--[a-z][a-z-]*)=<[^>]*>\.\.\.", text))
-    required = [word for word in re.sub(r"\[[^]]*\]", "", text).split()]  # what is not in [...]
+    required = re.sub(r"\[[^]]*\]", "", text).split()  # what is not in [...]
     seen: list = []
     positionals: list = []
     words = iter(args)

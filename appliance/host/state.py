@@ -94,12 +94,7 @@ def json_store(path: Path) -> tuple:
         raise StateError(f"{path} is corrupt: {exc}") from None
 
     def save(value: dict) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f)
-        tmp.replace(path)
+        write_private(path, json.dumps(value))
 
     return data, save
 

@@ -43,7 +43,7 @@ from appliance.wire import portal as portal_wire
 from appliance.wire import probe, proxy_protocol
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError, WireError
-from appliance.wire.multiaddr import parse_hostport
+from appliance.wire.multiaddr import Tcp, parse_hostport
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +397,7 @@ class Inlet:
             local = sock.sock.getsockname()[:2]  # the address it connected to (not a wildcard bind's)
         except OSError:
             local = ("", 0)
-        InletStream(self, sock, route, _hostport(peer), _hostport(local)).run()
+        InletStream(self, sock, route, Tcp(*peer).hostport, Tcp(*local).hostport).run()
 
     def _streaming(self, route) -> bool:
         """A stream over `route` heard its outlet lately (since RouteWatch's last tick): the
@@ -431,10 +431,6 @@ class Inlet:
 
 ORDER = [health.value for health in (Health.UP, Health.CONNECTING, Health.DOWN)]
 
-
-def _hostport(address) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Outlet(Worker):

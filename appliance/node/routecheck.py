@@ -63,11 +63,11 @@ class RouteCheck(Worker):
     seconds: the inlet's Pong timeout, so no client is refused sooner than it would have failed."""
 
     def __init__(self, node, name: str, resolve, down_after: float, heard=lambda: False,
-                 route_failed=lambda route: None, condition: Condition | None = None):
+                 route_failed=lambda route: None):
         self.node = node
         self.name = name  # for the log: "inlet <alias> (<bind>, route <text>)"
         self.address = Address.random_local()
-        self.condition = condition or Condition()
+        self.condition = Condition()
         self.rtt: float | None = None  # seconds, the last answered probe's round trip
         self._resolve = resolve
         self._down_after = down_after
@@ -75,7 +75,7 @@ class RouteCheck(Worker):
         self._route_failed = route_failed
         self._stopped = False
         self._doubt_until = 0.0
-        self._answers: dict = {}  # token -> AsyncResult of (reachable, loop time answered)
+        self._answers: dict = {}  # probe token -> AsyncResult of whether the outlet is reachable
         self._kick = Event()
         self._unwatch = None
         self._checked = Event()  # set after each check: create waits for the first

@@ -269,11 +269,7 @@ class NodeRuntime:
         for text in ats:
             routes.parse_route(text)  # fail fast on bad text before anything is opened
         authorized = check_identifiers(authorized)
-
-        def resolver(text):
-            return lambda: self.resolve(text, reuse=False, authorized=authorized)
-
-        clients = self.relays.create(name, ats, resolver, wait)
+        clients = self.relays.create(name, ats, lambda text: self._relay_route(text, authorized), wait)
         return {"address": f"/service/{clients[0].relay_address}", **clients[0].describe(),
                 "at_each": [client.describe() for client in clients]}
 
@@ -282,7 +278,12 @@ class NodeRuntime:
         item per relay node: a reload that adds or removes one leaves the others alone)."""
         routes.parse_route(at)
         authorized = check_identifiers(authorized)
-        return self.relays.attach(name, at, lambda: self.resolve(at, reuse=False, authorized=authorized)).describe()
+        return self.relays.attach(name, at, self._relay_route(at, authorized)).describe()
+
+    def _relay_route(self, text: str, authorized):
+        """How a registration resolves its route to a relay node: its own connections (a
+        relay owns them, and closes them when it is lost)."""
+        return lambda: self.resolve(text, reuse=False, authorized=authorized)
 
     def relay_detach(self, name: str, at: str) -> None:
         self.relays.detach(name, at)

@@ -28,7 +28,7 @@ from appliance.node.errors import RouteError
 from appliance.node.lograte import LogRate
 from appliance.node.tcp import os_reason
 from appliance.observe.exposition import CONTENT_TYPE, render
-from appliance.wire.multiaddr import parse_bind
+from appliance.wire.multiaddr import Tcp, parse_bind
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ class StatusServer:
             self.server.start()
         except OSError as exc:
             raise RouteError(f"cannot serve metrics on {address}: {os_reason(exc)}") from None
-        host, port = self.server.address[:2]
-        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.address = Tcp(*self.server.address[:2]).hostport
 
     def close(self) -> None:
         self.server.stop(timeout=1)

@@ -54,8 +54,7 @@ def start_server(bind: str, handle) -> tuple:
         server = Listener(target.host, target.port, handle)
     except OSError as exc:
         raise RouteError(f"cannot listen on {bind}: {os_reason(exc)}") from None
-    host, port = server.address
-    return server, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return server, Tcp(*server.address[:2]).hostport
 
 
 def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT) -> HubSocket:
