@@ -13,7 +13,7 @@ from appliance.host import projects, state
 USAGE = """
 Usage:
   ockam project information [<name>] [--at=<node>]
-  ockam project ticket [<name>] [--at=<node>] [--attribute=<key=value>...] [--relay=<name>] [--expires-in=<seconds>]
+  ockam project ticket [<name>] [--at=<node>] [--attribute=<key=value>...] [--relay=<name>] [--relay-box=<host:port>] [--expires-in=<seconds>]
   ockam project enroll <ticket> [--identity=<name>]
   ockam project list
   ockam project member list [<name>] [--at=<node>]
@@ -26,6 +26,12 @@ create relays at the project and get credentials with the ticket's attributes; -
 limits the member to that relay name). 'member remove' revokes a member: it gets no new
 credential, and its channels to the project's nodes close when the one it has expires
 ([project] credential_ttl, default 600 s).
+
+A project may have more relay boxes than its project node (failover, scale-out): make a
+ticket with --relay-box HOST:PORT (where members will reach it), and give it to a node with
+that listener whose topology has [membership] relay_box = true. Once it has enrolled,
+'information' lists it; members given the new project.json register each relay at every
+box, and inlets through /project/NAME take any box that answers.
 
 Options:
   --expires-in=<seconds>  how long the ticket can be used [default: 3600]
@@ -50,6 +56,7 @@ def run(_command: str, args, out: Output) -> None:
         info = client.call(project_node(args["<name>"], args["--at"]), "project.info")
         lines = [f"Project {info['name']}", f"  Id: {info['id']}", f"  Identity: {info['identity']}",
                  f"  Access route: {info['access_route']}"]
+        lines += [f"  Relay box: {box['route']} ({box['identity']})" for box in info["access_routes"][1:]]
         out.result("\n".join(lines), data=info)
     elif args["ticket"]:
         attributes = dict(parse_attribute(a) for a in args["--attribute"])
@@ -58,7 +65,8 @@ def run(_command: str, args, out: Output) -> None:
         except ValueError:
             raise CliError("--expires-in must be a number of seconds", code=2) from None
         ticket = client.call(project_node(args["<name>"], args["--at"]), "project.ticket",
-                             {"attributes": attributes, "relay": args["--relay"], "expires_in": expires_in})
+                             {"attributes": attributes, "relay": args["--relay"], "expires_in": expires_in,
+                              "box": args["--relay-box"]})
         out.result(projects.encode_ticket(ticket))
     elif args["enroll"]:
         ticket = projects.decode_ticket(args["<ticket>"])
@@ -66,8 +74,8 @@ def run(_command: str, args, out: Output) -> None:
         out.result(f"{result['identifier']} is now a member of project {result['project']}", data=result)
     elif args["list"]:
         known = [p.to_json() for p in projects.load_all()]
-        out.result(table(["Name", "Identity", "Access route"], [[p["name"], p["identity"], p["access_route"]]
-                                                                 for p in known]), data=known)
+        rows = [[p["name"], p["identity"], ", ".join(box["route"] for box in p["access_routes"])] for p in known]
+        out.result(table(["Name", "Identity", "Access routes"], rows), data=known)
 
 
 def parse_attribute(text: str) -> tuple:

@@ -11,13 +11,16 @@ USAGE = """
 Usage:
   ockam {cmd} create [<name>] --at=<route>... [--to=<node>] [--authorized=<identifier>...]
   ockam {cmd} list [--to=<node>] [--at=<node>] [--node=<node>]
-  ockam {cmd} delete <name> [--to=<node>] [--at=<node>] [--node=<node>]
+  ockam {cmd} delete <name> [--to=<node>] [--at=<node>] [--node=<node>] [--relay-node=<route>]
 
 Creates, on node --to (default: the default node), a relay named <name> (default: default)
 at the node that --at routes to; messages sent there to /service/forward_to_<name> reach --to.
 Several --at register the same name at each of those relay nodes, each registration kept
 alive on its own (inlets with a route through each fail over between them); `create` fails
-only when none registers. `list` and `delete` name the node with --to or --at.
+only when none registers. --at /project/NAME registers at each relay box of the project.
+`list` and `delete` name the node with --to or --at; `delete --relay-node ROUTE` stops only
+the registration at that relay node (ROUTE as `list` shows it under At; /project/NAME: at
+each of its relay boxes) and keeps the others.
 With /secure/api in --at the registration travels in a secure channel, and --authorized
 requires the relay node to authenticate as one of these identifiers.
 """
@@ -49,5 +52,6 @@ def run(_command: str, args, out: Output) -> None:
                 for r in relays]
         out.result(table(["Name", "Direction", "At", "State", "Remote route", "Last error"], rows), data=relays)
     elif args["delete"]:
-        client.call(node, "relay.delete", {"name": args["<name>"]})
-        out.result(f"Deleted relay {args['<name>']}")
+        only_at = args["--relay-node"]
+        client.call(node, "relay.delete", {"name": args["<name>"], **({"at": only_at} if only_at else {})})
+        out.result(f"Deleted relay {args['<name>']}{' at ' + only_at if only_at else ''}")

@@ -11,7 +11,8 @@
     [[inlets]]        from, to (a route or a list: failover in that order), alias, authorized,
                       balance (spread new connections over the routes that answer)
     [project]         name, address (HOST:PORT members reach), credential_ttl (seconds)
-    [membership]      project (path of a project.json), enrollment_ticket
+    [membership]      project (path of a project.json), enrollment_ticket, relay_box (bool: one
+                      more relay box of the project, enrolled with a `project ticket --relay-box`)
     [demo]            http (a built-in HTTP responder, for the one-box demo)
 
 String values may use ${VAR} and ${VAR:-default} (the default when VAR is unset or empty);
@@ -97,6 +98,7 @@ class Topology:
     project: tuple = ()  # (name, address or "", credential_ttl) when this node is a project node
     member_of: str | None = None  # path of the project.json of the project this node belongs to
     enrollment_ticket: str | None = None
+    relay_box: bool = False  # members of the project it belongs to may register relays here
     source: str = field(default="", compare=False)
 
 
@@ -190,7 +192,8 @@ SCHEMA = {
     "demo": (False, {"http": (str, False, _bind_address)}),
     "project": (False, {"name": (str, True, _node_name), "address": (str, False, multiaddr.parse_hostport),
                         "credential_ttl": (int, False, _positive)}),
-    "membership": (False, {"project": (str, True, None), "enrollment_ticket": (str, False, None)}),
+    "membership": (False, {"project": (str, True, None), "enrollment_ticket": (str, False, None),
+                           "relay_box": (bool, False, None)}),
 }
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -358,6 +361,7 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         if project else (),
         member_of=_relative_to(path, membership["project"]) if membership else None,
         enrollment_ticket=membership.get("enrollment_ticket"),
+        relay_box=membership.get("relay_box", False),
         source=path,
     )
 

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 # node-level settings that a reload cannot change without a restart
 RESTART_FIELDS = ("name", "identity", "tcp_listener_address", "relay_authorized", "demo_http", "project",
-                  "member_of", "enrollment_ticket", "link_timeout", "relay", "relay_grace", "limits", "metrics_address")
+                  "member_of", "enrollment_ticket", "relay_box", "link_timeout", "relay", "relay_grace", "limits",
+                  "metrics_address")
 
 
 class ReloadError(ControlError):

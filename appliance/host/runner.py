@@ -165,8 +165,10 @@ class NodeService:
         self._serve(self._runtime())
 
     def _runtime(self) -> NodeRuntime:
+        member_of = None
         if self.topology.member_of:
-            projects.save(projects.read_project_file(self.topology.member_of))
+            member_of = projects.read_project_file(self.topology.member_of)
+            projects.save(member_of)
         project_node = None
         if self.topology.project:
             name, address, ttl = self.topology.project
@@ -177,7 +179,9 @@ class NodeService:
                            project_node=project_node, link_timeout=self.topology.link_timeout,
                            relay=bool(self.topology.relay), relay_grace=self.topology.relay_grace,
                            limits=Limits(**dict(self.topology.limits)),
-                           relay_secrets=SecretBook(*state.json_store(state.node_dir(self.name) / "relay_secrets.json")))
+                           relay_secrets=SecretBook(*state.json_store(state.node_dir(self.name) / "relay_secrets.json")),
+                           relay_box_of=member_of.name if member_of and self.topology.relay_box else None,
+                           credential_store=state.json_store(state.node_dir(self.name) / "credentials.json"))
 
     def _serve(self, runtime: NodeRuntime) -> None:
         deployment = Deployment(runtime, self.topology)

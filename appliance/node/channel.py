@@ -119,6 +119,10 @@ class ChannelEnd(CloseNotifier):
                                   self.channels.trust.presentable()).encode()
 
     def start_initiator(self, route: tuple) -> None:
+        """A link under the handshake that closes (a relay node killed as we dialled) fails
+        it at once, so that the caller tries again now rather than after its timeout."""
+        self._unwatch = watch_link(self.node, route[0], lambda _link: self.fail(
+            RouteError(f"the link to {self.via} closed during the secure channel handshake"))) if route else None
         self.node.send(route, self.handshake.start(), (self.decryptor.address,))
 
     def start_responder(self, msg: LocalMessage, noise_message: bytes) -> None:
@@ -172,6 +176,9 @@ class ChannelEnd(CloseNotifier):
         self._credential_until(self.channels.trust.learn(self.peer, handshake.credentials))
         self.node.register(self.encryptor)
         self.channels.ends[self.encryptor.address.inner.decode()] = self
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self.remote_route:  # a TCP connection, or the encryptor of a channel we run inside
             self._unwatch = watch_link(self.node, self.remote_route[0], lambda _link: self.close(notify=False))
         self.established.set(self)

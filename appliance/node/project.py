@@ -20,7 +20,7 @@ from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
 from appliance.secure import credential as credentials
 from appliance.secure.credential import Credential, CredentialError
-from appliance.secure.identity import Identity, identifier_of
+from appliance.secure.identity import Identity, identifier_of, is_identifier
 from appliance.wire import authority as wire
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError
@@ -31,52 +31,85 @@ log = logging.getLogger(__name__)
 DEFAULT_CREDENTIAL_TTL = 600  # short: a removed member's credential, and channels, lapse soon
 DEFAULT_TICKET_TTL = 3600
 RELAY_ATTRIBUTE = "relay"  # when a member has it, the only relay name it may create
+BOX_ATTRIBUTE = "ockam-relay-box"  # a member that is one more relay box of the project: its HOST:PORT
 
 
 class ProjectError(NodeError):
     """Not a member, a spent ticket, a project that is not known here."""
 
 
+class AccessRoute(NamedTuple):
+    """One relay box of a project: where members reach it, and the identity it must prove."""
+    host: str
+    port: int
+    identifier: str
+
+    @property
+    def target(self) -> Tcp:
+        return Tcp(self.host, self.port)
+
+    @property
+    def text(self) -> str:
+        return f"/dnsaddr/{self.host}/tcp/{self.port}/service/api"
+
+    def to_json(self) -> dict:
+        return {"route": self.text, "identity": self.identifier}
+
+
 class ProjectInfo(NamedTuple):
-    """What a member node needs to reach and trust a project (`ockam project information`)."""
+    """What a member node needs to reach and trust a project (`ockam project information`):
+    the project node (relay and authority) and the project's other relay boxes, if any."""
     name: str
     host: str
     port: int
     authority_key: bytes  # the project node's identity public key
+    boxes: tuple = ()  # AccessRoute of each other relay box, in the order members prefer them
 
     @property
     def identifier(self) -> str:
         return identifier_of(self.authority_key)
 
     @property
-    def access_route(self) -> str:
-        return f"/dnsaddr/{self.host}/tcp/{self.port}/service/api"
+    def access(self) -> tuple:
+        """Every relay box, the project node first."""
+        return (AccessRoute(self.host, self.port, self.identifier), *self.boxes)
 
     @property
-    def target(self) -> Tcp:
-        return Tcp(self.host, self.port)
+    def access_route(self) -> str:
+        return self.access[0].text
 
     def to_json(self) -> dict:
         return {"id": hashlib.sha256(self.authority_key + self.name.encode()).hexdigest()[:32],
                 "name": self.name, "identity": self.identifier,
                 "access_route": self.access_route, "authority_access_route": self.access_route,
-                "authority_identity": self.authority_key.hex()}
+                "authority_identity": self.authority_key.hex(),
+                "access_routes": [box.to_json() for box in self.access]}
 
     @classmethod
     def from_json(cls, data: dict) -> "ProjectInfo":
+        """Ockam's fields, plus `access_routes` (ours, optional): each relay box's route and identity."""
         try:
-            route = data["access_route"]
-            parts = route.split("/")
-            if len(parts) < 5 or parts[1] not in ("dnsaddr", "ip4", "ip6") or parts[3] != "tcp":
-                raise ValueError(f"access_route {route!r} is not /dnsaddr/HOST/tcp/PORT/service/api")
-            target = parse_hostport(f"{parts[2]}:{parts[4]}")
+            target = _access_target(data["access_route"])
             key = bytes.fromhex(data["authority_identity"])
-            info = cls(str(data["name"]), target.host, target.port, key)
-        except (KeyError, TypeError, ValueError) as exc:
+            boxes = []
+            for entry in data.get("access_routes", [])[1:]:
+                box = _access_target(entry["route"])
+                if not is_identifier(entry["identity"]):
+                    raise ValueError(f"{entry['identity']!r} is not an identifier")
+                boxes.append(AccessRoute(box.host, box.port, entry["identity"]))
+            info = cls(str(data["name"]), target.host, target.port, key, tuple(boxes))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ProjectError(f"not a valid project description: {exc}") from None
         if data.get("identity") and data["identity"] != info.identifier:
             raise ProjectError("project identity does not match its authority key")
         return info
+
+
+def _access_target(route) -> Tcp:
+    parts = route.split("/")
+    if len(parts) < 5 or parts[1] not in ("dnsaddr", "ip4", "ip6") or parts[3] != "tcp":
+        raise ValueError(f"access route {route!r} is not /dnsaddr/HOST/tcp/PORT/service/api")
+    return parse_hostport(f"{parts[2]}:{parts[4]}")
 
 
 class ProjectNode(NamedTuple):
@@ -129,13 +162,16 @@ class Authority(Worker):
 
     def relay_policy(self, peer: str | None, name: str) -> str | None:
         """Why `peer` may not register relay `name` here, or None when it may."""
-        attributes = self.member_attributes(peer)
-        if attributes is None:
-            return f"{peer or 'an unauthenticated node'} is not a member of project {self.project}"
-        allowed = attributes.get(RELAY_ATTRIBUTE)
-        if allowed and name != f"forward_to_{allowed}":
-            return f"{peer} may only create relay {allowed} in project {self.project}"
-        return None
+        return relay_refusal(self.project, peer, self.member_attributes(peer), name)
+
+    def boxes(self) -> tuple:
+        """The project's other relay boxes: members enrolled with a relay box ticket."""
+        boxes = []
+        for identifier, attributes in self.members.get("members", {}).items():
+            if BOX_ATTRIBUTE in attributes:
+                target = parse_hostport(attributes[BOX_ATTRIBUTE])
+                boxes.append(AccessRoute(target.host, target.port, identifier))
+        return tuple(boxes)
 
     # --- requests ---------------------------------------------------------------------------
     def handle(self, msg: LocalMessage) -> None:
@@ -166,16 +202,45 @@ class Authority(Worker):
                                  self.credential_ttl).encode()
 
 
+def relay_refusal(project: str, peer: str | None, attributes: dict | None, name: str) -> str | None:
+    """Why `peer`, a member of `project` with `attributes` (None: not a member), may not
+    register relay `name`, or None when it may."""
+    if attributes is None:
+        return f"{peer or 'an unauthenticated node'} is not a member of project {project}"
+    allowed = attributes.get(RELAY_ATTRIBUTE)
+    if allowed and name != f"forward_to_{allowed}":
+        return f"{peer} may only create relay {allowed} in project {project}"
+    return None
+
+
 class Trust:
     """What this node knows of projects: their authorities, its own credentials, and the
     attributes its peers proved with theirs."""
 
-    def __init__(self, projects=(), own_project: tuple | None = None):
+    def __init__(self, projects=(), own_project: tuple | None = None, kept: dict | None = None, save=None,
+                 holder: str | None = None):
+        """`kept` (project -> credential hex) and `save(kept)`: where our credentials (of
+        identity `holder`) outlive a restart, so that a member restarted while its project
+        node is down can still use the project's other relay boxes until they lapse."""
         self.projects: dict[str, ProjectInfo] = {p.name: p for p in projects}
         # a project node's own (name, authority key): it holds its members to their credentials too
         self._own_project = own_project
         self.own: dict[str, Credential] = {}
         self._peers: dict[str, tuple] = {}  # identifier -> (project, attributes, expires_at)
+        self._save = save
+        for project, encoded in (kept or {}).items():
+            try:
+                credential = Credential.decode(bytes.fromhex(encoded))
+            except (ValueError, TypeError, CredentialError):
+                continue
+            if credential.project == project and credential.subject == holder and credential.expires_at > time.time():
+                self.own[project] = credential
+
+    def keep(self, credential: Credential) -> None:
+        """A credential of ours, fresh from the authority."""
+        self.own[credential.project] = credential
+        if self._save is not None:
+            self._save({project: c.encode().hex() for project, c in self.own.items()})
 
     def presentable(self) -> tuple:
         now = time.time()
@@ -219,10 +284,11 @@ class Trust:
         info = self.projects.get(project)
         return info.authority_key if info is not None else None
 
-    def attributes_of(self, peer: str | None) -> dict | None:
-        """The attributes a peer proved with an unexpired credential, or None."""
+    def attributes_of(self, peer: str | None, project: str | None = None) -> dict | None:
+        """The attributes a peer proved with an unexpired credential (of `project`, when
+        given), or None."""
         entry = self._peers.get(peer) if peer else None
-        if entry is None or time.time() >= entry[2]:
+        if entry is None or time.time() >= entry[2] or project not in (None, entry[0]):
             return None
         return entry[1]
 

@@ -472,11 +472,14 @@ class Relays:
         client.start(wait=False)
         return client
 
-    def detach(self, name: str, at: str) -> None:
-        client = self.clients.pop((relay_wire.relay_address(name), at), None)
-        if client is None:
-            raise NotFound(f"no relay {name!r} at {at} on this node")
-        client.stop()
+    def detach(self, name: str, ats: list) -> None:
+        """Stop the registrations of `name` at each of `ats` (NotFound if it has none there)."""
+        address = relay_wire.relay_address(name)
+        clients = [client for at in ats if (client := self.clients.pop((address, at), None)) is not None]
+        if not clients:
+            raise NotFound(f"no relay {name!r} at {' or '.join(ats)} on this node")
+        for client in clients:
+            client.stop()
 
     def delete(self, name: str) -> None:
         address = relay_wire.relay_address(name)

@@ -59,19 +59,29 @@ def check(text: str, node_lookup: NodeLookup, projects) -> None:
             raise RouteError(f"{multiaddr.to_text([segment])} in routes is not supported yet")
 
 
+def first_project(text: str) -> str | None:
+    """The name of the first `/project/NAME` in route text, if any (the text is well formed)."""
+    return next((segment.name for segment in parse_route(text) if isinstance(segment, multiaddr.Project)), None)
+
+
 def resolve(tcp, text: str, node_lookup: NodeLookup, reuse: bool = True,
             secure: Optional[SecureConnect] = None, project=None) -> Resolved:
+    """`project(name, opened)` gives a project hop's address and the text that stands for it
+    in the `via` of secure channels made over it (which relay box it went through)."""
     route: list = []
     opened: list = []
+    via = ""  # the route so far as text
     try:
-        segments = parse_route(text)
-        for i, segment in enumerate(segments):
+        for segment in parse_route(text):
             if isinstance(segment, multiaddr.Project) and project is not None:
-                route.append(project(segment.name, opened))
+                address, label = project(segment.name, opened)
+                route.append(address)
+                via += label
                 continue
+            via += multiaddr.to_text([segment])
             if isinstance(segment, multiaddr.Secure) and secure is not None:
                 listener_route = tuple(route) + (Address.local(segment.listener),)
-                route = [secure(listener_route, multiaddr.to_text(segments[:i + 1]))]
+                route = [secure(listener_route, via)]
                 continue
             if isinstance(segment, multiaddr.Local):
                 route.append(Address.local(segment.name))

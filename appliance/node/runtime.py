@@ -11,6 +11,7 @@ import os
 import time
 
 import gevent
+from gevent.event import Event
 
 from appliance.limits.budgets import Limits
 from appliance.node import routes
@@ -22,9 +23,10 @@ from appliance.node.relay import DEFAULT_GRACE, ForwardingService, Relays, Secre
 from appliance.node.routewatch import RouteWatch
 from appliance.node.services import start_default_services
 from appliance.node.channel import HANDSHAKE_TIMEOUT, SecureChannels
-from appliance.node.project import Authority, ProjectError, ProjectInfo, ProjectNode, Trust
+from appliance.node.project import (BOX_ATTRIBUTE, RELAY_ATTRIBUTE, Authority, ProjectError, ProjectInfo,
+                                     ProjectNode, Trust, relay_refusal)
 from appliance.node.tcp import TcpConnection, TcpListener, TcpTransport
-from appliance.secure.credential import Credential
+from appliance.secure.credential import Credential, CredentialError
 from appliance.secure.errors import SecureError
 from appliance.secure.identity import Identity, is_identifier
 from appliance.secure.suites import suite_by_name
@@ -38,10 +40,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MESSAGE_TIMEOUT = 10.0
 INLET_CHECK_WAIT = 2.0  # `tcp-inlet create` says whether the outlet answered within this
+FIRST_CREDENTIAL_WAIT = 2.0  # a route through another relay box waits this long for our first credential
 REFRESH_LOOK = 1.0  # seconds between looks at our credentials (one may have just arrived)
 REFRESH_MIN_WAIT = 0.1
 REFRESH_RETRY = 1.0  # seconds before a failed refresh is tried again, doubling...
 REFRESH_RETRY_MAX = 60.0  # ...up to this
+
+
+def box_label(project: str, info: ProjectInfo, box: int) -> str:
+    """How a route through relay box `box` of a project is written in lists and logs:
+    `/project/NAME` for the project node, `/project/NAME[HOST:PORT]` for the others."""
+    return f"/project/{project}" if box == 0 else f"/project/{project}[{info.access[box].target.hostport}]"
 
 
 def check_identifiers(identifiers) -> frozenset | None:
@@ -60,7 +69,11 @@ class NodeRuntime:
                  relay_authorized=None, projects=(), project_node: ProjectNode | None = None,
                  link_timeout: float = DEFAULT_LINK_TIMEOUT, relay: bool = True,
                  relay_grace: float = DEFAULT_GRACE, limits: Limits = Limits(),
-                 relay_secrets: SecretBook | None = None):
+                 relay_secrets: SecretBook | None = None, relay_box_of: str | None = None,
+                 credential_store: tuple = (None, None)):
+        """`relay_box_of`: the project this node is one more relay box of (its members may
+        register relays here, proving it with their credentials). `credential_store`: (dict,
+        save) where the node's own credentials are kept across restarts."""
         identity = identity or Identity.generate()
         self.limits = limits
         self.node = Node(name)
@@ -68,15 +81,19 @@ class NodeRuntime:
         self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}),
                                 link_timeout=link_timeout, limits=limits)
         start_default_services(self.node)
-        self.trust = Trust(projects, own_project=(project_node.name, identity.public_key) if project_node else None)
+        self.trust = Trust(projects, own_project=(project_node.name, identity.public_key) if project_node else None,
+                           kept=credential_store[0], save=credential_store[1], holder=identity.identifier)
         self.authority = None
         if project_node is not None:
             self.authority = Authority(self.node, project_node.name, identity, project_node.members,
                                        project_node.save, project_node.credential_ttl)
             self.node.register(self.authority)
             self.project_node = project_node
+        self.relay_box_of = relay_box_of
+        self._fetching: dict = {}  # project -> Event set when the credential fetch in the background ends
         self.forwarding = ForwardingService(self.node, self._relay_policy(check_identifiers(relay_authorized)),
-                                            offered=relay or project_node is not None or bool(relay_authorized),
+                                            offered=relay or project_node is not None or bool(relay_authorized)
+                                            or relay_box_of is not None,
                                             grace=relay_grace,
                                             limits=limits)
         self.node.register(self.forwarding)
@@ -92,45 +109,89 @@ class NodeRuntime:
         self.started = time.time()
 
     def resolve(self, text: str, reuse: bool = True, authorized=None,
-                handshake_timeout: float = HANDSHAKE_TIMEOUT) -> routes.Resolved:
+                handshake_timeout: float = HANDSHAKE_TIMEOUT, box: int = 0) -> routes.Resolved:
         """Route text to addresses; with `reuse`, existing TCP connections and secure
         channels over the same route are used, else new ones are made (relays own theirs).
-        Inlets pass a short `handshake_timeout`: they try again soon anyway."""
+        Inlets pass a short `handshake_timeout`: they try again soon anyway. `box`: which
+        relay box of the first project the route names it goes through (see `each_box`)."""
         def secure(route, via):
             if reuse:
                 return self.channels.channel_to(route, via, authorized, handshake_timeout).encryptor.address
             return self.channels.create(route, via, authorized, timeout=handshake_timeout).encryptor.address
 
+        first_project = routes.first_project(text)
+
         def project(name, opened):
-            return self._project_hop(name, opened, reuse, handshake_timeout)
+            return self._project_hop(name, opened, reuse, handshake_timeout, box if name == first_project else 0)
 
         return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse, secure=secure, project=project)
 
-    def _project_hop(self, name: str, opened: list, reuse: bool, handshake_timeout: float) -> Address:
-        """`/project/NAME`: TCP to its access route, then a secure channel to its `api`
-        authenticated as the project's identity; on the way, refresh our credential."""
+    def _project_hop(self, name: str, opened: list, reuse: bool, handshake_timeout: float,
+                     box: int = 0) -> tuple:
+        """`/project/NAME`: TCP to one of its relay boxes (`box`, 0: the project node), then a
+        secure channel to its `api` authenticated as that box's identity; on the way, get or
+        refresh our credential from the project node. Returns the channel's address and the
+        text that stands for this hop."""
         info = self.trust.projects.get(name)
         if info is None:
             raise routes.unknown_project(name)
+        if box >= len(info.access):
+            raise RouteError(f"project {name} has no relay box {box} any more")
+        access = info.access[box]
+        if box and name not in self.trust.own:
+            fetched = self._fetching.get(name)
+            if fetched is None:
+                fetched = self._fetching[name] = Event()
+                gevent.spawn(self._credential_from_project_node, name, fetched)
+            fetched.wait(FIRST_CREDENTIAL_WAIT)
         if reuse:
-            conn = self.tcp.connection_to(info.target)
+            conn = self.tcp.connection_to(access.target)
         else:
-            conn = self.tcp.connect(info.target)
+            conn = self.tcp.connect(access.target)
             opened.append(conn)
         api = (conn.address, Address.local("api"))
-        via, pinned = f"/project/{name}", {info.identifier}
+        via, pinned = box_label(name, info, box), {access.identifier}
         end = (self.channels.channel_to(api, via, pinned, handshake_timeout) if reuse
                else self.channels.create(api, via, pinned, timeout=handshake_timeout))
-        if self.trust.needs_credential(name):
+        if not box and self.trust.needs_credential(name):
             self._fetch_credential(name, end.encryptor.address)
-        return end.encryptor.address
+        return end.encryptor.address, via
+
+    def _credential_from_project_node(self, name: str, fetched: Event) -> None:
+        """We hold no credential, and go to another relay box (which believes credentials, not
+        a member list): fetch one from the project node, and present it to the peers we have
+        channels with. The route waits for it FIRST_CREDENTIAL_WAIT at most (a non-member gets
+        none; a stalled project node must not hold up the box for long)."""
+        try:
+            self._project_hop(name, [], True, HANDSHAKE_TIMEOUT)
+            if name in self.trust.own:
+                self.channels.present(self.trust.own[name].encode())
+        except (NodeError, SecureError, DecodeError) as exc:
+            log.info("project %s: no credential from its project node (%s)", name, exc)
+        finally:
+            del self._fetching[name]
+            fetched.set()
+
+    def each_box(self, text: str) -> list:
+        """(label, box) for each way `text` can go: one per relay box of the first project it
+        names (the label names the box after the project node), else just (text, 0)."""
+        name = routes.first_project(text)
+        info = self.trust.projects.get(name) if name else None
+        if info is None or len(info.access) == 1:
+            return [(text, 0)]
+        canonical = multiaddr.to_text(routes.parse_route(text))
+        return [(canonical.replace(f"/project/{name}", box_label(name, info, box), 1), box)
+                for box in range(len(info.access))]
 
     def _fetch_credential(self, project: str, channel: Address) -> None:
         reply = self.node.request((channel, Address.local("authority")), authority_wire.ISSUE_REQUEST, 10.0)
         try:
             ok, body = authority_wire.decode_reply(reply.payload)
             if ok:
-                self.trust.own[project] = Credential.decode(body)
+                credential = Credential.decode(body)
+                if credential.project != project:
+                    raise CredentialError(f"a credential of project {credential.project!r}")
+                self.trust.keep(credential)
             else:
                 log.debug("no credential from project %s: %s", project, body)
         except (DecodeError, SecureError) as exc:
@@ -175,6 +236,10 @@ class NodeRuntime:
                             "(register over a secure channel as an authorized identity)")
         if self.authority is not None:
             policies.append(self.authority.relay_policy)
+        if self.relay_box_of is not None:
+            project = self.relay_box_of
+            policies.append(lambda peer, name: relay_refusal(project, peer, self.trust.attributes_of(peer, project),
+                                                             name))
         if not policies:
             return None
         return lambda peer, name: next(filter(None, (p(peer, name) for p in policies)), None)
@@ -262,38 +327,47 @@ class NodeRuntime:
 
     # --- relays -----------------------------------------------------------------------------
     def relay_create(self, name: str, at, wait: bool = True, authorized: list | None = None) -> dict:
-        """`at`: the route to the relay node, or a list of them: the name is registered at each."""
+        """`at`: the route to the relay node, or a list of them: the name is registered at each
+        (at each relay box of a project, for `/project/NAME`)."""
         ats = [at] if isinstance(at, str) else list(at or ())
         if not ats:
             raise BadArgument("a relay needs the route to at least one relay node (--at)")
         for text in ats:
             routes.parse_route(text)  # fail fast on bad text before anything is opened
-        authorized = check_identifiers(authorized)
-        clients = self.relays.create(name, ats, lambda text: self._relay_route(text, authorized), wait)
+        ways = self._relay_routes(ats, check_identifiers(authorized))
+        clients = self.relays.create(name, [label for label, _resolve in ways], dict(ways).get, wait)
         return {"address": f"/service/{clients[0].relay_address}", **clients[0].describe(),
                 "at_each": [client.describe() for client in clients]}
 
-    def relay_attach(self, name: str, at: str, authorized: list | None = None) -> dict:
-        """Register `name` at one more relay node, in the background (a topology's relay, one
-        item per relay node: a reload that adds or removes one leaves the others alone)."""
+    def relay_attach(self, name: str, at: str, authorized: list | None = None) -> list:
+        """Register `name` at one more relay node (each relay box of a project), in the
+        background (a topology's relay, one item per `at`: a reload that adds or removes
+        one leaves the others alone)."""
         routes.parse_route(at)
-        authorized = check_identifiers(authorized)
-        return self.relays.attach(name, at, self._relay_route(at, authorized)).describe()
+        return [self.relays.attach(name, label, resolve).describe()
+                for label, resolve in self._relay_routes([at], check_identifiers(authorized))]
 
-    def _relay_route(self, text: str, authorized):
-        """How a registration resolves its route to a relay node: its own connections (a
-        relay owns them, and closes them when it is lost)."""
-        return lambda: self.resolve(text, reuse=False, authorized=authorized)
+    def _relay_routes(self, ats: list, authorized) -> list:
+        """(label, how a registration resolves its route to one relay node): with its own
+        connections (a relay owns them, and closes them when it is lost)."""
+        def resolver(text, box):
+            return lambda: self.resolve(text, reuse=False, authorized=authorized, box=box)
+        return [(label, resolver(text, box)) for text in ats for label, box in self.each_box(text)]
 
     def relay_detach(self, name: str, at: str) -> None:
-        self.relays.detach(name, at)
+        self.relays.detach(name, [label for label, _box in self.each_box(at)])
 
     def relay_list(self) -> list:
         return ([c.describe() for c in self.relays.clients.values()]
                 + [r.describe() for r in self.forwarding.relays.values()])
 
-    def relay_delete(self, name: str) -> None:
-        self.relays.delete(name)
+    def relay_delete(self, name: str, at: str | None = None) -> None:
+        """All of the name's registrations, or those at `at` (each relay box of a project)."""
+        if at is None:
+            self.relays.delete(name)
+        else:
+            routes.parse_route(at)
+            self.relays.detach(name, [label for label, _box in self.each_box(at)])
 
     # --- messages ---------------------------------------------------------------------------
     def message_send(self, route: str, message: str, timeout: float = DEFAULT_MESSAGE_TIMEOUT,
@@ -343,14 +417,27 @@ class NodeRuntime:
     def project_info(self) -> dict:
         project = self._authority().project
         host, port = self.project_node.public_address.rsplit(":", 1)
-        return ProjectInfo(project, host, int(port), self.channels.identity.public_key).to_json()
+        return ProjectInfo(project, host, int(port), self.channels.identity.public_key,
+                           self._authority().boxes()).to_json()
 
     def project_ticket(self, attributes: dict | None = None, relay: str | None = None,
-                       expires_in: int = 3600) -> dict:
+                       expires_in: int = 3600, box: str | None = None) -> dict:
+        """`box`: HOST:PORT where members reach the node that spends the ticket, which becomes
+        one more relay box of the project (listed in `project information` from then on)."""
         authority = self._authority()
         attributes = dict(attributes or {})
+        if BOX_ATTRIBUTE in attributes:
+            raise BadArgument(f"attribute {BOX_ATTRIBUTE} is set by --relay-box only")
         if relay:
-            attributes["relay"] = relay
+            attributes[RELAY_ATTRIBUTE] = relay
+        if box:
+            if relay:
+                raise BadArgument("a relay box ticket takes no --relay")
+            target = multiaddr.parse_hostport(box)
+            if target.host in ("0.0.0.0", "::"):
+                raise BadArgument(f"--relay-box {box}: members cannot reach a wildcard address; "
+                                  "give the address they dial")
+            attributes[BOX_ATTRIBUTE] = target.hostport
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
             raise BadArgument(f"expires_in must be a positive number of seconds, not {expires_in!r}")
         return {"project": self.project_info(), "token": authority.create_ticket(attributes, expires_in)}
@@ -438,10 +525,11 @@ class NodeRuntime:
             else:  # a topology's: the nodes it names may start later
                 routes.parse_route(text)
 
-        def resolver(text):
-            return lambda timeout: self.resolve(text, authorized=authorized, handshake_timeout=timeout).route
+        def resolver(text, box):
+            return lambda timeout: self.resolve(text, authorized=authorized, handshake_timeout=timeout, box=box).route
 
-        inlet = Inlet(self.node, bind, [(text, resolver(text)) for text in texts], alias, authorized,
+        ways = [(label, resolver(text, box)) for text in texts for label, box in self.each_box(text)]
+        inlet = Inlet(self.node, bind, ways, alias, authorized,
                       links_failed=self.channels.check_first_hop, balance=balance)
         self.inlets[alias] = inlet
         if check_route:

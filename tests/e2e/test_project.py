@@ -146,3 +146,73 @@ def test_project_node_by_command_and_members_from_toml(ockam, tmp_path):
     ockam("node", "stop", "plc")
     ockam("node", "start", "plc")  # restarts do not spend the (used) ticket again: already a member
     wait_until(reachable, timeout=30, interval=0.5, what="the relay after a restart")
+
+
+def test_a_project_with_two_relay_boxes_survives_losing_its_project_node(ockam, project, tmp_path, http_server):
+    """A second relay box enrolled with `project ticket --relay-box`; an edge registers at
+    both; an inlet through /project/default keeps working when the project node is killed."""
+    import os
+    import signal
+
+    from tests.helpers import wait_until
+
+    project()
+    box_port = free_port()
+    box = tmp_path / "box.toml"
+    ockam("identity", "create", "box-id")  # another machine: another identity
+    box.write_text(f'[node]\nname = "box"\nidentity = "box-id"\ntcp_listener_address = "127.0.0.1:{box_port}"\n\n'
+                   '[membership]\nproject = "project.json"\nenrollment_ticket = "${BOX_TICKET}"\nrelay_box = true\n')
+    ockam.env["BOX_TICKET"] = ockam("project", "ticket", "--relay-box", f"127.0.0.1:{box_port}")
+    ockam("node", "create", "--config", str(box))
+    wait_until(lambda: len(json.loads(ockam("project", "information", "--at", "project", "--output", "json"))
+                           ["access_routes"]) == 2, timeout=20, interval=0.3, what="the box to enroll")
+    box_id = json.loads(ockam("node", "show", "box", "--output", "json"))["identifier"]
+    assert f"Relay box: /dnsaddr/127.0.0.1/tcp/{box_port}/service/api ({box_id})" in ockam(
+        "project", "information", "--at", "project")
+    info_path = tmp_path / "project2.json"
+    info_path.write_text(ockam("project", "information", "--at", "project", "--output", "json"))
+
+    ockam("node", "create", "edge", "--project", str(info_path), "--enrollment-ticket", ockam("project", "ticket"))
+    relays = json.loads(ockam("relay", "create", "edge", "--at", "/project/default", "--to", "edge",
+                              "--output", "json"))["at_each"]
+    box_at = f"/project/default[127.0.0.1:{box_port}]"
+    assert [(r["at"], r["state"]) for r in relays] == [("/project/default", "up"), (box_at, "up")]
+    target = free_port()
+    http_server(target)
+    ockam("tcp-outlet", "create", "--at", "edge", "--to", f"127.0.0.1:{target}")
+    ockam("node", "create", "user", "--project", str(info_path))
+    inlet = free_port()
+    ockam("tcp-inlet", "create", "--at", "user", "--from", f"127.0.0.1:{inlet}", "--alias", "web",
+          "--to", "/project/default/service/forward_to_edge/service/outlet")
+
+    def curl() -> str:
+        proc = subprocess.run(["curl", "-sS", "--max-time", "10", "--head", f"127.0.0.1:{inlet}"],
+                              capture_output=True, text=True, timeout=20)
+        return proc.stdout.splitlines()[0].strip() if proc.stdout else proc.stderr
+
+    assert curl() == "HTTP/1.0 200 OK"
+    os.kill(json.loads(ockam("node", "show", "project", "--output", "json"))["pid"], signal.SIGKILL)
+
+    def route_states():
+        inlet = json.loads(ockam("tcp-inlet", "show", "web", "--at", "user", "--output", "json"))
+        return [(route["route"], route["state"]) for route in inlet["routes"]]
+
+    wait_until(lambda: route_states() == [("/project/default/service/forward_to_edge/service/outlet", "down"),
+                                          (f"{box_at}/service/forward_to_edge/service/outlet", "up")],
+               timeout=20, interval=0.3, what="the inlet to see the project node gone")
+    assert [curl() for _ in range(3)] == ["HTTP/1.0 200 OK"] * 3
+    # the edge and the box restart while the project node is still down: with its credential,
+    # kept on disk, the edge registers at the box again
+    for node in ("edge", "box"):
+        ockam("node", "stop", node)
+        ockam("node", "start", node)
+    relays = json.loads(ockam("relay", "create", "edge", "--at", "/project/default", "--to", "edge",
+                              "--output", "json"))["at_each"]
+    assert [(r["at"], r["state"]) for r in relays] == [("/project/default", "down"), (box_at, "up")]
+    ockam("tcp-outlet", "create", "--at", "edge", "--to", f"127.0.0.1:{target}")
+    wait_until(lambda: curl() == "HTTP/1.0 200 OK", timeout=20, interval=0.3, what="the portal through the box")
+    # the edge's registration at the box alone can go; the one at the (dead) project node stays
+    ockam("relay", "delete", "edge", "--to", "edge", "--relay-node", box_at)
+    assert [r["at"] for r in json.loads(ockam("relay", "list", "--to", "edge", "--output", "json"))] == [
+        "/project/default"]
+    ockam("node", "delete", "--all")

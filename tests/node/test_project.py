@@ -4,10 +4,13 @@ import time
 
 import pytest
 
-from appliance.node.project import ProjectInfo, ProjectNode, Trust
+from appliance.node.errors import BadArgument, NotFound
+from appliance.node.project import BOX_ATTRIBUTE, AccessRoute, ProjectInfo, ProjectNode, Trust
 from appliance.node.relay import RelayRefused
 from appliance.secure import credential as credentials
 from appliance.secure.identity import Identity
+from tests.helpers import wait_until
+from tests.node.test_recovery import echo_once
 
 
 @pytest.fixture
@@ -76,3 +79,92 @@ def test_trust_only_believes_valid_credentials():
     expired = credentials.issue(authority, "default", other.identifier, {"role": "edge"}, now - 100, 50)
     trust.learn(other.identifier, [expired.encode()])
     assert trust.attributes_of(other.identifier) is None
+
+
+@pytest.fixture
+def project_with_a_box(project, make_node):
+    """The project node and one more relay box `box` (a member enrolled with a relay box
+    ticket, serving the project's members); returns (project node, box, info naming both)."""
+    node, info, _ = project
+    node.project_node = node.project_node._replace(public_address=make_node.listener("project"))
+    box_identity = Identity.generate()
+    box = make_node("box", identity=box_identity, projects=[info], relay_box_of="default")
+    box_address = make_node.listener("box")
+    box.project_enroll(info.to_json(), node.authority.create_ticket({BOX_ATTRIBUTE: box_address}))
+    return node, box, ProjectInfo.from_json(node.project_info())
+
+
+def test_a_relay_box_ticket_makes_project_information_list_the_box(project_with_a_box, make_node):
+    node, box, info = project_with_a_box
+    host, port = make_node.listener("box").rsplit(":", 1)
+    assert info.boxes == (AccessRoute(host, int(port), box.identifier),)
+    routes = node.project_info()["access_routes"]
+    assert routes == [{"route": f"/dnsaddr/{make_node.listener('project').replace(':', '/tcp/')}/service/api",
+                       "identity": node.identifier},
+                      {"route": f"/dnsaddr/{host}/tcp/{port}/service/api", "identity": box.identifier}]
+    with pytest.raises(BadArgument, match="set by --relay-box only"):
+        node.project_ticket({BOX_ATTRIBUTE: "127.0.0.1:1"})
+    with pytest.raises(BadArgument, match="wildcard"):
+        node.project_ticket(box="0.0.0.0:4000")
+    assert ProjectInfo.from_json(info.to_json()) == info
+
+
+def test_a_member_registers_at_every_box_and_the_box_believes_credentials(project_with_a_box, make_node):
+    node, box, info = project_with_a_box
+    outsider = make_node("outsider", projects=[info])
+    with pytest.raises(RelayRefused, match="not a member of project default"):
+        outsider.relay_create("m", "/project/default")
+    box_api = "/ip4/{}/tcp/{}/secure/api".format(*make_node.listener("box").rsplit(":", 1))
+    with pytest.raises(RelayRefused, match="not a member of project default"):
+        outsider.relay_create("m", box_api)
+    member = make_node("member", projects=[info])
+    member.project_enroll(info.to_json(), node.authority.create_ticket({"relay": "m"}))
+    created = member.relay_create("m", "/project/default")
+    box_label = f"/project/default[{make_node.listener('box')}]"
+    assert [(each["at"], each["state"]) for each in created["at_each"]] == [("/project/default", "up"),
+                                                                          (box_label, "up")]
+    assert "forward_to_m" in box.forwarding.relays and "forward_to_m" in node.forwarding.relays
+    with pytest.raises(RelayRefused, match="may only create relay m in project default"):
+        member.relay_create("other", "/project/default")
+    # one box's registration alone can go, the other stays
+    member.relay_delete("m", at=box_label)
+    assert [client.at_text for client in member.relays.named("forward_to_m")] == ["/project/default"]
+    with pytest.raises(NotFound, match=r"no relay 'm' at /project/default\[.*\] on this node"):
+        member.relay_delete("m", at=box_label)
+
+
+def test_an_inlet_through_a_project_fails_over_to_its_other_box(project_with_a_box, make_node, echo_server):
+    node, box, info = project_with_a_box
+    edge = make_node("edge", projects=[info])
+    edge.project_enroll(info.to_json(), node.authority.create_ticket({}))
+    edge.relay_create("edge", "/project/default")
+    edge.outlet_create(echo_server)
+    client = make_node("client", projects=[info])
+    inlet = client.inlet_create("127.0.0.1:0", "/project/default/service/forward_to_edge/service/outlet")
+    box_label = f"/project/default[{make_node.listener('box')}]/service/forward_to_edge/service/outlet"
+    assert [(r["route"], r["state"]) for r in inlet["routes"]] == [
+        ("/project/default/service/forward_to_edge/service/outlet", "up"), (box_label, "up")]
+    assert echo_once(inlet["bind_address"]) == b"are you there?"
+    node.shutdown()  # the project node goes: the box carries on
+    wait_until(lambda: client.inlet_show(inlet["alias"])["routes"][0]["state"] != "up", timeout=15,
+               what="the inlet to see the project node gone")
+    assert echo_once(inlet["bind_address"]) == b"are you there?"
+    assert client.inlet_show(inlet["alias"])["routes"][1]["connections_total"] >= 1
+
+
+def test_a_members_credential_outlives_its_restart(project, make_node):
+    """Kept (credential_store) for the identity that holds it; another identity, another
+    project, an expired or damaged one are not taken back."""
+    node, info, _ = project
+    kept, saves = {}, []
+    identity = Identity.generate()
+    member = make_node("member", identity=identity, projects=[info], credential_store=(kept, saves.append))
+    member.project_enroll(info.to_json(), node.authority.create_ticket({"role": "edge"}))
+    assert saves[-1] == {"default": member.trust.own["default"].encode().hex()}
+    again = Trust([info], kept=saves[-1], holder=identity.identifier)
+    assert again.own == member.trust.own
+    now = int(time.time())
+    expired = credentials.issue(node.channels.identity, "default", identity.identifier, {}, now - 100, 50)
+    for kept in ({"default": expired.encode().hex()}, {"other": saves[-1]["default"]}, {"default": "zz"}):
+        assert Trust([info], kept=kept, holder=identity.identifier).own == {}
+    assert Trust([info], kept=saves[-1], holder=Identity.generate().identifier).own == {}

@@ -7,7 +7,7 @@ import pytest
 from appliance.node import channel as channel_mod
 from appliance.node import routecheck
 from appliance.node.channel import ChannelRefused
-from appliance.node.errors import BadArgument, RequestTimeout
+from appliance.node.errors import BadArgument, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.tcp import TcpConnection
 from appliance.node.worker import Worker
@@ -199,3 +199,24 @@ def test_messages_out_of_a_channel_carry_the_peer_identifier(make_node):
     a.message_send(f"{end['address']}/service/who", "x")
     a.message_send("/node/b/service/who", "y")
     assert seen == [a.identifier, None]
+
+
+def test_a_handshake_fails_at_once_when_its_link_closes(make_node):
+    """A relay node killed as it accepted: the connection closes under the handshake, which
+    fails then (before: it waited out its whole timeout, delaying the relay's next try)."""
+    from gevent.server import StreamServer
+
+    def accept_then_die(sock, _addr):
+        sock.recv(1024)  # the transport's first bytes: then gone
+        sock.close()
+
+    server = StreamServer(("127.0.0.1", 0), accept_then_die)
+    server.start()
+    a = make_node("a")
+    try:
+        with pytest.raises(RouteError, match=r"the link to /ip4/127.0.0.1/tcp/\d+/secure/api closed during "
+                                             "the secure channel handshake"):
+            a.resolve(f"/ip4/127.0.0.1/tcp/{server.address[1]}/secure/api", reuse=False, handshake_timeout=60)
+    finally:
+        server.stop(timeout=0)
+    assert not a.channels.ends
