@@ -152,11 +152,10 @@ class NodeService:
             return
         info = projects.read_project_file(self.topology.member_of)
         try:
-            runtime.resolve(f"/project/{info.name}")
-            if info.name not in runtime.trust.own and self.topology.enrollment_ticket:
+            # a credential kept from before may be one the project would no longer give: ask
+            if not runtime.project_credential(info.name) and self.topology.enrollment_ticket:
                 ticket = projects.decode_ticket(self.topology.enrollment_ticket)
                 runtime.project_enroll(ticket["project"], ticket["token"])
-                runtime.resolve(f"/project/{info.name}")  # now as a member: fetch the credential
                 log.info("enrolled in project %s", info.name)
         except (NodeError, state.StateError) as exc:
             log.error("could not join project %s: %s (relays there will keep retrying)", info.name, exc)
@@ -181,7 +180,17 @@ class NodeService:
                            limits=Limits(**dict(self.topology.limits)),
                            relay_secrets=SecretBook(*state.json_store(state.node_dir(self.name) / "relay_secrets.json")),
                            relay_box_of=member_of.name if member_of and self.topology.relay_box else None,
-                           credential_store=state.json_store(state.node_dir(self.name) / "credentials.json"))
+                           credential_store=self._credential_store())
+
+    def _credential_store(self) -> tuple:
+        """Where the node keeps its credentials: only a cache, so a damaged one is dropped."""
+        path = state.node_dir(self.name) / "credentials.json"
+        try:
+            return state.json_store(path)
+        except state.StateError as exc:
+            log.warning("%s; starting without the credentials kept there", exc)
+            path.unlink()
+            return state.json_store(path)
 
     def _serve(self, runtime: NodeRuntime) -> None:
         deployment = Deployment(runtime, self.topology)

@@ -108,7 +108,7 @@ class ChannelEnd(CloseNotifier):
         self._probe_answered: Event | None = None
         self.retired = False  # its peer did not answer a probe: no new traffic is sent into it
         self._source = None  # a responder's: what its handshake counts against (HandshakeBudget)
-        self.credential_expires: float | None = None  # Unix time the peer's newest credential lapses
+        self.proved: dict = {}  # project -> Unix time the newest credential of it the peer proved here lapses
         self._lapse = None  # the loop timer that closes the channel then
         self.node.register(self.decryptor)
 
@@ -173,7 +173,7 @@ class ChannelEnd(CloseNotifier):
         self._handshake_over()
         handshake, self.handshake = self.handshake, None
         self.peer = handshake.peer
-        self._credential_until(self.channels.trust.learn(self.peer, handshake.credentials))
+        self._credentials_until(self.channels.trust.learn(self.peer, handshake.credentials))
         self.node.register(self.encryptor)
         self.channels.ends[self.encryptor.address.inner.decode()] = self
         if self._unwatch is not None:
@@ -214,32 +214,40 @@ class ChannelEnd(CloseNotifier):
             if self._probe_answered is not None:
                 self._probe_answered.set()
         elif kind == wire.CREDENTIAL:
-            self._credential_until(self.channels.trust.learn(self.peer, (payload,)))
+            self._credentials_until(self.channels.trust.learn(self.peer, (payload,)))
         else:
             self.node.counters["channel_messages_rejected"] += 1
 
     # --- credentials ----------------------------------------------------------------------------
-    def _credential_until(self, expires: float | None) -> None:
-        """The peer proved a credential valid until `expires`: the channel lives as long as the
-        peer keeps presenting fresh ones, and closes when the newest lapses. A peer that never
-        presented one is not held to any."""
-        if expires is None or self.closed or (self.credential_expires or 0) >= expires:
+    def _credentials_until(self, proved: dict) -> None:
+        """The peer proved, in this channel, credentials of these projects valid until these
+        times: the channel lives as long as the peer keeps presenting fresh ones, and closes
+        when one of them lapses (what rides on it was allowed by it: relays at a relay box,
+        outlets with `allow`). A peer that never presented one is not held to any."""
+        if not proved or self.closed:
             return
-        self.credential_expires = expires
+        for project, expires in proved.items():
+            self.proved[project] = max(self.proved.get(project, 0.0), expires)
+        self._arm_lapse()
+
+    def _arm_lapse(self) -> None:
         if self._lapse is not None:
             self._lapse.close()
-        self._lapse = gevent.get_hub().loop.timer(max(0.0, expires - time.time()))
+        self._lapse = gevent.get_hub().loop.timer(max(0.0, min(self.proved.values()) - time.time()))
         self._lapse.start(self._credential_lapsed)
 
     def _credential_lapsed(self) -> None:
-        if time.time() < self.credential_expires:  # the wall clock moved: wait the rest
-            expires, self.credential_expires = self.credential_expires, None
-            self._credential_until(expires)
+        if time.time() < min(self.proved.values()):  # the wall clock moved: wait the rest
+            self._arm_lapse()
             return
         self.node.counters["channels_credential_lapsed"] += 1
         log.warning("secure channel %s with %s: the peer's credential expired; closing it",
                     self.encryptor.address, self.peer)
         gevent.spawn(self.close, True)
+
+    def proved_until(self, project: str) -> float:
+        """When the credential of `project` the peer proved in this channel lapses (0: none)."""
+        return self.proved.get(project, 0.0)
 
     def present(self, credential: bytes) -> None:
         """Give the peer our fresh credential, so it keeps the channel past the old one's expiry."""
@@ -398,21 +406,21 @@ class SecureChannels:
                 return end
         return self._creating.run((via, wanted), lambda: self.create(route, via, authorized, timeout=timeout))
 
-    def _first_hop(self, route: tuple) -> ChannelEnd | None:
+    def first_hop(self, route: tuple) -> ChannelEnd | None:
         """Our channel end that `route` starts with, if it starts with one."""
         return self.ends.get(route[0].inner.decode(errors="replace")) if route else None
 
     def path_broken(self, route: tuple) -> None:
         """A node on the way said a route that starts with one of our channels is broken:
         the channel's far end cannot be reached any more."""
-        end = self._first_hop(route)
+        end = self.first_hop(route)
         if end is not None:
             end.close(notify=False)
 
     def check_first_hop(self, route: tuple) -> None:
         """A message over `route` went unanswered: if it starts with a channel of ours,
         find out whether its far end is still there (retiring the channel if not)."""
-        end = self._first_hop(route)
+        end = self.first_hop(route)
         if end is not None and end.initiator:
             end.check_alive()
 

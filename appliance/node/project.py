@@ -23,8 +23,8 @@ from appliance.secure.credential import Credential, CredentialError
 from appliance.secure.identity import Identity, identifier_of, is_identifier
 from appliance.wire import authority as wire
 from appliance.wire.address import Address
-from appliance.wire.errors import DecodeError
-from appliance.wire.multiaddr import Tcp, parse_hostport
+from appliance.wire.errors import DecodeError, WireError
+from appliance.wire.multiaddr import Tcp, parse, parse_hostport
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class AccessRoute(NamedTuple):
 
     @property
     def text(self) -> str:
-        return f"/dnsaddr/{self.host}/tcp/{self.port}/service/api"
+        """As Ockam writes it: /dnsaddr/ even for an IPv4 address (/ip6/ for IPv6)."""
+        return f"/{'ip6' if ':' in self.host else 'dnsaddr'}/{self.host}/tcp/{self.port}/service/api"
 
     def to_json(self) -> dict:
         return {"route": self.text, "identity": self.identifier}
@@ -91,25 +92,37 @@ class ProjectInfo(NamedTuple):
         try:
             target = _access_target(data["access_route"])
             key = bytes.fromhex(data["authority_identity"])
-            boxes = []
+            boxes = {target.hostport: None}  # HOST:PORT -> AccessRoute; the first of each address counts
             for entry in data.get("access_routes", [])[1:]:
                 box = _access_target(entry["route"])
                 if not is_identifier(entry["identity"]):
                     raise ValueError(f"{entry['identity']!r} is not an identifier")
-                boxes.append(AccessRoute(box.host, box.port, entry["identity"]))
-            info = cls(str(data["name"]), target.host, target.port, key, tuple(boxes))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                boxes.setdefault(box.hostport, AccessRoute(box.host, box.port, entry["identity"]))
+            info = cls(str(data["name"]), target.host, target.port, key, tuple(filter(None, boxes.values())))
+        except (AttributeError, KeyError, TypeError, ValueError, WireError) as exc:
             raise ProjectError(f"not a valid project description: {exc}") from None
         if data.get("identity") and data["identity"] != info.identifier:
             raise ProjectError("project identity does not match its authority key")
         return info
 
 
+    def merged(self, other: "ProjectInfo") -> "ProjectInfo":
+        """This description, with the relay boxes `other` (of the same project and authority:
+        a ticket's copy, say) knows and this one does not; else `other` itself."""
+        if (other.name, other.authority_key) != (self.name, self.authority_key):
+            return other
+        known = {box.target.hostport for box in self.access}
+        return self._replace(boxes=self.boxes + tuple(b for b in other.boxes if b.target.hostport not in known))
+
+
 def _access_target(route) -> Tcp:
     parts = route.split("/")
     if len(parts) < 5 or parts[1] not in ("dnsaddr", "ip4", "ip6") or parts[3] != "tcp":
         raise ValueError(f"access route {route!r} is not /dnsaddr/HOST/tcp/PORT/service/api")
-    return parse_hostport(f"{parts[2]}:{parts[4]}")
+    segments = parse("/".join(parts[:5]))  # checks the host as its protocol says, and the port
+    if len(segments) != 1:
+        raise ValueError(f"access route {route!r} is not /dnsaddr/HOST/tcp/PORT/service/api")
+    return segments[0]
 
 
 class ProjectNode(NamedTuple):
@@ -165,13 +178,14 @@ class Authority(Worker):
         return relay_refusal(self.project, peer, self.member_attributes(peer), name)
 
     def boxes(self) -> tuple:
-        """The project's other relay boxes: members enrolled with a relay box ticket."""
-        boxes = []
+        """The project's other relay boxes: members enrolled with a relay box ticket, in the
+        order they enrolled (one per address: the last to enrol there, a box reinstalled)."""
+        boxes: dict = {}
         for identifier, attributes in self.members.get("members", {}).items():
             if BOX_ATTRIBUTE in attributes:
                 target = parse_hostport(attributes[BOX_ATTRIBUTE])
-                boxes.append(AccessRoute(target.host, target.port, identifier))
-        return tuple(boxes)
+                boxes[target.hostport] = AccessRoute(target.host, target.port, identifier)
+        return tuple(boxes.values())
 
     # --- requests ---------------------------------------------------------------------------
     def handle(self, msg: LocalMessage) -> None:
@@ -226,21 +240,32 @@ class Trust:
         # a project node's own (name, authority key): it holds its members to their credentials too
         self._own_project = own_project
         self.own: dict[str, Credential] = {}
-        self._peers: dict[str, tuple] = {}  # identifier -> (project, attributes, expires_at)
+        self._peers: dict[str, dict] = {}  # identifier -> {project: (attributes, expires_at)}
         self._save = save
-        for project, encoded in (kept or {}).items():
+        for project, encoded in (kept if isinstance(kept, dict) else {}).items():
             try:
                 credential = Credential.decode(bytes.fromhex(encoded))
+                authority_key = self._authority_key(project)
+                if credential.project != project or authority_key is None:
+                    continue  # a project this node no longer knows
+                credentials.verify(credential, authority_key, holder, int(time.time()))
             except (ValueError, TypeError, CredentialError):
-                continue
-            if credential.project == project and credential.subject == holder and credential.expires_at > time.time():
-                self.own[project] = credential
+                continue  # damaged, expired, another identity's, or another authority's (a project made anew)
+            self.own[project] = credential
 
     def keep(self, credential: Credential) -> None:
         """A credential of ours, fresh from the authority."""
         self.own[credential.project] = credential
+        self._persist()
+
+    def forget(self, project: str) -> None:
+        """The project said we are not a member: the credential we hold is void."""
+        if self.own.pop(project, None) is not None:
+            self._persist()
+
+    def _persist(self) -> None:
         if self._save is not None:
-            self._save({project: c.encode().hex() for project, c in self.own.items()})
+            self._save({name: c.encode().hex() for name, c in self.own.items()})
 
     def presentable(self) -> tuple:
         now = time.time()
@@ -257,11 +282,11 @@ class Trust:
             return 0.0
         return max(0.0, (cred.issued_at + cred.expires_at) / 2 - time.time())
 
-    def learn(self, peer: str, encoded_credentials) -> float | None:
+    def learn(self, peer: str, encoded_credentials) -> dict:
         """Record what the peer's credentials (from its handshake, or presented in a channel
-        later) prove; bad ones are ignored. Returns when the newest valid one expires (Unix
-        time), or None when none was valid."""
-        newest = None
+        later) prove; bad ones are ignored. Returns, for each project the peer proved it is
+        a member of, when its newest valid credential expires (Unix time)."""
+        proved: dict = {}
         for data in encoded_credentials:
             try:
                 cred = Credential.decode(data)
@@ -272,11 +297,11 @@ class Trust:
             except CredentialError as exc:
                 log.info("ignored a credential from %s: %s", peer, exc)
                 continue
-            known = self._peers.get(peer)
-            if known is None or known[2] <= cred.expires_at:
-                self._peers[peer] = (cred.project, attributes, cred.expires_at)
-            newest = max(newest or 0, cred.expires_at)
-        return newest
+            known = self._peers.setdefault(peer, {})
+            if cred.project not in known or known[cred.project][1] <= cred.expires_at:
+                known[cred.project] = (attributes, cred.expires_at)
+            proved[cred.project] = max(proved.get(cred.project, 0), cred.expires_at)
+        return proved
 
     def _authority_key(self, project: str) -> bytes | None:
         if self._own_project is not None and self._own_project[0] == project:
@@ -286,11 +311,11 @@ class Trust:
 
     def attributes_of(self, peer: str | None, project: str | None = None) -> dict | None:
         """The attributes a peer proved with an unexpired credential (of `project`, when
-        given), or None."""
-        entry = self._peers.get(peer) if peer else None
-        if entry is None or time.time() >= entry[2] or project not in (None, entry[0]):
-            return None
-        return entry[1]
+        given; else of the project whose credential lasts longest), or None."""
+        now = time.time()
+        live = [(expires, attributes) for name, (attributes, expires) in self._peers.get(peer or "", {}).items()
+                if expires > now and project in (None, name)]
+        return max(live, key=lambda entry: entry[0])[1] if live else None
 
 
 def _digest(token: str) -> str:

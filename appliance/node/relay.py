@@ -96,7 +96,7 @@ class ForwardingService(Worker):
         self.address = Address.local(SERVICE)
         self.relays: dict[str, RelayWorker] = {}
         self.claims: dict[str, Claim] = {}  # live and recently lost names
-        # policy(peer identifier or None, relay address) -> reason to refuse, or None to allow
+        # policy(registration message, relay address) -> reason to refuse, or None to allow
         self.policy = policy
         self.offered = offered
         self.grace = grace
@@ -143,7 +143,7 @@ class ForwardingService(Worker):
         here = f"at node {self.node.name}"
         if not self.offered:
             return f"node {self.node.name} is not a relay (give it a TCP listener address, or relay = true)"
-        refusal = self.policy(msg.peer, name) if self.policy else None
+        refusal = self.policy(msg, name) if self.policy else None
         if refusal:
             self.node.counters["unauthorized"] += 1
             return refusal

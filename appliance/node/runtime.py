@@ -11,7 +11,6 @@ import os
 import time
 
 import gevent
-from gevent.event import Event
 
 from appliance.limits.budgets import Limits
 from appliance.node import routes
@@ -23,8 +22,8 @@ from appliance.node.relay import DEFAULT_GRACE, ForwardingService, Relays, Secre
 from appliance.node.routewatch import RouteWatch
 from appliance.node.services import start_default_services
 from appliance.node.channel import HANDSHAKE_TIMEOUT, SecureChannels
-from appliance.node.project import (BOX_ATTRIBUTE, RELAY_ATTRIBUTE, Authority, ProjectError, ProjectInfo,
-                                     ProjectNode, Trust, relay_refusal)
+from appliance.node.project import (BOX_ATTRIBUTE, RELAY_ATTRIBUTE, AccessRoute, Authority, ProjectError,
+                                     ProjectInfo, ProjectNode, Trust, relay_refusal)
 from appliance.node.tcp import TcpConnection, TcpListener, TcpTransport
 from appliance.secure.credential import Credential, CredentialError
 from appliance.secure.errors import SecureError
@@ -47,10 +46,10 @@ REFRESH_RETRY = 1.0  # seconds before a failed refresh is tried again, doubling.
 REFRESH_RETRY_MAX = 60.0  # ...up to this
 
 
-def box_label(project: str, info: ProjectInfo, box: int) -> str:
-    """How a route through relay box `box` of a project is written in lists and logs:
-    `/project/NAME` for the project node, `/project/NAME[HOST:PORT]` for the others."""
-    return f"/project/{project}" if box == 0 else f"/project/{project}[{info.access[box].target.hostport}]"
+def box_label(project: str, box: AccessRoute | None) -> str:
+    """How a route through a relay box of a project is written in lists and logs:
+    `/project/NAME` for the project node (None), `/project/NAME[HOST:PORT]` for the others."""
+    return f"/project/{project}" if box is None else f"/project/{project}[{box.target.hostport}]"
 
 
 def check_identifiers(identifiers) -> frozenset | None:
@@ -90,7 +89,7 @@ class NodeRuntime:
             self.node.register(self.authority)
             self.project_node = project_node
         self.relay_box_of = relay_box_of
-        self._fetching: dict = {}  # project -> Event set when the credential fetch in the background ends
+        self._fetching: dict = {}  # project -> the greenlet fetching our first credential of it
         self.forwarding = ForwardingService(self.node, self._relay_policy(check_identifiers(relay_authorized)),
                                             offered=relay or project_node is not None or bool(relay_authorized)
                                             or relay_box_of is not None,
@@ -109,11 +108,12 @@ class NodeRuntime:
         self.started = time.time()
 
     def resolve(self, text: str, reuse: bool = True, authorized=None,
-                handshake_timeout: float = HANDSHAKE_TIMEOUT, box: int = 0) -> routes.Resolved:
+                handshake_timeout: float = HANDSHAKE_TIMEOUT, box: AccessRoute | None = None) -> routes.Resolved:
         """Route text to addresses; with `reuse`, existing TCP connections and secure
         channels over the same route are used, else new ones are made (relays own theirs).
-        Inlets pass a short `handshake_timeout`: they try again soon anyway. `box`: which
-        relay box of the first project the route names it goes through (see `each_box`)."""
+        Inlets pass a short `handshake_timeout`: they try again soon anyway. `box`: the relay
+        box of the first project the route names that it goes through (None: the project
+        node; see `each_box`)."""
         def secure(route, via):
             if reuse:
                 return self.channels.channel_to(route, via, authorized, handshake_timeout).encryptor.address
@@ -122,46 +122,54 @@ class NodeRuntime:
         first_project = routes.first_project(text)
 
         def project(name, opened):
-            return self._project_hop(name, opened, reuse, handshake_timeout, box if name == first_project else 0)
+            return self._project_hop(name, opened, reuse, handshake_timeout, box if name == first_project else None)
 
         return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse, secure=secure, project=project)
 
     def _project_hop(self, name: str, opened: list, reuse: bool, handshake_timeout: float,
-                     box: int = 0) -> tuple:
-        """`/project/NAME`: TCP to one of its relay boxes (`box`, 0: the project node), then a
+                     box: AccessRoute | None = None) -> tuple:
+        """`/project/NAME`: TCP to one of its relay boxes (None: the project node), then a
         secure channel to its `api` authenticated as that box's identity; on the way, get or
-        refresh our credential from the project node. Returns the channel's address and the
-        text that stands for this hop."""
+        refresh our credential from the project node. Another box must also prove, with a
+        credential of the project, that it is still one of its relay boxes at that address.
+        Returns the channel's address and the text that stands for this hop."""
         info = self.trust.projects.get(name)
         if info is None:
             raise routes.unknown_project(name)
-        if box >= len(info.access):
-            raise RouteError(f"project {name} has no relay box {box} any more")
-        access = info.access[box]
-        if box and name not in self.trust.own:
-            fetched = self._fetching.get(name)
-            if fetched is None:
-                fetched = self._fetching[name] = Event()
-                gevent.spawn(self._credential_from_project_node, name, fetched)
-            fetched.wait(FIRST_CREDENTIAL_WAIT)
+        access = box or info.access[0]
+        if box is not None and name not in self.trust.own:
+            self._first_credential(name)
         if reuse:
             conn = self.tcp.connection_to(access.target)
         else:
             conn = self.tcp.connect(access.target)
             opened.append(conn)
         api = (conn.address, Address.local("api"))
-        via, pinned = box_label(name, info, box), {access.identifier}
+        via, pinned = box_label(name, box), {access.identifier}
         end = (self.channels.channel_to(api, via, pinned, handshake_timeout) if reuse
                else self.channels.create(api, via, pinned, timeout=handshake_timeout))
-        if not box and self.trust.needs_credential(name):
-            self._fetch_credential(name, end.encryptor.address)
+        if box is None:
+            if self.trust.needs_credential(name):
+                self._fetch_credential(name, end.encryptor.address)
+        elif end.proved_until(name) <= time.time() or (self.trust.attributes_of(end.peer, name) or {}).get(
+                BOX_ATTRIBUTE) != access.target.hostport:
+            end.close(notify=True)
+            raise RouteError(f"{via}: {end.peer} showed no credential of project {name} making it its relay box "
+                             f"at {access.target.hostport} (removed from the project?)")
         return end.encryptor.address, via
 
-    def _credential_from_project_node(self, name: str, fetched: Event) -> None:
-        """We hold no credential, and go to another relay box (which believes credentials, not
-        a member list): fetch one from the project node, and present it to the peers we have
-        channels with. The route waits for it FIRST_CREDENTIAL_WAIT at most (a non-member gets
-        none; a stalled project node must not hold up the box for long)."""
+    def _first_credential(self, name: str) -> None:
+        """We hold no credential of `name`, and go to another relay box (which believes
+        credentials, not a member list): fetch one from the project node in the background,
+        and wait for it FIRST_CREDENTIAL_WAIT at most (a non-member gets none; a stalled
+        project node must not hold up the box for long)."""
+        fetching = self._fetching.get(name)
+        if fetching is None:
+            fetching = self._fetching[name] = gevent.spawn(self._credential_from_project_node, name)
+        fetching.join(FIRST_CREDENTIAL_WAIT)
+
+    def _credential_from_project_node(self, name: str) -> None:
+        """Our first credential of `name`, presented to the peers we have channels with."""
         try:
             self._project_hop(name, [], True, HANDSHAKE_TIMEOUT)
             if name in self.trust.own:
@@ -170,18 +178,21 @@ class NodeRuntime:
             log.info("project %s: no credential from its project node (%s)", name, exc)
         finally:
             del self._fetching[name]
-            fetched.set()
 
     def each_box(self, text: str) -> list:
         """(label, box) for each way `text` can go: one per relay box of the first project it
-        names (the label names the box after the project node), else just (text, 0)."""
+        names (box None: the project node; the label names the others), else just (text, None)."""
         name = routes.first_project(text)
         info = self.trust.projects.get(name) if name else None
-        if info is None or len(info.access) == 1:
-            return [(text, 0)]
-        canonical = multiaddr.to_text(routes.parse_route(text))
-        return [(canonical.replace(f"/project/{name}", box_label(name, info, box), 1), box)
-                for box in range(len(info.access))]
+        if info is None or not info.boxes:
+            return [(text, None)]
+        segments = routes.parse_route(text)
+        first = next(i for i, segment in enumerate(segments) if isinstance(segment, multiaddr.Project))
+
+        def label(box):
+            return (multiaddr.to_text(segments[:first]) + box_label(name, box)
+                    + multiaddr.to_text(segments[first + 1:]))
+        return [(label(box), box) for box in (None, *info.boxes)]
 
     def _fetch_credential(self, project: str, channel: Address) -> None:
         reply = self.node.request((channel, Address.local("authority")), authority_wire.ISSUE_REQUEST, 10.0)
@@ -192,8 +203,9 @@ class NodeRuntime:
                 if credential.project != project:
                     raise CredentialError(f"a credential of project {credential.project!r}")
                 self.trust.keep(credential)
-            else:
+            else:  # not a member (or no longer): what we kept is void
                 log.debug("no credential from project %s: %s", project, body)
+                self.trust.forget(project)
         except (DecodeError, SecureError) as exc:
             log.warning("bad credential reply from project %s: %s", project, exc)
 
@@ -214,7 +226,7 @@ class NodeRuntime:
                 before = self.trust.own.get(name)
                 try:
                     self._project_hop(name, [], True, HANDSHAKE_TIMEOUT)
-                    failure = None if self.trust.own.get(name) is not before else "refused"
+                    failure = None if self.trust.own.get(name) not in (None, before) else "refused"
                 except (NodeError, SecureError, DecodeError) as exc:
                     failure = str(exc)
                 if failure:  # unreachable, or no longer a member: ask again, less and less often
@@ -228,21 +240,30 @@ class NodeRuntime:
                 self.channels.present(self.trust.own[name].encode())
 
     def _relay_policy(self, relay_authorized):
-        """Who may register relays here: listed identities and/or project members."""
+        """Who may register relays here: listed identities and/or project members (at a relay
+        box: those that proved, in the channel they register over, a credential of its project)."""
         policies = []
         if relay_authorized:
-            policies.append(lambda peer, name: None if peer in relay_authorized else
-                            f"{peer or 'an unauthenticated node'} may not create relays at node {self.node.name} "
+            policies.append(lambda msg, name: None if msg.peer in relay_authorized else
+                            f"{msg.peer or 'an unauthenticated node'} may not create relays at node {self.node.name} "
                             "(register over a secure channel as an authorized identity)")
         if self.authority is not None:
-            policies.append(self.authority.relay_policy)
+            policies.append(lambda msg, name: self.authority.relay_policy(msg.peer, name))
         if self.relay_box_of is not None:
-            project = self.relay_box_of
-            policies.append(lambda peer, name: relay_refusal(project, peer, self.trust.attributes_of(peer, project),
-                                                             name))
+            policies.append(self._box_policy)
         if not policies:
             return None
-        return lambda peer, name: next(filter(None, (p(peer, name) for p in policies)), None)
+        return lambda msg, name: next(filter(None, (p(msg, name) for p in policies)), None)
+
+    def _box_policy(self, msg, name: str) -> str | None:
+        """A relay box of a project: the registration's channel must carry a credential of it
+        (the relay then ends with that credential, when its holder is removed)."""
+        project = self.relay_box_of
+        end = self.channels.first_hop(msg.return_route)
+        if end is None or end.proved_until(project) <= time.time():
+            return (f"{msg.peer or 'an unauthenticated node'} presented no unexpired credential of project "
+                    f"{project} in its secure channel to relay box {self.node.name}")
+        return relay_refusal(project, msg.peer, self.trust.attributes_of(msg.peer, project), name)
 
     @property
     def identifier(self) -> str:
@@ -268,6 +289,8 @@ class NodeRuntime:
     def shutdown(self) -> None:
         if self._refresher is not None:
             self._refresher.kill(block=False)
+        for fetching in list(self._fetching.values()):
+            fetching.kill(block=False)
         for inlet in list(self.inlets.values()):
             inlet.close()
         self.channels.close()
@@ -430,21 +453,28 @@ class NodeRuntime:
             raise BadArgument(f"attribute {BOX_ATTRIBUTE} is set by --relay-box only")
         if relay:
             attributes[RELAY_ATTRIBUTE] = relay
-        if box:
-            if relay:
-                raise BadArgument("a relay box ticket takes no --relay")
-            target = multiaddr.parse_hostport(box)
-            if target.host in ("0.0.0.0", "::"):
-                raise BadArgument(f"--relay-box {box}: members cannot reach a wildcard address; "
-                                  "give the address they dial")
+        if box is not None:
+            if not isinstance(box, str):
+                raise BadArgument(f"box must be HOST:PORT, not {box!r}")
+            if RELAY_ATTRIBUTE in attributes:
+                raise BadArgument("a relay box ticket takes no relay name (--relay, or attribute relay)")
+            target = multiaddr.check_reachable(multiaddr.parse_hostport(box))
+            listed = next((b for b in authority.boxes() if b.target == target), None)
+            if listed is not None:
+                raise BadArgument(f"project {authority.project} has a relay box at {target.hostport} already "
+                                  f"({listed.identifier}): remove that member first")
             attributes[BOX_ATTRIBUTE] = target.hostport
         if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
             raise BadArgument(f"expires_in must be a positive number of seconds, not {expires_in!r}")
         return {"project": self.project_info(), "token": authority.create_ticket(attributes, expires_in)}
 
     def project_enroll(self, project: dict, token: str) -> dict:
+        """Spend a ticket. The ticket's copy of the project's description adds to the one this
+        node has (say, a newer project.json listing more relay boxes); it replaces it only when
+        the authority differs."""
         info = ProjectInfo.from_json(project)
-        self.trust.projects[info.name] = info
+        known = self.trust.projects.get(info.name)
+        self.trust.projects[info.name] = known.merged(info) if known is not None else info
         reply = self.node.request(self.resolve(f"/project/{info.name}").route + (Address.local("authority"),),
                                   authority_wire.encode_enroll(token), 10.0)
         ok, body = authority_wire.decode_reply(reply.payload)
@@ -452,6 +482,15 @@ class NodeRuntime:
             raise ProjectError(f"enrollment refused: {body}")
         self._fetch_credential(info.name, reply.return_route[0])  # a member now: our first credential
         return {"project": info.name, "identifier": self.identifier}
+
+    def project_credential(self, name: str) -> bool:
+        """Ask the project node for a fresh credential now: whether it gave one (False: not a
+        member, or no longer)."""
+        before = self.trust.own.get(name)
+        end = self.resolve(f"/project/{name}").route[0]  # fetches one when we have none (or an old one)
+        if self.trust.own.get(name) is before:
+            self._fetch_credential(name, end)
+        return self.trust.own.get(name) is not before
 
     def project_member_remove(self, identifier: str) -> None:
         self._authority().remove_member(identifier)

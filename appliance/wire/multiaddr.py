@@ -7,6 +7,7 @@ local nodes, creating secure channels) is the runtime's job.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import NamedTuple
 
 from appliance.wire.errors import MultiaddrError
@@ -105,14 +106,28 @@ def _local_name(value: str, text: str) -> str:
                          "/ip4/HOST/tcp/PORT or /dnsaddr/NAME/tcp/PORT)")
 
 
+_DNS_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
+
+
 def _check_host(proto: str, host: str, text: str) -> None:
     try:
         if proto == "ip4":
             ipaddress.IPv4Address(host)
         elif proto == "ip6":
             ipaddress.IPv6Address(host)
+        elif not _DNS_NAME.fullmatch(host):
+            raise ValueError(host)
     except ValueError:
         raise MultiaddrError(f"bad {proto} address {host!r} in {text!r}") from None
+
+
+def check_reachable(target: Tcp) -> Tcp:
+    """`target` as others dial it: an IP address or a DNS name, never a wildcard."""
+    ip = target.host if ":" in target.host or _is_ip4(target.host) else None
+    _check_host("ip6" if ip and ":" in ip else "ip4" if ip else "dnsaddr", target.host, target.hostport)
+    if target.host in ("0.0.0.0", "::"):
+        raise MultiaddrError(f"{target.hostport} is a wildcard address: give the address others dial")
+    return target
 
 
 def parse_hostport(text: str, allow_zero: bool = False) -> Tcp:

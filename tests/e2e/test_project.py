@@ -183,7 +183,7 @@ def test_a_project_with_two_relay_boxes_survives_losing_its_project_node(ockam, 
     ockam("node", "create", "user", "--project", str(info_path))
     inlet = free_port()
     ockam("tcp-inlet", "create", "--at", "user", "--from", f"127.0.0.1:{inlet}", "--alias", "web",
-          "--to", "/project/default/service/forward_to_edge/service/outlet")
+          "--to", "/project/default/service/forward_to_edge/secure/api/service/outlet")  # boxes see ciphertext
 
     def curl() -> str:
         proc = subprocess.run(["curl", "-sS", "--max-time", "10", "--head", f"127.0.0.1:{inlet}"],
@@ -197,8 +197,8 @@ def test_a_project_with_two_relay_boxes_survives_losing_its_project_node(ockam, 
         inlet = json.loads(ockam("tcp-inlet", "show", "web", "--at", "user", "--output", "json"))
         return [(route["route"], route["state"]) for route in inlet["routes"]]
 
-    wait_until(lambda: route_states() == [("/project/default/service/forward_to_edge/service/outlet", "down"),
-                                          (f"{box_at}/service/forward_to_edge/service/outlet", "up")],
+    wait_until(lambda: route_states() == [("/project/default/service/forward_to_edge/secure/api/service/outlet", "down"),
+                                          (f"{box_at}/service/forward_to_edge/secure/api/service/outlet", "up")],
                timeout=20, interval=0.3, what="the inlet to see the project node gone")
     assert [curl() for _ in range(3)] == ["HTTP/1.0 200 OK"] * 3
     # the edge and the box restart while the project node is still down: with its credential,

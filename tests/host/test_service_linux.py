@@ -64,8 +64,9 @@ def test_install_writes_the_variables_the_topology_uses_to_an_environment_file(t
     root); a second install without them in the shell takes them from that file."""
     topology = tmp_path / "edge.toml"
     topology.write_text('[node]\nname = "edge"\n\n[[relays]]\nname = "edge"\n'
-                        'at = "/dnsaddr/${RELAY_HOST}/tcp/${RELAY_PORT:-4000}"\n')
-    monkeypatch.setenv("RELAY_HOST", 'relay "one"\\b')
+                        'at = "/dnsaddr/relay.example/tcp/${RELAY_PORT:-4000}"\n\n'
+                        '[membership]\nproject = "project.json"\nenrollment_ticket = "${RELAY_HOST}"\n')
+    monkeypatch.setenv("RELAY_HOST", 'relay "one"\\b')  # a value that needs quoting in the file
     monkeypatch.delenv("RELAY_PORT", raising=False)
     result = service_linux.install(str(topology), None, root=str(tmp_path), start=False)
     env = tmp_path / "etc/ockam/edge.env"

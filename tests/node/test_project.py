@@ -4,11 +4,12 @@ import time
 
 import pytest
 
-from appliance.node.errors import BadArgument, NotFound
-from appliance.node.project import BOX_ATTRIBUTE, AccessRoute, ProjectInfo, ProjectNode, Trust
+from appliance.node.errors import BadArgument, NotFound, RouteError
+from appliance.node.project import BOX_ATTRIBUTE, AccessRoute, ProjectError, ProjectInfo, ProjectNode, Trust
 from appliance.node.relay import RelayRefused
 from appliance.secure import credential as credentials
 from appliance.secure.identity import Identity
+from appliance.wire.errors import MultiaddrError
 from tests.helpers import wait_until
 from tests.node.test_recovery import echo_once
 
@@ -81,17 +82,22 @@ def test_trust_only_believes_valid_credentials():
     assert trust.attributes_of(other.identifier) is None
 
 
-@pytest.fixture
-def project_with_a_box(project, make_node):
-    """The project node and one more relay box `box` (a member enrolled with a relay box
+def project_and_box(make_node, credential_ttl: int = 60) -> tuple:
+    """A project node and one more relay box `box` (a member enrolled with a relay box
     ticket, serving the project's members); returns (project node, box, info naming both)."""
-    node, info, _ = project
+    authority_identity = Identity.generate()
+    node = make_node("project", identity=authority_identity,
+                     project_node=ProjectNode("default", "", {}, lambda _members: None, credential_ttl=credential_ttl))
     node.project_node = node.project_node._replace(public_address=make_node.listener("project"))
-    box_identity = Identity.generate()
-    box = make_node("box", identity=box_identity, projects=[info], relay_box_of="default")
-    box_address = make_node.listener("box")
-    box.project_enroll(info.to_json(), node.authority.create_ticket({BOX_ATTRIBUTE: box_address}))
+    info = ProjectInfo.from_json(node.project_info())
+    box = make_node("box", projects=[info], relay_box_of="default")
+    box.project_enroll(info.to_json(), node.project_ticket(box=make_node.listener("box"))["token"])
     return node, box, ProjectInfo.from_json(node.project_info())
+
+
+@pytest.fixture
+def project_with_a_box(make_node):
+    return project_and_box(make_node)
 
 
 def test_a_relay_box_ticket_makes_project_information_list_the_box(project_with_a_box, make_node):
@@ -104,7 +110,7 @@ def test_a_relay_box_ticket_makes_project_information_list_the_box(project_with_
                       {"route": f"/dnsaddr/{host}/tcp/{port}/service/api", "identity": box.identifier}]
     with pytest.raises(BadArgument, match="set by --relay-box only"):
         node.project_ticket({BOX_ATTRIBUTE: "127.0.0.1:1"})
-    with pytest.raises(BadArgument, match="wildcard"):
+    with pytest.raises(MultiaddrError, match="wildcard"):
         node.project_ticket(box="0.0.0.0:4000")
     assert ProjectInfo.from_json(info.to_json()) == info
 
@@ -115,7 +121,8 @@ def test_a_member_registers_at_every_box_and_the_box_believes_credentials(projec
     with pytest.raises(RelayRefused, match="not a member of project default"):
         outsider.relay_create("m", "/project/default")
     box_api = "/ip4/{}/tcp/{}/secure/api".format(*make_node.listener("box").rsplit(":", 1))
-    with pytest.raises(RelayRefused, match="not a member of project default"):
+    with pytest.raises(RelayRefused, match=f"^{outsider.identifier} presented no unexpired credential of "
+                                           "project default in its secure channel to relay box box$"):
         outsider.relay_create("m", box_api)
     member = make_node("member", projects=[info])
     member.project_enroll(info.to_json(), node.authority.create_ticket({"relay": "m"}))
@@ -168,3 +175,109 @@ def test_a_members_credential_outlives_its_restart(project, make_node):
     for kept in ({"default": expired.encode().hex()}, {"other": saves[-1]["default"]}, {"default": "zz"}):
         assert Trust([info], kept=kept, holder=identity.identifier).own == {}
     assert Trust([info], kept=saves[-1], holder=Identity.generate().identifier).own == {}
+
+
+def test_a_box_takes_a_registration_only_over_a_channel_that_carries_a_credential(project_with_a_box, make_node):
+    """The box knew the member from another channel: not enough (that relay would outlive
+    the member's removal: nothing closes a channel that proved nothing)."""
+    node, box, info = project_with_a_box
+    member = make_node("member", projects=[info])
+    member.project_enroll(info.to_json(), node.authority.create_ticket({}))
+    member.relay_create("m", "/project/default")
+    assert box.trust.attributes_of(member.identifier, "default") == {}
+    member.trust.own.clear()
+    box_api = "/ip4/{}/tcp/{}/secure/api".format(*make_node.listener("box").rsplit(":", 1))
+    with pytest.raises(RelayRefused, match="presented no unexpired credential of project default"):
+        member.relay_create("n", box_api)
+
+
+def test_removed_members_and_boxes_lapse_with_their_credentials(make_node):
+    node, box, info = project_and_box(make_node, credential_ttl=2)
+    member = make_node("member", projects=[info])
+    member.project_enroll(info.to_json(), node.authority.create_ticket({}))
+    assert len(member.relay_create("m", "/project/default")["at_each"]) == 2
+    node.project_member_remove(member.identifier)
+    wait_until(lambda: "forward_to_m" not in box.forwarding.relays, timeout=10,
+               what="the removed member's relay at the box to end with its credential")
+    # a box removed from the project: members stop using it once its credential lapses
+    _, box_route = member.each_box("/project/default")[1]
+    other = make_node("other", projects=[info])
+    other.project_enroll(info.to_json(), node.authority.create_ticket({}))
+    assert other.resolve("/project/default/service/echo", box=box_route).route
+    node.project_member_remove(box.identifier)
+    wait_until(lambda: _fails(lambda: other.resolve("/project/default/service/echo", box=box_route)),
+               timeout=10, what="the removed box to be refused")
+    with pytest.raises(RouteError, match=rf"^/project/default\[{make_node.listener('box')}\]: {box.identifier} "
+                                         "showed no credential of project default making it its relay box"):
+        other.resolve("/project/default/service/echo", box=box_route)
+
+
+def _fails(action) -> bool:
+    try:
+        action()
+    except RouteError:
+        return True
+    return False
+
+
+def test_kept_credentials_are_only_taken_back_from_the_authority_that_signed_them(project):
+    node, info, _ = project
+    holder = Identity.generate()
+    now = int(time.time())
+    good = credentials.issue(node.channels.identity, "default", holder.identifier, {}, now, 60)
+    assert Trust([info], kept={"default": good.encode().hex()}, holder=holder.identifier).own == {"default": good}
+    remade = info._replace(authority_key=Identity.generate().public_key)  # the project made anew, same name
+    assert Trust([remade], kept={"default": good.encode().hex()}, holder=holder.identifier).own == {}
+    assert Trust([], kept={"default": good.encode().hex()}, holder=holder.identifier).own == {}
+    assert Trust([info], kept=["not", "a", "dict"], holder=holder.identifier).own == {}
+
+
+def test_an_older_ticket_does_not_hide_the_boxes_project_json_lists(project_with_a_box, make_node):
+    node, box, info = project_with_a_box
+    old_ticket_info = info._replace(boxes=())
+    member = make_node("member", projects=[info])
+    member.project_enroll(old_ticket_info.to_json(), node.authority.create_ticket({}))
+    assert member.trust.projects["default"].boxes == info.boxes
+    assert len(member.relay_create("m", "/project/default")["at_each"]) == 2
+
+
+def test_one_box_per_address(project_with_a_box, make_node):
+    node, box, info = project_with_a_box
+    with pytest.raises(BadArgument, match=rf"has a relay box at {make_node.listener('box')} already "
+                                          rf"\({box.identifier}\): remove that member first"):
+        node.project_ticket(box=make_node.listener("box"))
+    with pytest.raises(BadArgument, match="takes no relay name"):
+        node.project_ticket({"relay": "x"}, box="127.0.0.1:4000")
+    for bad in ("a/b:4000", "a b:4000", "127.0.0.1:0"):
+        with pytest.raises(MultiaddrError):
+            node.project_ticket(box=bad)
+    # a box reinstalled (a new identity) at the same address replaces the old one
+    reinstalled = Identity.generate().identifier
+    node.authority.members["members"][reinstalled] = {BOX_ATTRIBUTE: make_node.listener("box")}
+    assert [b.identifier for b in node.authority.boxes()] == [reinstalled]
+    twice = info.to_json()
+    twice["access_routes"].append(dict(twice["access_routes"][1], identity=reinstalled))
+    assert ProjectInfo.from_json(twice).boxes == info.boxes
+
+
+@pytest.mark.parametrize("route", ["/dnsaddr/h/tcp/0/service/api", "/ip4/1.2.3/tcp/1/service/api",
+                                   "/dnsaddr/a b/tcp/1/service/api", "/dnsaddr/h/tcp/99999999/service/api",
+                                   "/service/api", 7])
+def test_a_hostile_project_description_is_a_project_error(project, route):
+    _, info, _ = project
+    for data in (dict(info.to_json(), access_route=route),
+                 dict(info.to_json(), access_routes=[{}, {"route": route, "identity": info.identifier}])):
+        with pytest.raises(ProjectError, match="not a valid project description"):
+            ProjectInfo.from_json(data)
+
+
+def test_a_peer_of_two_projects_is_known_in_each():
+    a, b, member = Identity.generate(), Identity.generate(), Identity.generate()
+    trust = Trust([ProjectInfo("a", "127.0.0.1", 1, a.public_key), ProjectInfo("b", "127.0.0.1", 2, b.public_key)])
+    now = int(time.time())
+    proved = trust.learn(member.identifier, [credentials.issue(a, "a", member.identifier, {"x": "1"}, now, 60).encode(),
+                                             credentials.issue(b, "b", member.identifier, {"y": "2"}, now, 600).encode()])
+    assert proved == {"a": now + 60, "b": now + 600}
+    assert trust.attributes_of(member.identifier, "a") == {"x": "1"}
+    assert trust.attributes_of(member.identifier, "b") == {"y": "2"}
+    assert trust.attributes_of(member.identifier) == {"y": "2"}

@@ -27,6 +27,7 @@ def test_text_round_trip():
 @pytest.mark.parametrize("bad", [
     "", "service/echo", "/", "/service", "/bogus/x", "/ip4/300.1.1.1/tcp/1", "/ip4/127.0.0.1/udp/1",
     "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/70000", "/ip4/127.0.0.1", "/service/a" * 65,
+    "/dnsaddr/a b/tcp/1", '/dnsaddr/"x"/tcp/1', "/dnsaddr/-x/tcp/1", "/dnsaddr/" + "a" * 254 + "/tcp/1",
 ])
 def test_bad_routes_are_typed_errors(bad):
     with pytest.raises(MultiaddrError):
@@ -40,6 +41,15 @@ def test_hostport():
     for bad in ("7000", "127.0.0.1:", "127.0.0.1:0", ":80", "host:x"):
         with pytest.raises(MultiaddrError):
             multiaddr.parse_hostport(bad)
+
+
+def test_a_reachable_address_is_an_ip_or_a_dns_name_and_no_wildcard():
+    assert multiaddr.check_reachable(Tcp("relay-2.example.com", 4000)) == Tcp("relay-2.example.com", 4000)
+    assert multiaddr.check_reachable(Tcp("::1", 4000)) == Tcp("::1", 4000)
+    for bad, why in ((Tcp("0.0.0.0", 1), "wildcard"), (Tcp("::", 1), "wildcard"), (Tcp("a/b", 1), "bad dnsaddr"),
+                     (Tcp("a b", 1), "bad dnsaddr"), (Tcp("fe80::zz", 1), "bad ip6")):
+        with pytest.raises(MultiaddrError, match=why):
+            multiaddr.check_reachable(bad)
 
 
 def test_a_worker_address_as_tcp_connection_list_prints_it():
