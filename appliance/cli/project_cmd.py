@@ -106,5 +106,7 @@ def enroll(ticket: dict, identity_name: str | None) -> dict:
         result = runtime.project_enroll(ticket["project"], ticket["token"])
     finally:
         runtime.shutdown()
-    projects.save(ProjectInfo.from_json(ticket["project"]))
+    info = ProjectInfo.from_json(ticket["project"])
+    known = next((p for p in projects.load_all() if p.name == info.name), None)
+    projects.save(known.merged(info) if known is not None else info)  # a newer project.json keeps its boxes
     return result
