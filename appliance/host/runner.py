@@ -189,8 +189,7 @@ class NodeService:
             return state.json_store(path)
         except state.StateError as exc:
             log.warning("%s; starting without the credentials kept there", exc)
-            path.unlink()
-            return state.json_store(path)
+            return state.json_store(path, damaged_ok=True)
 
     def _serve(self, runtime: NodeRuntime) -> None:
         deployment = Deployment(runtime, self.topology)

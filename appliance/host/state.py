@@ -83,15 +83,18 @@ def write_node(name: str, data: dict) -> None:
     tmp.replace(directory / "node.json")
 
 
-def json_store(path: Path) -> tuple:
+def json_store(path: Path, damaged_ok: bool = False) -> tuple:
     """(the dict in the JSON file at `path`, or an empty one; a function that saves a dict
-    there atomically, readable by its owner only)."""
+    there atomically, readable by its owner only). `damaged_ok`: a cache, whose damaged
+    content counts as empty rather than as an error."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         data = {}
     except (OSError, ValueError) as exc:
-        raise StateError(f"{path} is corrupt: {exc}") from None
+        if not damaged_ok:
+            raise StateError(f"{path} is corrupt: {exc}") from None
+        data = {}
 
     def save(value: dict) -> None:
         write_private(path, json.dumps(value))

@@ -221,9 +221,11 @@ class ChannelEnd(CloseNotifier):
     # --- credentials ----------------------------------------------------------------------------
     def _credentials_until(self, proved: dict) -> None:
         """The peer proved, in this channel, credentials of these projects valid until these
-        times: the channel lives as long as the peer keeps presenting fresh ones, and closes
-        when one of them lapses (what rides on it was allowed by it: relays at a relay box,
-        outlets with `allow`). A peer that never presented one is not held to any."""
+        times. When one project's lapses (the peer did not present a fresh one), what that
+        project allowed over this channel ends (`SecureChannels.on_lapse`: a relay box drops
+        the relays registered over it); when the last lapses, the channel closes (what rides
+        on it was allowed by them: outlets with `allow`). A peer that never presented a
+        credential is not held to any."""
         if not proved or self.closed:
             return
         for project, expires in proved.items():
@@ -237,7 +239,12 @@ class ChannelEnd(CloseNotifier):
         self._lapse.start(self._credential_lapsed)
 
     def _credential_lapsed(self) -> None:
-        if time.time() < min(self.proved.values()):  # the wall clock moved: wait the rest
+        now = time.time()  # the wall clock may have moved: what has not lapsed yet waits the rest
+        lapsed = [project for project, expires in self.proved.items() if expires <= now]
+        for project in lapsed:
+            del self.proved[project]
+            self.channels.lapsed(self, project)
+        if self.proved:
             self._arm_lapse()
             return
         self.node.counters["channels_credential_lapsed"] += 1
@@ -369,6 +376,7 @@ class SecureChannels:
         self.listeners: dict[str, SecureChannelListener] = {}
         self.ends: dict[str, ChannelEnd] = {}  # by encryptor address
         self._creating = SingleFlight()
+        self._lapse_listeners: list = []
 
     def listen(self, name: str = "api", authorized=None) -> SecureChannelListener:
         if name in self.listeners or Address.local(name) in self.node.workers:
@@ -405,6 +413,15 @@ class SecureChannels:
             if end.initiator and not end.closed and not end.retired and end.via == via and end.authorized == wanted:
                 return end
         return self._creating.run((via, wanted), lambda: self.create(route, via, authorized, timeout=timeout))
+
+    def on_lapse(self, callback) -> None:
+        """`callback(end, project)` when the credential of `project` a peer proved in channel
+        `end` lapses (the channel may live on, on another project's)."""
+        self._lapse_listeners.append(callback)
+
+    def lapsed(self, end: ChannelEnd, project: str) -> None:
+        for callback in self._lapse_listeners:
+            callback(end, project)
 
     def first_hop(self, route: tuple) -> ChannelEnd | None:
         """Our channel end that `route` starts with, if it starts with one."""

@@ -436,7 +436,7 @@ ORDER = [health.value for health in (Health.UP, Health.CONNECTING, Health.DOWN)]
 class Outlet(Worker):
     """The service at `/service/<name>`: each Ping opens a connection to the target."""
 
-    def __init__(self, node, name: str, target: str, alias: str, authorized=None, allow=None, attributes_of=None,
+    def __init__(self, node, name: str, target: str, alias: str, authorized=None, allow=None, attribute_sets=None,
                  window: int = DEFAULT_WINDOW, per_route: int = Limits.outlet_connections_per_route,
                  proxy_protocol: str | None = None):
         self.node = node
@@ -447,7 +447,7 @@ class Outlet(Worker):
         self.alias = alias
         self.authorized = authorized
         self.allow = allow or {}  # attributes the peer must prove with a project credential
-        self.attributes_of = attributes_of
+        self.attribute_sets = attribute_sets  # peer -> the attributes of each live credential it proved
         self.window = window
         self.stopped = False
         self.address = Address.local(name)
@@ -521,10 +521,10 @@ class Outlet(Worker):
         if self.authorized and peer not in self.authorized:
             return "not authorized"
         if self.allow:
-            attributes = self.attributes_of(peer) if self.attributes_of else None
-            if attributes is None:
+            proved = self.attribute_sets(peer) if self.attribute_sets else []
+            if not proved:
                 return "no valid project credential"
-            if any(attributes.get(k) != v for k, v in self.allow.items()):
+            if not any(all(attributes.get(k) == v for k, v in self.allow.items()) for attributes in proved):
                 return f"credential lacks {self.allow}"
         return None
 

@@ -92,13 +92,14 @@ class ProjectInfo(NamedTuple):
         try:
             target = _access_target(data["access_route"])
             key = bytes.fromhex(data["authority_identity"])
-            boxes = {target.hostport: None}  # HOST:PORT -> AccessRoute; the first of each address counts
+            boxes: dict = {}  # HOST:PORT -> AccessRoute: the last listed at an address counts, as at the authority
             for entry in data.get("access_routes", [])[1:]:
                 box = _access_target(entry["route"])
                 if not is_identifier(entry["identity"]):
                     raise ValueError(f"{entry['identity']!r} is not an identifier")
-                boxes.setdefault(box.hostport, AccessRoute(box.host, box.port, entry["identity"]))
-            info = cls(str(data["name"]), target.host, target.port, key, tuple(filter(None, boxes.values())))
+                if box.hostport != target.hostport:
+                    boxes[box.hostport] = AccessRoute(box.host, box.port, entry["identity"])
+            info = cls(str(data["name"]), target.host, target.port, key, tuple(boxes.values()))
         except (AttributeError, KeyError, TypeError, ValueError, WireError) as exc:
             raise ProjectError(f"not a valid project description: {exc}") from None
         if data.get("identity") and data["identity"] != info.identifier:
@@ -107,18 +108,21 @@ class ProjectInfo(NamedTuple):
 
 
     def merged(self, other: "ProjectInfo") -> "ProjectInfo":
-        """This description, with the relay boxes `other` (of the same project and authority:
-        a ticket's copy, say) knows and this one does not; else `other` itself."""
+        """`other` (a ticket's copy: the authority's word, when it was made) with the relay
+        boxes this description lists and `other` does not (this one may be newer: a
+        project.json made later). A description of another authority is `other` itself."""
         if (other.name, other.authority_key) != (self.name, self.authority_key):
             return other
-        known = {box.target.hostport for box in self.access}
-        return self._replace(boxes=self.boxes + tuple(b for b in other.boxes if b.target.hostport not in known))
+        known = {box.target.hostport for box in other.access}
+        return other._replace(boxes=other.boxes + tuple(b for b in self.boxes if b.target.hostport not in known))
 
 
 def _access_target(route) -> Tcp:
     parts = route.split("/")
     if len(parts) < 5 or parts[1] not in ("dnsaddr", "ip4", "ip6") or parts[3] != "tcp":
         raise ValueError(f"access route {route!r} is not /dnsaddr/HOST/tcp/PORT/service/api")
+    if parts[1] == "dnsaddr" and ":" in parts[2]:  # an IPv6 address, as earlier versions wrote it
+        parts[1:3] = ["ip6", parts[2].strip("[]")]
     segments = parse("/".join(parts[:5]))  # checks the host as its protocol says, and the port
     if len(segments) != 1:
         raise ValueError(f"access route {route!r} is not /dnsaddr/HOST/tcp/PORT/service/api")
@@ -194,6 +198,9 @@ class Authority(Worker):
             reply = wire.encode_ok(self._enroll(msg.peer, token) if kind == wire.ENROLL else self._issue(msg.peer))
         except (DecodeError, ProjectError, CredentialError) as exc:
             reply = wire.encode_refusal(str(exc))
+        except Exception:  # noqa: BLE001 - a member list damaged by hand: say so, and answer
+            log.exception("project %s: cannot serve %s", self.project, msg.peer)
+            reply = wire.encode_refusal("the project's authority failed; see its log")
         self.node.send(msg.return_route, reply, (self.address,))
 
     def _enroll(self, peer: str | None, token: str) -> bytes:
@@ -309,13 +316,15 @@ class Trust:
         info = self.projects.get(project)
         return info.authority_key if info is not None else None
 
-    def attributes_of(self, peer: str | None, project: str | None = None) -> dict | None:
-        """The attributes a peer proved with an unexpired credential (of `project`, when
-        given; else of the project whose credential lasts longest), or None."""
+    def attributes_of(self, peer: str | None, project: str) -> dict | None:
+        """The attributes a peer proved with an unexpired credential of `project`, or None."""
+        attributes, expires = self._peers.get(peer or "", {}).get(project, (None, 0.0))
+        return attributes if expires > time.time() else None
+
+    def attribute_sets(self, peer: str | None) -> list:
+        """The attributes of each unexpired credential the peer proved (one per project)."""
         now = time.time()
-        live = [(expires, attributes) for name, (attributes, expires) in self._peers.get(peer or "", {}).items()
-                if expires > now and project in (None, name)]
-        return max(live, key=lambda entry: entry[0])[1] if live else None
+        return [attributes for attributes, expires in self._peers.get(peer or "", {}).values() if expires > now]
 
 
 def _digest(token: str) -> str:

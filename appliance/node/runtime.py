@@ -99,9 +99,12 @@ class NodeRuntime:
         self.relays = Relays(self.node, relay_secrets)
         self.channels = SecureChannels(self.node, identity, self.trust, limits)
         self.channels.listen("api")
+        if relay_box_of is not None:
+            self.channels.on_lapse(self._box_credential_lapsed)
         self.inlets: dict[str, Inlet] = {}
         self.outlets: dict[str, Outlet] = {}
-        self._refresher = gevent.spawn(self._refresh_credentials) if self.trust.projects else None
+        self._refresher = None
+        self._start_refresher()
         self.route_watch = RouteWatch(self.node, self._portal_streams, self.tcp.monitor.interval,
                                       route_dead=self.channels.path_broken)
         self.pid = os.getpid()
@@ -209,13 +212,19 @@ class NodeRuntime:
         except (DecodeError, SecureError) as exc:
             log.warning("bad credential reply from project %s: %s", project, exc)
 
+    def _start_refresher(self) -> None:
+        if self._refresher is None and self.trust.projects:
+            self._refresher = gevent.spawn(self._refresh_credentials)
+
     def _refresh_credentials(self) -> None:
         """A member keeps a fresh credential: at half its life it fetches a new one and
         presents it in every channel, so that its peers keep those channels open past the old
-        one's expiry. A failed fetch is tried again soon; a removed member gets none."""
+        one's expiry. A failed fetch is tried again soon; a removed member gets none. A relay
+        box always wants one of its project (members will not use it without): it asks again
+        and again, less and less often, while it has none."""
         retry_at: dict = {}  # project -> (monotonic time of the next try, backoff) after a failure
         while True:
-            held = [p for p in self.trust.projects if p in self.trust.own]
+            held = [p for p in self.trust.projects if p in self.trust.own or p == self.relay_box_of]
             now = time.monotonic()
             wait = min([self.trust.refresh_in(p) for p in held] + [REFRESH_LOOK]
                        + [at - now for at, _ in retry_at.values()])
@@ -226,7 +235,7 @@ class NodeRuntime:
                 before = self.trust.own.get(name)
                 try:
                     self._project_hop(name, [], True, HANDSHAKE_TIMEOUT)
-                    failure = None if self.trust.own.get(name) not in (None, before) else "refused"
+                    failure = None if self._renewed(name, before) else "refused"
                 except (NodeError, SecureError, DecodeError) as exc:
                     failure = str(exc)
                 if failure:  # unreachable, or no longer a member: ask again, less and less often
@@ -254,6 +263,11 @@ class NodeRuntime:
         if not policies:
             return None
         return lambda msg, name: next(filter(None, (p(msg, name) for p in policies)), None)
+
+    def _box_credential_lapsed(self, end, project: str) -> None:
+        if project == self.relay_box_of:
+            self.forwarding.drop_over(end.encryptor.address, f"the credential of project {project} {end.peer} "
+                                                             "registered it with lapsed")
 
     def _box_policy(self, msg, name: str) -> str | None:
         """A relay box of a project: the registration's channel must carry a credential of it
@@ -439,8 +453,8 @@ class NodeRuntime:
     # --- projects ---------------------------------------------------------------------------
     def project_info(self) -> dict:
         project = self._authority().project
-        host, port = self.project_node.public_address.rsplit(":", 1)
-        return ProjectInfo(project, host, int(port), self.channels.identity.public_key,
+        target = multiaddr.parse_hostport(self.project_node.public_address)
+        return ProjectInfo(project, target.host, target.port, self.channels.identity.public_key,
                            self._authority().boxes()).to_json()
 
     def project_ticket(self, attributes: dict | None = None, relay: str | None = None,
@@ -448,6 +462,11 @@ class NodeRuntime:
         """`box`: HOST:PORT where members reach the node that spends the ticket, which becomes
         one more relay box of the project (listed in `project information` from then on)."""
         authority = self._authority()
+        if not isinstance(attributes or {}, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in (attributes or {}).items()):
+            raise BadArgument(f"attributes must map names to text, not {attributes!r}")
+        if relay is not None and not isinstance(relay, str):
+            raise BadArgument(f"relay must be a relay name, not {relay!r}")
         attributes = dict(attributes or {})
         if BOX_ATTRIBUTE in attributes:
             raise BadArgument(f"attribute {BOX_ATTRIBUTE} is set by --relay-box only")
@@ -481,6 +500,7 @@ class NodeRuntime:
         if not ok:
             raise ProjectError(f"enrollment refused: {body}")
         self._fetch_credential(info.name, reply.return_route[0])  # a member now: our first credential
+        self._start_refresher()
         return {"project": info.name, "identifier": self.identifier}
 
     def project_credential(self, name: str) -> bool:
@@ -490,7 +510,12 @@ class NodeRuntime:
         end = self.resolve(f"/project/{name}").route[0]  # fetches one when we have none (or an old one)
         if self.trust.own.get(name) is before:
             self._fetch_credential(name, end)
-        return self.trust.own.get(name) is not before
+        return self._renewed(name, before)
+
+    def _renewed(self, name: str, before) -> bool:
+        """Whether we hold a credential of `name` other than `before` (fetched since)."""
+        got = self.trust.own.get(name)
+        return got is not None and got is not before
 
     def project_member_remove(self, identifier: str) -> None:
         self._authority().remove_member(identifier)
@@ -520,7 +545,7 @@ class NodeRuntime:
         if alias in self.outlets:
             raise AddressInUse(f"an outlet with alias {alias!r} already exists")
         multiaddr.parse_hostport(to)
-        outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized), allow, self.trust.attributes_of,
+        outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized), allow, self.trust.attribute_sets,
                         per_route=self.limits.outlet_connections_per_route, proxy_protocol=proxy_protocol)
         self.node.register(outlet)
         self.outlets[alias] = outlet

@@ -122,12 +122,19 @@ def _check_host(proto: str, host: str, text: str) -> None:
 
 
 def check_reachable(target: Tcp) -> Tcp:
-    """`target` as others dial it: an IP address or a DNS name, never a wildcard."""
-    ip = target.host if ":" in target.host or _is_ip4(target.host) else None
-    _check_host("ip6" if ip and ":" in ip else "ip4" if ip else "dnsaddr", target.host, target.hostport)
-    if target.host in ("0.0.0.0", "::"):
-        raise MultiaddrError(f"{target.hostport} is a wildcard address: give the address others dial")
-    return target
+    """`target` as others dial it: an IP address (written the one way) or a DNS name, never
+    a wildcard address."""
+    try:
+        address = ipaddress.ip_address(target.host)
+    except ValueError:
+        _check_host("dnsaddr", target.host, target.hostport)
+        if target.host != "0":
+            return target
+    else:
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:0.0.0.0 is a wildcard too
+        if not address.is_unspecified and not (mapped is not None and mapped.is_unspecified):
+            return Tcp(address.compressed, target.port)
+    raise MultiaddrError(f"{target.hostport} is a wildcard address: give the address others dial")
 
 
 def parse_hostport(text: str, allow_zero: bool = False) -> Tcp:

@@ -9,6 +9,8 @@ from appliance.node.project import BOX_ATTRIBUTE, AccessRoute, ProjectError, Pro
 from appliance.node.relay import RelayRefused
 from appliance.secure import credential as credentials
 from appliance.secure.identity import Identity
+from appliance.wire import multiaddr
+from appliance.wire.address import Address
 from appliance.wire.errors import MultiaddrError
 from tests.helpers import wait_until
 from tests.node.test_recovery import echo_once
@@ -74,12 +76,12 @@ def test_trust_only_believes_valid_credentials():
     forged = credentials.issue(other, "default", member.identifier, {"role": "admin"}, now, 60)
     stolen = credentials.issue(authority, "default", other.identifier, {"role": "admin"}, now, 60)
     trust.learn(member.identifier, [forged.encode(), stolen.encode(), b"garbage"])
-    assert trust.attributes_of(member.identifier) is None
+    assert trust.attributes_of(member.identifier, "default") is None
     trust.learn(member.identifier, [good.encode()])
-    assert trust.attributes_of(member.identifier) == {"role": "edge"}
+    assert trust.attributes_of(member.identifier, "default") == {"role": "edge"}
     expired = credentials.issue(authority, "default", other.identifier, {"role": "edge"}, now - 100, 50)
     trust.learn(other.identifier, [expired.encode()])
-    assert trust.attributes_of(other.identifier) is None
+    assert trust.attributes_of(other.identifier, "default") is None
 
 
 def project_and_box(make_node, credential_ttl: int = 60) -> tuple:
@@ -257,7 +259,9 @@ def test_one_box_per_address(project_with_a_box, make_node):
     assert [b.identifier for b in node.authority.boxes()] == [reinstalled]
     twice = info.to_json()
     twice["access_routes"].append(dict(twice["access_routes"][1], identity=reinstalled))
-    assert ProjectInfo.from_json(twice).boxes == info.boxes
+    assert ProjectInfo.from_json(twice).boxes == (info.boxes[0]._replace(identifier=reinstalled),)
+    # a ticket made since (the authority's word) wins over an older project.json at an address
+    assert info.merged(ProjectInfo.from_json(twice)).boxes == (info.boxes[0]._replace(identifier=reinstalled),)
 
 
 @pytest.mark.parametrize("route", ["/dnsaddr/h/tcp/0/service/api", "/ip4/1.2.3/tcp/1/service/api",
@@ -280,4 +284,59 @@ def test_a_peer_of_two_projects_is_known_in_each():
     assert proved == {"a": now + 60, "b": now + 600}
     assert trust.attributes_of(member.identifier, "a") == {"x": "1"}
     assert trust.attributes_of(member.identifier, "b") == {"y": "2"}
-    assert trust.attributes_of(member.identifier) == {"y": "2"}
+    assert trust.attribute_sets(member.identifier) == [{"x": "1"}, {"y": "2"}]
+
+
+def test_an_ipv6_project_node_is_written_so_that_it_reads_back(project, make_node):
+    node, info, _ = project
+    node.project_node = node.project_node._replace(public_address="[::1]:7000")
+    described = node.project_info()
+    assert described["access_route"] == "/ip6/::1/tcp/7000/service/api"
+    assert ProjectInfo.from_json(described).access[0].target == multiaddr.Tcp("::1", 7000)
+    earlier = dict(described, access_route="/dnsaddr/::1/tcp/7000/service/api")  # as an earlier version wrote it
+    earlier.pop("access_routes")
+    assert ProjectInfo.from_json(earlier).access[0].target == multiaddr.Tcp("::1", 7000)
+
+
+def test_a_box_without_a_credential_keeps_asking_for_one(project_with_a_box):
+    node, box, _ = project_with_a_box
+    box.trust.forget("default")  # say, restarted while the project node was down, its credential lapsed
+    wait_until(lambda: "default" in box.trust.own, timeout=10, what="the box to fetch a credential again")
+
+
+def test_a_member_restarted_after_its_removal_knows_it_is_out(project, make_node):
+    node, info, _ = project
+    member = make_node("member", projects=[info])
+    member.project_enroll(info.to_json(), node.authority.create_ticket({}))
+    assert member.project_credential("default") is True
+    node.project_member_remove(member.identifier)
+    assert member.project_credential("default") is False and member.trust.own == {}
+
+
+def test_one_projects_credential_lapsing_ends_what_it_allowed_not_the_channel(make_node):
+    a = make_node("a")
+    end = a.channels.create((Address.local("api"),), "local")  # an in-node channel: its responder end is a's too
+    lapsed = []
+    a.channels.on_lapse(lambda channel, project: lapsed.append((channel, project)))
+    end._credentials_until({"p": time.time() + 0.2, "q": time.time() + 60})
+    wait_until(lambda: lapsed, timeout=5, what="p to lapse")
+    assert lapsed == [(end, "p")] and not end.closed and end.proved == {"q": end.proved["q"]}
+    end._credentials_until({"q": time.time() + 0.2})  # q presented again, shorter: the later one counts
+    assert end.proved_until("q") > time.time() + 50
+
+
+def test_ticket_attributes_are_text(project):
+    node, _, _ = project
+    for attributes, relay in (({"x": 1}, None), ({1: "x"}, None), (["ab"], None), ({}, 5)):
+        with pytest.raises(BadArgument):
+            node.project_ticket(attributes, relay)
+
+
+def test_an_outlet_allows_a_peer_when_any_of_its_credentials_says_so(make_node, echo_server):
+    a = make_node("a")
+    a.outlet_create(echo_server, allow={"role": "edge"})
+    outlet = a.outlets["outlet"]
+    outlet.attribute_sets = lambda _peer: [{}, {"role": "edge"}]  # a member of two projects
+    assert outlet._refusal("I" + "0" * 40) is None
+    outlet.attribute_sets = lambda _peer: [{"role": "other"}]
+    assert outlet._refusal("I" + "0" * 40) == "credential lacks {'role': 'edge'}"
