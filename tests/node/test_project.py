@@ -340,3 +340,16 @@ def test_an_outlet_allows_a_peer_when_any_of_its_credentials_says_so(make_node, 
     assert outlet._refusal("I" + "0" * 40) is None
     outlet.attribute_sets = lambda _peer: [{"role": "other"}]
     assert outlet._refusal("I" + "0" * 40) == "credential lacks {'role': 'edge'}"
+
+
+def test_a_box_drops_the_relays_a_lapsed_credential_allowed_and_keeps_the_channel(project_with_a_box, make_node):
+    node, box, info = project_with_a_box
+    member = make_node("member", projects=[info])
+    member.project_enroll(info.to_json(), node.authority.create_ticket({}))
+    member.relay_create("m", "/project/default")
+    link = box.forwarding.relays["forward_to_m"].link
+    end = box.channels.first_hop((link,))
+    box.channels.lapsed(end, "other")  # another project's: nothing it allowed here
+    assert "forward_to_m" in box.forwarding.relays
+    box.channels.lapsed(end, "default")
+    assert "forward_to_m" not in box.forwarding.relays and not end.closed
