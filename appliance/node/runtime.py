@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MESSAGE_TIMEOUT = 10.0
 INLET_CHECK_WAIT = 2.0  # `tcp-inlet create` says whether the outlet answered within this
 FIRST_CREDENTIAL_WAIT = 2.0  # a route through another relay box waits this long for our first credential
+FIRST_CREDENTIAL_RETRY = 30.0  # ...and when none came, routes go without asking again for this long
 REFRESH_LOOK = 1.0  # seconds between looks at our credentials (one may have just arrived)
 REFRESH_MIN_WAIT = 0.1
 REFRESH_RETRY = 1.0  # seconds before a failed refresh is tried again, doubling...
@@ -90,6 +91,7 @@ class NodeRuntime:
             self.project_node = project_node
         self.relay_box_of = relay_box_of
         self._fetching: dict = {}  # project -> the greenlet fetching our first credential of it
+        self._no_credential_until: dict = {}  # project -> monotonic time before which we do not ask again
         self.forwarding = ForwardingService(self.node, self._relay_policy(check_identifiers(relay_authorized)),
                                             offered=relay or project_node is not None or bool(relay_authorized)
                                             or relay_box_of is not None,
@@ -168,6 +170,8 @@ class NodeRuntime:
         project node must not hold up the box for long)."""
         fetching = self._fetching.get(name)
         if fetching is None:
+            if time.monotonic() < self._no_credential_until.get(name, 0.0):
+                return  # asked lately, and got none (not a member, or the project node is away): go on
             fetching = self._fetching[name] = gevent.spawn(self._credential_from_project_node, name)
         fetching.join(FIRST_CREDENTIAL_WAIT)
 
@@ -181,6 +185,8 @@ class NodeRuntime:
             log.info("project %s: no credential from its project node (%s)", name, exc)
         finally:
             del self._fetching[name]
+            if name not in self.trust.own:
+                self._no_credential_until[name] = time.monotonic() + FIRST_CREDENTIAL_RETRY
 
     def each_box(self, text: str) -> list:
         """(label, box) for each way `text` can go: one per relay box of the first project it

@@ -353,3 +353,16 @@ def test_a_box_drops_the_relays_a_lapsed_credential_allowed_and_keeps_the_channe
     assert "forward_to_m" in box.forwarding.relays
     box.channels.lapsed(end, "default")
     assert "forward_to_m" not in box.forwarding.relays and not end.closed
+
+
+def test_a_non_member_asks_the_project_node_once_then_goes_to_the_box_without_waiting(project_with_a_box, make_node):
+    node, box, info = project_with_a_box
+    asked = []
+    handle = node.authority.handle
+    node.authority.handle = lambda msg: (asked.append(msg.peer), handle(msg))
+    client = make_node("client", projects=[info])  # not a member: an inlet's node, say
+    _, box_route = client.each_box("/project/default")[1]
+    assert client.resolve("/project/default/service/echo", box=box_route, reuse=False).route
+    assert asked == [client.identifier] and client._fetching == {}
+    assert client.resolve("/project/default/service/echo", box=box_route, reuse=False).route
+    assert asked == [client.identifier] and client._fetching == {}  # not asked again, nothing waited on
