@@ -97,13 +97,15 @@ class Deployment:
             items[("tcp", target)] = self._connection(target)
         for listener in topology.secure_channel_listeners:
             items[("listener", listener)] = self._listener(listener)
-        for relay in topology.relays:  # one item per relay node: a reload adding one leaves the others
-            for at in relay.at:
-                items[("relay", relay.name, at, relay.authorized)] = self._relay(relay, at)
+        for relay in topology.relays:  # one item per relay node (each box of a project): a reload adding
+            for at in relay.at:        # one leaves the others
+                for label, _box in self.runtime.each_box(at):
+                    items[("relay", relay.name, label, relay.authorized)] = self._relay(relay, at, label)
         for outlet in topology.outlets:
             items[("outlet", outlet)] = self._outlet(outlet)
-        for inlet in topology.inlets:
-            items[("inlet", inlet)] = self._inlet(inlet)
+        for inlet in topology.inlets:  # its routes through a project: one per box, as the project is now
+            ways = tuple(label for text in inlet.to for label, _box in self.runtime.each_box(text))
+            items[("inlet", inlet, ways)] = self._inlet(inlet)
         return items
 
     def _connection(self, target: str) -> Item:
@@ -120,11 +122,13 @@ class Deployment:
                     lambda: runtime.secure_channel_listener_create(spec.address, list(spec.authorized)),
                     lambda: runtime.secure_channel_listener_delete(spec.address))
 
-    def _relay(self, spec: RelaySpec, at: str) -> Item:
+    def _relay(self, spec: RelaySpec, at: str, label: str) -> Item:
+        """The registration of `spec.name` at one relay node: `at`, or one box (`label`) of
+        the project `at` names."""
         runtime = self.runtime
-        return Item(f"relay {spec.name} at {at}",
-                    lambda: runtime.relay_attach(spec.name, at, list(spec.authorized)),
-                    lambda: runtime.relay_detach(spec.name, at))
+        return Item(f"relay {spec.name} at {label}",
+                    lambda: runtime.relay_attach(spec.name, at, list(spec.authorized), only=label),
+                    lambda: runtime.relay_detach(spec.name, at, only=label))
 
     def _outlet(self, spec: OutletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or spec.address.removeprefix("/service/")

@@ -27,7 +27,7 @@ from appliance.host.deployment import Deployment, ReloadError
 from appliance.host.memory import MemoryTrimmer, tune_allocator
 from appliance.limits.budgets import Limits
 from appliance.node.errors import NodeError
-from appliance.node.project import ProjectNode
+from appliance.node.project import ProjectError, ProjectInfo, ProjectNode
 from appliance.node.relay import SecretBook
 from appliance.node.runtime import NodeRuntime
 from appliance.node.status_server import StatusServer
@@ -117,9 +117,12 @@ class NodeService:
         else:
             given, label = {str(k): str(v) for k, v in environ.items()}, "the shell of 'node reload'"
         systemd.notify("RELOADING=1")
+        replaced = None
         try:
             text = _read(source)  # what the variables' sources are told from: the file as applied
-            summary = deployment.reload(self._load({**os.environ, **given}))
+            new = self._load({**os.environ, **given})
+            replaced = self._reread_project(deployment, new)
+            summary = deployment.reload(new)
         except topology_file.ConfigError as exc:
             log.error("reload failed: %s", exc)
             raise ReloadError(f"{exc}; the previous configuration is still in force", exc.exit_code) from None
@@ -129,6 +132,8 @@ class NodeService:
                               "still in force") from None
         except ReloadError as exc:
             log.error("reload failed: %s", exc)
+            if replaced is not None:
+                deployment.runtime.project_update(replaced)
             raise
         finally:
             systemd.notify("READY=1")
@@ -137,6 +142,20 @@ class NodeService:
                                                                      ("the node's environment", os.environ)])
         log.info("reloaded %s: %s", source, summary)
         return summary
+
+    def _reread_project(self, deployment: Deployment, new) -> ProjectInfo | None:
+        """The project file as it is now (its relay boxes may have changed), when the node
+        belongs to one and the file stays the same: what it replaces, to put back if the
+        reload fails."""
+        if not new.member_of or new.member_of != deployment.topology.member_of:
+            return None  # none, or another file: Deployment says that takes a restart
+        try:
+            info = projects.read_project_file(new.member_of)
+            replaced = deployment.runtime.project_update(info)
+        except (state.StateError, ProjectError) as exc:
+            raise ReloadError(f"{exc}; the previous configuration is still in force") from None
+        projects.save(info)
+        return replaced
 
     def _control_server(self, runtime, deployment):
         """The CLI's way in: a Unix socket, or loopback TCP with a token (host/control.py)."""

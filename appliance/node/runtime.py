@@ -382,13 +382,13 @@ class NodeRuntime:
         return {"address": f"/service/{clients[0].relay_address}", **clients[0].describe(),
                 "at_each": [client.describe() for client in clients]}
 
-    def relay_attach(self, name: str, at: str, authorized: list | None = None) -> list:
-        """Register `name` at one more relay node (each relay box of a project), in the
-        background (a topology's relay, one item per `at`: a reload that adds or removes
-        one leaves the others alone)."""
+    def relay_attach(self, name: str, at: str, authorized: list | None = None, only: str | None = None) -> list:
+        """Register `name` at one more relay node (each relay box of a project; `only`: the
+        one with that label), in the background (a topology's relay, one item per relay
+        node: a reload that adds or removes one leaves the others alone)."""
         routes.parse_route(at)
         return [self.relays.attach(name, label, resolve).describe()
-                for label, resolve in self._relay_routes([at], check_identifiers(authorized))]
+                for label, resolve in self._relay_routes([at], check_identifiers(authorized)) if only in (None, label)]
 
     def _relay_routes(self, ats: list, authorized) -> list:
         """(label, how a registration resolves its route to one relay node): with its own
@@ -397,8 +397,8 @@ class NodeRuntime:
             return lambda: self.resolve(text, reuse=False, authorized=authorized, box=box)
         return [(label, resolver(text, box)) for text in ats for label, box in self.each_box(text)]
 
-    def relay_detach(self, name: str, at: str) -> None:
-        self.relays.detach(name, [label for label, _box in self.each_box(at)])
+    def relay_detach(self, name: str, at: str, only: str | None = None) -> None:
+        self.relays.detach(name, [only] if only else [label for label, _box in self.each_box(at)])
 
     def relay_list(self) -> list:
         return ([c.describe() for c in self.relays.clients.values()]
@@ -508,6 +508,16 @@ class NodeRuntime:
         self._fetch_credential(info.name, reply.return_route[0])  # a member now: our first credential
         self._start_refresher()
         return {"project": info.name, "identifier": self.identifier}
+
+    def project_update(self, info: ProjectInfo) -> ProjectInfo | None:
+        """A project's description read again (a topology reload): the relay boxes it lists
+        from now on. Returns the one it replaces. Another authority under the same name is
+        another project: that takes a restart."""
+        known = self.trust.projects.get(info.name)
+        if known is not None and known.authority_key != info.authority_key:
+            raise ProjectError(f"project {info.name} now names another authority; restart the node to use it")
+        self.trust.projects[info.name] = info
+        return known
 
     def project_credential(self, name: str) -> bool:
         """Ask the project node for a fresh credential now: whether it gave one (False: not a

@@ -148,6 +148,23 @@ def test_project_node_by_command_and_members_from_toml(ockam, tmp_path):
     wait_until(reachable, timeout=30, interval=0.5, what="the relay after a restart")
 
 
+def start_relay_box(ockam, tmp_path) -> int:
+    """Node `box`, one more relay box of the project of tmp_path/project.json, from a TOML
+    topology as an operator would run it; returns its port once the project lists it."""
+    from tests.helpers import wait_until
+
+    box_port = free_port()
+    ockam("identity", "create", "box-id")  # another machine: another identity
+    box = tmp_path / "box.toml"
+    box.write_text(f'[node]\nname = "box"\nidentity = "box-id"\ntcp_listener_address = "127.0.0.1:{box_port}"\n\n'
+                   '[membership]\nproject = "project.json"\nenrollment_ticket = "${BOX_TICKET}"\nrelay_box = true\n')
+    ockam.env["BOX_TICKET"] = ockam("project", "ticket", "--relay-box", f"127.0.0.1:{box_port}")
+    ockam("node", "create", "--config", str(box))
+    wait_until(lambda: len(json.loads(ockam("project", "information", "--at", "project", "--output", "json"))
+                           ["access_routes"]) == 2, timeout=20, interval=0.3, what="the box to enroll")
+    return box_port
+
+
 def test_a_project_with_two_relay_boxes_survives_losing_its_project_node(ockam, project, tmp_path, http_server):
     """A second relay box enrolled with `project ticket --relay-box`; an edge registers at
     both; an inlet through /project/default keeps working when the project node is killed."""
@@ -157,15 +174,7 @@ def test_a_project_with_two_relay_boxes_survives_losing_its_project_node(ockam, 
     from tests.helpers import wait_until
 
     project()
-    box_port = free_port()
-    box = tmp_path / "box.toml"
-    ockam("identity", "create", "box-id")  # another machine: another identity
-    box.write_text(f'[node]\nname = "box"\nidentity = "box-id"\ntcp_listener_address = "127.0.0.1:{box_port}"\n\n'
-                   '[membership]\nproject = "project.json"\nenrollment_ticket = "${BOX_TICKET}"\nrelay_box = true\n')
-    ockam.env["BOX_TICKET"] = ockam("project", "ticket", "--relay-box", f"127.0.0.1:{box_port}")
-    ockam("node", "create", "--config", str(box))
-    wait_until(lambda: len(json.loads(ockam("project", "information", "--at", "project", "--output", "json"))
-                           ["access_routes"]) == 2, timeout=20, interval=0.3, what="the box to enroll")
+    box_port = start_relay_box(ockam, tmp_path)
     box_id = json.loads(ockam("node", "show", "box", "--output", "json"))["identifier"]
     assert f"Relay box: /dnsaddr/127.0.0.1/tcp/{box_port}/service/api ({box_id})" in ockam(
         "project", "information", "--at", "project")
@@ -216,3 +225,27 @@ def test_a_project_with_two_relay_boxes_survives_losing_its_project_node(ockam, 
     assert [r["at"] for r in json.loads(ockam("relay", "list", "--to", "edge", "--output", "json"))] == [
         "/project/default"]
     ockam("node", "delete", "--all")
+
+
+def test_node_reload_takes_a_new_relay_box_from_project_json(ockam, project, tmp_path):
+    from tests.helpers import wait_until
+
+    info_path = project()  # tmp_path/project.json, with the project node only
+    ockam("identity", "create", "edge-id")
+    edge = tmp_path / "edge.toml"
+    edge.write_text('[node]\nname = "edge"\nidentity = "edge-id"\n\n'
+                    '[membership]\nproject = "project.json"\nenrollment_ticket = "${TICKET}"\n\n'
+                    '[[relays]]\nname = "edge"\nat = "/project/default"\n')
+    ockam.env["TICKET"] = ockam("project", "ticket")
+    ockam("node", "create", "--config", str(edge))
+
+    def relay_states():
+        return [(r["at"], r["state"]) for r in json.loads(ockam("relay", "list", "--to", "edge", "--output", "json"))]
+
+    wait_until(lambda: relay_states() == [("/project/default", "up")], timeout=20, interval=0.3, what="the relay")
+    box_port = start_relay_box(ockam, tmp_path)
+    info_path.write_text(ockam("project", "information", "--at", "project", "--output", "json"))
+    ockam("node", "reload", "edge")
+    box_at = f"/project/default[127.0.0.1:{box_port}]"
+    wait_until(lambda: relay_states() == [("/project/default", "up"), (box_at, "up")], timeout=20, interval=0.3,
+               what="the registration at the new box")

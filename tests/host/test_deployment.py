@@ -117,3 +117,42 @@ def test_a_reload_that_adds_a_relay_node_leaves_the_others_alone(echo_port):
     finally:
         for runtime in (edge, r1, r2):
             runtime.shutdown()
+
+
+def test_a_reload_with_a_new_relay_box_in_project_json_adds_it_and_leaves_the_rest(echo_port):
+    """The project's relay boxes as project.json lists them now: a registration at the new box
+    is added, the one at the project node stays as it was."""
+    from appliance.node.project import ProjectInfo, ProjectNode
+    from tests.helpers import wait_until
+
+    project = NodeRuntime("project", project_node=ProjectNode("default", "", {}, lambda _m: None))
+    address = project.tcp.listen("127.0.0.1:0").address
+    project.project_node = project.project_node._replace(public_address=address)
+    alone = ProjectInfo.from_json(project.project_info())
+    box = NodeRuntime("box", projects=[alone], relay_box_of="default")
+    box_address = box.tcp.listen("127.0.0.1:0").address
+    box.project_enroll(alone.to_json(), project.project_ticket(box=box_address)["token"])
+    edge = NodeRuntime("edge", projects=[alone])
+    try:
+        edge.project_enroll(alone.to_json(), project.project_ticket()["token"])
+        text = (f'[[outlets]]\nto = "127.0.0.1:{echo_port}"\n[[relays]]\nname = "edge"\nat = "/project/default"\n'
+                f'[[inlets]]\nfrom = "127.0.0.1:{free_port()}"\n'
+                'to = "/project/default/service/forward_to_edge/secure/api/service/outlet"\n')
+        deployment = Deployment(edge, topology(text))
+        deployment.start()
+        first = edge.relays.named("forward_to_edge")[0]
+        wait_until(lambda: first.condition.is_up, what="the registration at the project node")
+        edge.project_update(ProjectInfo.from_json(project.project_info()))  # project.json, read again
+        summary = deployment.reload(topology(text))
+        box_label = f"/project/default[{box_address}]"
+        assert summary["added"] == [f"relay edge at {box_label}",
+                                    "inlet " + text.split('from = "')[1].split('"')[0]
+                                    + " => /project/default/service/forward_to_edge/secure/api/service/outlet"]
+        assert summary["removed"] == 1  # the inlet, made anew with a route through each box
+        assert edge.relays.named("forward_to_edge")[0] is first and first.registrations == 1
+        wait_until(lambda: "forward_to_edge" in box.forwarding.relays, what="the registration at the new box")
+        assert [r["route"].split("/service/")[0] for r in edge.inlet_list()[0]["routes"]] == [
+            "/project/default", box_label]
+    finally:
+        for runtime in (edge, box, project):
+            runtime.shutdown()
