@@ -231,7 +231,8 @@ def node_reload(args, out: Output) -> None:
     summary = client.call(name, "node.reload", {"environ": shell_variables(name)})
     sources = "; ".join(f"{var} from {where}" for var, where in summary.get("variables", {}).items())
     out.result(f"Reloaded node {name}: {len(summary['added'])} started, {summary['removed']} stopped, "
-               f"{summary['unchanged']} unchanged" + (f" (variables: {sources})" if sources else ""), data=summary)
+               f"{summary['unchanged']} unchanged" + (f" (variables: {sources})" if sources else "")
+               + (f"\n  {summary['project']}" if summary.get("project") else ""), data=summary)
 
 
 def shell_variables(name: str) -> dict:

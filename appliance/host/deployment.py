@@ -59,11 +59,20 @@ class Deployment:
         if self.demo is not None:
             self.demo.stop()
 
-    def reload(self, new: Topology) -> dict:
+    def reload(self, new: Topology, change=None) -> dict:
+        """`change`: (apply, undo) of what changes in the runtime with it (a project's relay
+        boxes, read again): applied before the items are worked out, and undone when the
+        reload fails, before the old items are put back (they are made with what it undoes)."""
         fixed = [f for f in RESTART_FIELDS if getattr(new, f) != getattr(self.topology, f)]
         if fixed:
             raise ReloadError(f"changing {', '.join(fixed)} needs a restart; nothing was changed")
-        wanted = self._items(new)
+        apply, undo = change or (lambda: None, lambda: None)
+        apply()
+        try:
+            wanted = self._items(new)
+        except Exception:
+            undo()
+            raise
         removed = [k for k in self.running if k not in wanted]
         added = [k for k in wanted if k not in self.running]
         stopped, started = [], []
@@ -75,12 +84,14 @@ class Deployment:
                 wanted[key].start()
                 started.append(key)
         except Exception as exc:
+            failed = (self.running[removed[len(stopped)]] if len(stopped) < len(removed)
+                      else wanted[added[len(started)]])
             for key in reversed(started):
                 wanted[key].stop()
+            undo()
             for key in stopped:
                 self.running[key].start()
-            raise ReloadError(f"{wanted[added[len(started)]].describe if len(started) < len(added) else ''}: "
-                              f"{exc}; the previous configuration is still in force") from None
+            raise ReloadError(f"{failed.describe}: {exc}; the previous configuration is still in force") from None
         for key in removed:
             log.info("reload: stopped %s", self.running.pop(key).describe)
         for key in added:

@@ -27,7 +27,7 @@ from appliance.host.deployment import Deployment, ReloadError
 from appliance.host.memory import MemoryTrimmer, tune_allocator
 from appliance.limits.budgets import Limits
 from appliance.node.errors import NodeError
-from appliance.node.project import ProjectError, ProjectInfo, ProjectNode
+from appliance.node.project import ProjectNode
 from appliance.node.relay import SecretBook
 from appliance.node.runtime import NodeRuntime
 from appliance.node.status_server import StatusServer
@@ -40,6 +40,8 @@ LOG_MAX_BYTES = 10 << 20
 LOG_BACKUPS = 3
 LOG_FORMAT_ENV = "OCKAM_LOG_FORMAT"  # "json": one JSON object per line
 DEFAULT_GRACE = 10.0
+JOIN_RETRY = 1.0  # seconds before a node asks a project node that was away at its start again, doubling...
+JOIN_RETRY_MAX = 60.0  # ...up to this
 
 
 class JsonLines(logging.Formatter):
@@ -89,6 +91,7 @@ class NodeService:
         # load(environ) fills the file's ${VARS} from `environ`
         self._load = load_topology or (lambda environ: topology_file.load(topology.source, environ))
         self._given: dict = {}  # variables `node reload` brought from its shell: later reloads keep them
+        self._project_read = None  # the project file as last read: a reload applies what changed in it
         self.created_args = created_args
         self.identity = identity
         self.grace = grace
@@ -117,12 +120,11 @@ class NodeService:
         else:
             given, label = {str(k): str(v) for k, v in environ.items()}, "the shell of 'node reload'"
         systemd.notify("RELOADING=1")
-        replaced = None
         try:
             text = _read(source)  # what the variables' sources are told from: the file as applied
             new = self._load({**os.environ, **given})
-            replaced = self._reread_project(deployment, new)
-            summary = deployment.reload(new)
+            change, project = self._project_change(deployment, new)
+            summary = deployment.reload(new, change)
         except topology_file.ConfigError as exc:
             log.error("reload failed: %s", exc)
             raise ReloadError(f"{exc}; the previous configuration is still in force", exc.exit_code) from None
@@ -132,30 +134,40 @@ class NodeService:
                               "still in force") from None
         except ReloadError as exc:
             log.error("reload failed: %s", exc)
-            if replaced is not None:
-                deployment.runtime.project_update(replaced)
             raise
         finally:
             systemd.notify("READY=1")
         self._given = given
+        if project is not None:
+            self._project_read = project
+            projects.save(project)
+            summary["project"] = (f"{new.member_of}: project {project.name}, relay boxes "
+                                  f"{', '.join(box.target.hostport for box in project.access)}")
         summary["variables"] = topology_file.variable_sources(text, [(label, given),
                                                                      ("the node's environment", os.environ)])
         log.info("reloaded %s: %s", source, summary)
         return summary
 
-    def _reread_project(self, deployment: Deployment, new) -> ProjectInfo | None:
-        """The project file as it is now (its relay boxes may have changed), when the node
-        belongs to one and the file stays the same: what it replaces, to put back if the
-        reload fails."""
+    def _project_change(self, deployment: Deployment, new: Topology) -> tuple:
+        """(the reload's change to the runtime, the project as its file now says) when the
+        node belongs to a project and its file has changed since it was last read (a relay
+        box added or removed); (None, None) when not. A file that cannot be read leaves the
+        project as it is (the copy taken at start is in force); one that now describes
+        another project takes a restart."""
         if not new.member_of or new.member_of != deployment.topology.member_of:
-            return None  # none, or another file: Deployment says that takes a restart
+            return None, None  # none, or another file: Deployment says that takes a restart
         try:
             info = projects.read_project_file(new.member_of)
-            replaced = deployment.runtime.project_update(info)
-        except (state.StateError, ProjectError) as exc:
-            raise ReloadError(f"{exc}; the previous configuration is still in force") from None
-        projects.save(info)
-        return replaced
+        except state.StateError as exc:
+            log.warning("%s; project %s keeps its relay boxes as they were", exc, self._project_read.name)
+            return None, None
+        if info == self._project_read:
+            return None, None
+        runtime, known = deployment.runtime, deployment.runtime.trust.projects.get(self._project_read.name)
+        if (info.name, info.authority_key) != (known.name, known.authority_key):
+            raise ReloadError(f"{new.member_of} now describes another project (or another authority): that "
+                              "takes a restart; the previous configuration is still in force")
+        return (lambda: runtime.project_update(info), lambda: runtime.project_update(known)), info
 
     def _control_server(self, runtime, deployment):
         """The CLI's way in: a Unix socket, or loopback TCP with a token (host/control.py)."""
@@ -164,20 +176,35 @@ class NodeService:
             "node.reload": lambda environ=None: self.reload(deployment, environ),
         })
 
-    def _join_project(self, runtime: NodeRuntime) -> None:
+    def _join_project(self, runtime: NodeRuntime) -> bool:
         """Get a credential from the project this node belongs to; spend the topology's
-        enrollment ticket only when this identity is not a member yet (tickets work once)."""
-        if not self.topology.member_of:
-            return
-        info = projects.read_project_file(self.topology.member_of)
+        enrollment ticket only when this identity is not a member yet (tickets work once).
+        False when the project node could not be reached: to be tried again."""
+        if self._project_read is None:
+            return True
+        name = self._project_read.name
         try:
             # a credential kept from before may be one the project would no longer give: ask
-            if not runtime.project_credential(info.name) and self.topology.enrollment_ticket:
+            if not runtime.project_credential(name) and self.topology.enrollment_ticket:
                 ticket = projects.decode_ticket(self.topology.enrollment_ticket)
                 runtime.project_enroll(ticket["project"], ticket["token"])
-                log.info("enrolled in project %s", info.name)
-        except (NodeError, state.StateError) as exc:
-            log.error("could not join project %s: %s (relays there will keep retrying)", info.name, exc)
+                log.info("enrolled in project %s", name)
+        except state.StateError as exc:  # a damaged ticket: trying again would not mend it
+            log.error("could not join project %s: %s", name, exc)
+        except NodeError as exc:
+            log.error("could not join project %s: %s (trying again in the background; relays there keep "
+                      "retrying)", name, exc)
+            return False
+        return True
+
+    def _join_later(self, runtime: NodeRuntime) -> None:
+        """The project node was away at start: ask again, less and less often, until it answers."""
+        wait = JOIN_RETRY
+        while True:
+            gevent.sleep(wait)
+            if self._join_project(runtime):
+                return
+            wait = min(wait * 2, JOIN_RETRY_MAX)
 
     def run(self) -> None:
         self._serve(self._runtime())
@@ -187,6 +214,7 @@ class NodeService:
         if self.topology.member_of:
             member_of = projects.read_project_file(self.topology.member_of)
             projects.save(member_of)
+        self._project_read = member_of
         project_node = None
         if self.topology.project:
             name, address, ttl = self.topology.project
@@ -216,7 +244,7 @@ class NodeService:
         self._wakeup.start(self._stop.set)
         if self._stop_requested.is_set():
             self._stop.set()
-        watchdog = status = None
+        watchdog = status = joining = None
         tune_allocator()
         trimmer = MemoryTrimmer()
         try:
@@ -232,7 +260,7 @@ class NodeService:
             })
             control = self._control_server(runtime, deployment)
             try:
-                self._join_project(runtime)
+                joining = None if self._join_project(runtime) else gevent.spawn(self._join_later, runtime)
                 deployment.start()
                 if threading.current_thread() is threading.main_thread():
                     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -253,6 +281,8 @@ class NodeService:
                     control.close()
         finally:
             trimmer.stop()
+            if joining is not None:
+                joining.kill(block=False)
             if status is not None:
                 status.close()
             if watchdog is not None:

@@ -222,8 +222,8 @@ class ChannelEnd(CloseNotifier):
     def _credentials_until(self, proved: dict) -> None:
         """The peer proved, in this channel, credentials of these projects valid until these
         times. When one project's lapses (the peer did not present a fresh one), what that
-        project allowed over this channel ends (`SecureChannels.on_lapse`: a relay box drops
-        the relays registered over it); when the last lapses, the channel closes (what rides
+        project allowed over this channel ends (`SecureChannels.on_lapse`: a relay box ends
+        the peer's relays and closes the channel); when the last lapses, the channel closes (what rides
         on it was allowed by them: outlets with `allow`). A peer that never presented a
         credential is not held to any."""
         if not proved or self.closed:
@@ -244,6 +244,8 @@ class ChannelEnd(CloseNotifier):
         for project in lapsed:
             del self.proved[project]
             self.channels.lapsed(self, project)
+        if self.closed:  # a listener closed it (a relay box, its project's credential lapsed)
+            return
         if self.proved:
             self._arm_lapse()
             return

@@ -203,13 +203,6 @@ class ForwardingService(Worker):
                 del self.claims[name]
                 log.info("relay %s released: %s may no longer hold it", name, owner)
 
-    def drop_over(self, link: Address, why: str) -> None:
-        """What allowed the relays registered over `link` is gone (the credential its peer
-        proved there lapsed): they stop forwarding, as when a link is lost."""
-        for relay in [relay for relay in self.relays.values() if relay.link == link]:
-            log.info("relay %s dropped: %s", relay.address.inner.decode(), why)
-            self._lose(relay)
-
     def _refuse(self, msg: LocalMessage, reason: str) -> None:
         self.node.counters["relays_refused"] += 1
         who = msg.peer or (msg.return_route[0] if msg.return_route else None)

@@ -271,9 +271,14 @@ class NodeRuntime:
         return lambda msg, name: next(filter(None, (p(msg, name) for p in policies)), None)
 
     def _box_credential_lapsed(self, end, project: str) -> None:
+        """A peer's credential of our project lapsed in one of its channels here (removed, or
+        the project node is away): its relays here end and its names are free (another
+        member may now hold them, as the project allows), and the channel closes, so that
+        the peer sees it and registers again once it holds a fresh credential."""
         if project == self.relay_box_of:
-            self.forwarding.drop_over(end.encryptor.address, f"the credential of project {project} {end.peer} "
-                                                             "registered it with lapsed")
+            log.info("project %s: the credential of %s lapsed; its relays here end", project, end.peer)
+            self.forwarding.release(end.peer)
+            end.close(notify=True)
 
     def _box_policy(self, msg, name: str) -> str | None:
         """A relay box of a project: the registration's channel must carry a credential of it

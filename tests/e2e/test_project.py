@@ -249,3 +249,41 @@ def test_node_reload_takes_a_new_relay_box_from_project_json(ockam, project, tmp
     box_at = f"/project/default[127.0.0.1:{box_port}]"
     wait_until(lambda: relay_states() == [("/project/default", "up"), (box_at, "up")], timeout=20, interval=0.3,
                what="the registration at the new box")
+    assert ockam("node", "reload", "edge").startswith("Reloaded node edge: 0 started, 0 stopped")  # nothing new
+    first = json.loads(ockam("relay", "list", "--to", "edge", "--output", "json"))[0]
+    other = dict(json.loads(info_path.read_text()), name="other")
+    other.pop("id")
+    info_path.write_text(json.dumps(other))
+    assert_one_line_error(ockam.run("node", "reload", "edge", check=False),
+                          match="project.json now describes another project (or another authority): that takes a restart")
+    # the box taken out of project.json again: its registration stops, the other is left alone
+    info = dict(other, name="default")
+    info["access_routes"] = info["access_routes"][:1]
+    info_path.write_text(json.dumps(info))
+    assert ockam("node", "reload", "edge").endswith(
+        f"project.json: project default, relay boxes 127.0.0.1:{info['access_route'].split('/')[4]}")
+    relays = json.loads(ockam("relay", "list", "--to", "edge", "--output", "json"))
+    assert [(r["at"], r["state"], r["registrations"]) for r in relays] == [
+        ("/project/default", "up", first["registrations"])]
+    info_path.unlink()  # a project file gone: the reload goes on, the project stays as it was
+    ockam("node", "reload", "edge")
+    assert relay_states() == [("/project/default", "up")]
+
+
+def test_a_member_whose_project_node_is_away_at_its_start_joins_once_it_is_back(ockam, project, tmp_path):
+    from tests.helpers import wait_until
+
+    project()
+    ticket = ockam("project", "ticket")
+    ockam("node", "stop", "project")
+    ockam("identity", "create", "edge-id")
+    edge = tmp_path / "edge.toml"
+    edge.write_text('[node]\nname = "edge"\nidentity = "edge-id"\n\n'
+                    '[membership]\nproject = "project.json"\nenrollment_ticket = "${TICKET}"\n\n'
+                    '[[relays]]\nname = "edge"\nat = "/project/default"\n')
+    ockam.env["TICKET"] = ticket
+    ockam("node", "create", "--config", str(edge))  # the ticket cannot be spent now
+    ockam("node", "start", "project")
+    wait_until(lambda: [r["state"] for r in json.loads(ockam("relay", "list", "--to", "edge", "--output", "json"))]
+               == ["up"], timeout=30, interval=0.5, what="the edge to enroll and register")
+    assert len(json.loads(ockam("project", "member", "list", "--at", "project", "--output", "json"))) == 1

@@ -119,11 +119,11 @@ def test_a_reload_that_adds_a_relay_node_leaves_the_others_alone(echo_port):
             runtime.shutdown()
 
 
-def test_a_reload_with_a_new_relay_box_in_project_json_adds_it_and_leaves_the_rest(echo_port):
-    """The project's relay boxes as project.json lists them now: a registration at the new box
-    is added, the one at the project node stays as it was."""
+@pytest.fixture
+def project_box_edge():
+    """A project node, one more relay box `box`, and a member `edge` that knows only the
+    project node: (project node, box, edge, the project with the box, the box's address)."""
     from appliance.node.project import ProjectInfo, ProjectNode
-    from tests.helpers import wait_until
 
     project = NodeRuntime("project", project_node=ProjectNode("default", "", {}, lambda _m: None))
     address = project.tcp.listen("127.0.0.1:0").address
@@ -133,26 +133,62 @@ def test_a_reload_with_a_new_relay_box_in_project_json_adds_it_and_leaves_the_re
     box_address = box.tcp.listen("127.0.0.1:0").address
     box.project_enroll(alone.to_json(), project.project_ticket(box=box_address)["token"])
     edge = NodeRuntime("edge", projects=[alone])
+    edge.project_enroll(alone.to_json(), project.project_ticket()["token"])
+    yield project, box, edge, ProjectInfo.from_json(project.project_info()), box_address
+    for runtime in (edge, box, project):
+        runtime.shutdown()
+
+
+def relay_and_inlet(echo_port: int, inlet_port: int) -> str:
+    return (f'[[outlets]]\nto = "127.0.0.1:{echo_port}"\n[[relays]]\nname = "edge"\nat = "/project/default"\n'
+            f'[[inlets]]\nfrom = "127.0.0.1:{inlet_port}"\n'
+            'to = "/project/default/service/forward_to_edge/secure/api/service/outlet"\n')
+
+
+def test_a_reload_with_a_new_relay_box_in_project_json_adds_it_and_leaves_the_rest(echo_port, project_box_edge):
+    """The project's relay boxes as project.json lists them now: a registration at the new box
+    is added, the one at the project node stays as it was."""
+    from tests.helpers import wait_until
+
+    project, box, edge, with_box, box_address = project_box_edge
+    alone = edge.trust.projects["default"]
+    inlet_port = free_port()
+    text = relay_and_inlet(echo_port, inlet_port)
+    deployment = Deployment(edge, topology(text))
+    deployment.start()
+    first = edge.relays.named("forward_to_edge")[0]
+    wait_until(lambda: first.condition.is_up, what="the registration at the project node")
+    summary = deployment.reload(topology(text), (lambda: edge.project_update(with_box),
+                                                 lambda: edge.project_update(alone)))
+    box_label = f"/project/default[{box_address}]"
+    assert summary["added"] == [f"relay edge at {box_label}", f"inlet 127.0.0.1:{inlet_port} => "
+                                "/project/default/service/forward_to_edge/secure/api/service/outlet"]
+    assert summary["removed"] == 1  # the inlet, made anew with a route through each box
+    assert edge.relays.named("forward_to_edge")[0] is first and first.registrations == 1
+    wait_until(lambda: "forward_to_edge" in box.forwarding.relays, what="the registration at the new box")
+    assert [r["route"].split("/service/")[0] for r in edge.inlet_list()[0]["routes"]] == [
+        "/project/default", box_label]
+
+
+def test_a_failed_reload_puts_the_project_back_before_the_old_items(echo_port, project_box_edge):
+    """A reload that takes a box out of the project and fails (a busy port): the old items
+    come back made with the old project, the registration at the box included."""
+    project, box, edge, with_box, box_address = project_box_edge
+    edge.project_update(with_box)
+    text = relay_and_inlet(echo_port, free_port())
+    deployment = Deployment(edge, topology(text))
+    deployment.start()
+    box_label = f"/project/default[{box_address}]"
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
     try:
-        edge.project_enroll(alone.to_json(), project.project_ticket()["token"])
-        text = (f'[[outlets]]\nto = "127.0.0.1:{echo_port}"\n[[relays]]\nname = "edge"\nat = "/project/default"\n'
-                f'[[inlets]]\nfrom = "127.0.0.1:{free_port()}"\n'
-                'to = "/project/default/service/forward_to_edge/secure/api/service/outlet"\n')
-        deployment = Deployment(edge, topology(text))
-        deployment.start()
-        first = edge.relays.named("forward_to_edge")[0]
-        wait_until(lambda: first.condition.is_up, what="the registration at the project node")
-        edge.project_update(ProjectInfo.from_json(project.project_info()))  # project.json, read again
-        summary = deployment.reload(topology(text))
-        box_label = f"/project/default[{box_address}]"
-        assert summary["added"] == [f"relay edge at {box_label}",
-                                    "inlet " + text.split('from = "')[1].split('"')[0]
-                                    + " => /project/default/service/forward_to_edge/secure/api/service/outlet"]
-        assert summary["removed"] == 1  # the inlet, made anew with a route through each box
-        assert edge.relays.named("forward_to_edge")[0] is first and first.registrations == 1
-        wait_until(lambda: "forward_to_edge" in box.forwarding.relays, what="the registration at the new box")
-        assert [r["route"].split("/service/")[0] for r in edge.inlet_list()[0]["routes"]] == [
-            "/project/default", box_label]
+        failing = text + f'[[inlets]]\nfrom = "127.0.0.1:{busy.getsockname()[1]}"\nto = "/service/outlet"\n'
+        with pytest.raises(ReloadError, match="the previous configuration is still in force"):
+            deployment.reload(topology(failing), (lambda: edge.project_update(with_box._replace(boxes=())),
+                                                  lambda: edge.project_update(with_box)))
     finally:
-        for runtime in (edge, box, project):
-            runtime.shutdown()
+        busy.close()
+    assert sorted(c.at_text for c in edge.relays.named("forward_to_edge")) == ["/project/default", box_label]
+    assert len(edge.inlet_list()[0]["routes"]) == 2
+    assert deployment.reload(topology(text))["added"] == []  # and the next reload finds all in place

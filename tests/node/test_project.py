@@ -342,17 +342,25 @@ def test_an_outlet_allows_a_peer_when_any_of_its_credentials_says_so(make_node, 
     assert outlet._refusal("I" + "0" * 40) == "credential lacks {'role': 'edge'}"
 
 
-def test_a_box_drops_the_relays_a_lapsed_credential_allowed_and_keeps_the_channel(project_with_a_box, make_node):
-    node, box, info = project_with_a_box
+def test_a_box_ends_what_a_lapsed_credential_allowed_and_its_registrant_sees_it(make_node):
+    """When a member's credential of the box's project lapses, its relays there end, its names
+    are free for other members, and the channel closes: the member registers again (and is
+    refused while it has no fresh credential). Another project's lapse changes nothing."""
+    node, box, info = project_and_box(make_node, credential_ttl=2)
     member = make_node("member", projects=[info])
     member.project_enroll(info.to_json(), node.authority.create_ticket({}))
     member.relay_create("m", "/project/default")
-    link = box.forwarding.relays["forward_to_m"].link
-    end = box.channels.first_hop((link,))
-    box.channels.lapsed(end, "other")  # another project's: nothing it allowed here
-    assert "forward_to_m" in box.forwarding.relays
-    box.channels.lapsed(end, "default")
-    assert "forward_to_m" not in box.forwarding.relays and not end.closed
+    end = box.channels.first_hop((box.forwarding.relays["forward_to_m"].link,))
+    box.channels.lapsed(end, "other")
+    assert "forward_to_m" in box.forwarding.relays and not end.closed
+    at_box = member.relays.clients[("forward_to_m", f"/project/default[{make_node.listener('box')}]")]
+    registrations = at_box.registrations
+    node.shutdown()  # the project node goes: nobody gets a fresh credential, and theirs lapse
+    wait_until(lambda: "forward_to_m" not in box.forwarding.relays and end.closed, timeout=10,
+               what="the lapsed credential's relay to end at the box")
+    assert "forward_to_m" not in box.forwarding.claims  # free for another member
+    wait_until(lambda: not at_box.condition.is_up, timeout=10, what="the member to see its relay gone")
+    assert at_box.registrations == registrations
 
 
 def test_a_non_member_asks_the_project_node_once_then_goes_to_the_box_without_waiting(project_with_a_box, make_node):
