@@ -432,7 +432,6 @@ class Inlet:
 ORDER = [health.value for health in (Health.UP, Health.CONNECTING, Health.DOWN)]
 
 
-
 class Outlet(Worker):
     """The service at `/service/<name>`: each Ping opens a connection to the target."""
 

@@ -106,7 +106,6 @@ class ProjectInfo(NamedTuple):
             raise ProjectError("project identity does not match its authority key")
         return info
 
-
     def merged(self, other: "ProjectInfo") -> "ProjectInfo":
         """`other` (a ticket's copy: the authority's word, when it was made) with the relay
         boxes this description lists and `other` does not (this one may be newer: a

@@ -124,9 +124,11 @@ class NodeRuntime:
                 return self.channels.channel_to(route, via, authorized, handshake_timeout).encryptor.address
             return self.channels.create(route, via, authorized, timeout=handshake_timeout).encryptor.address
 
-        first_project = routes.first_project(text)
+        first_project = None  # the first project the route names: learnt from its first project hop
 
         def project(name, opened):
+            nonlocal first_project
+            first_project = first_project or name
             return self._project_hop(name, opened, reuse, handshake_timeout, box if name == first_project else None)
 
         return routes.resolve(self.tcp, text, self.node_lookup, reuse=reuse, secure=secure, project=project)
@@ -414,8 +416,7 @@ class NodeRuntime:
         if at is None:
             self.relays.delete(name)
         else:
-            routes.parse_route(at)
-            self.relays.detach(name, [label for label, _box in self.each_box(at)])
+            self.relay_detach(name, at)
 
     # --- messages ---------------------------------------------------------------------------
     def message_send(self, route: str, message: str, timeout: float = DEFAULT_MESSAGE_TIMEOUT,
