@@ -41,6 +41,10 @@ MAX_ACCEPTS = 100  # per loop turn
 OPTIONS_INHERITED = sys.platform.startswith("linux")  # accepted sockets take the listener's options
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 ACCEPT_RETRY = 0.1  # seconds to wait after accept failed (out of file descriptors)
+# a non-blocking connect under way: EINPROGRESS, or on Windows WSAEWOULDBLOCK (errno.EWOULDBLOCK there)
+CONNECT_PENDING = frozenset((errno.EINPROGRESS, errno.EWOULDBLOCK))
+_SIO_KEEPALIVE_VALS = getattr(_stdsocket, "SIO_KEEPALIVE_VALS", None) if os.name == "nt" else None
+_WINSOCK_ERRORS = getattr(_stdsocket, "errorTab", {})  # Windows only: WSAE... code -> text
 
 
 class SocketClosed(OSError):
@@ -196,13 +200,13 @@ def connect(host: str, port: int, timeout: float) -> HubSocket:
         try:
             sock = HubSocket(_stdsocket.socket(family, _stdsocket.SOCK_STREAM))
             code = sock.sock.connect_ex(address)
-            if code == errno.EINPROGRESS:
+            if code in CONNECT_PENDING:
                 if not _connected(sock.sock):
                     with gevent.Timeout(timeout, OSError(errno.ETIMEDOUT, "timed out")):
                         sock.wait_writable()
                 code = sock.sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)
             if code:
-                raise OSError(code, os.strerror(code))
+                raise OSError(code, _strerror(code))
             tune(sock.sock)
             return sock
         except OSError as exc:
@@ -214,6 +218,11 @@ def connect(host: str, port: int, timeout: float) -> HubSocket:
         if sock is not None:
             sock.close()
     raise error
+
+
+def _strerror(code: int) -> str:
+    """What an error code means: Windows' socket codes (WSAE...) are not in os.strerror."""
+    return _WINSOCK_ERRORS.get(code) or os.strerror(code)
 
 
 def _connected(sock) -> bool:
@@ -232,12 +241,23 @@ def tune(sock) -> None:
     gone cannot be tuned; its first read says so."""
     try:
         sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-        sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
-        for opt, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), KEEPALIVE):
-            if hasattr(_stdsocket, opt):
-                sock.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
+        _keepalive(sock)
     except OSError as exc:
         log.debug("cannot tune a socket: %s", exc)
+
+
+def _keepalive(sock) -> None:
+    """Keepalive after KEEPALIVE's idle seconds, then a probe every interval. Windows sets
+    both in one ioctl, which every version has (its TCP_KEEP* options are Windows 10 1709+
+    only, and Wine refuses them), and sends its own fixed number of probes (10)."""
+    idle, interval, probes = KEEPALIVE
+    if _SIO_KEEPALIVE_VALS is not None:
+        sock.ioctl(_SIO_KEEPALIVE_VALS, (1, idle * 1000, interval * 1000))
+        return
+    sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_KEEPALIVE, 1)
+    for opt, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", probes)):
+        if hasattr(_stdsocket, opt):
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, getattr(_stdsocket, opt), value)
 
 
 class Listener:

@@ -46,6 +46,41 @@ def test_connect_resolves_names_and_reports_refusals_in_one_line():
         connect_tcp(Tcp("127.0.0.1", port))
 
 
+class _WindowsStyleSocket(stdsocket.socket):
+    """A socket whose non-blocking connect says what Windows says: WSAEWOULDBLOCK, not EINPROGRESS."""
+
+    def connect_ex(self, address):
+        code = super().connect_ex(address)
+        return errno.EWOULDBLOCK if code == errno.EINPROGRESS else code
+
+
+def test_a_connect_under_way_is_waited_for_however_the_system_says_it(monkeypatch):
+    listener = Listener("127.0.0.1", 0, _echo_once)
+    monkeypatch.setattr(sockets._stdsocket, "socket", _WindowsStyleSocket)
+    monkeypatch.setattr(sockets, "_connected", lambda sock: False)  # the handshake is still on its way
+    client = sockets.connect(*listener.address, timeout=5)
+    assert isinstance(client.sock, _WindowsStyleSocket)
+    client.sendall(b"ping")
+    assert client.recv(100) == b"ping"
+    client.close()
+    listener.stop()
+
+
+def test_keepalive_takes_its_timings_in_one_ioctl_where_windows_offers_it(monkeypatch):
+    asked = []
+
+    class WindowsSocket:
+        def ioctl(self, control, value):
+            asked.append((control, value))
+
+        def setsockopt(self, level, option, value):
+            asked.append((level, option, value))
+
+    monkeypatch.setattr(sockets, "_SIO_KEEPALIVE_VALS", 0x98000004)
+    sockets.tune(WindowsSocket())
+    assert asked == [(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1), (0x98000004, (1, 300_000, 75_000))]
+
+
 class _FailingOnce:
     """A listening socket whose first accept fails as when the process is out of descriptors."""
 
