@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from appliance.cli.output import Output
@@ -12,13 +13,14 @@ Usage:
   ockam service install --config=<file> [--name=<name>] [--root=<dir>] [--no-start] [--print]
   ockam service uninstall --name=<name> [--root=<dir>] [--no-start]
   ockam service status --name=<name> [--root=<dir>]
-  ockam service run --config=<file> [--name=<name>]
+  ockam service run --config=<file> [--name=<name>] [--home=<dir>]
 
 Linux: writes /etc/systemd/system/ockam-<name>.service (a hardened Type=notify unit running
 'ockam node run /etc/ockam/<name>.toml' as a dynamic user) and enables it. --root writes
 under another directory; --no-start skips systemctl; --print shows the unit and writes nothing.
 Windows (pywin32): registers, removes or queries the service ockam-<name>; 'service run' is
-what the service manager starts.
+what the service manager starts, with --home the state directory of the CLI that installed
+it (so that 'ockam node reload <name>' from that shell reaches it).
 """
 
 WINDOWS = sys.platform == "win32"
@@ -55,6 +57,8 @@ def run(_command: str, args, out: Output) -> None:
         out.result("\n".join(f"{k}: {v}" for k, v in result.items()), data=result)
     elif args["run"]:
         if WINDOWS:
+            if args["--home"]:
+                os.environ["OCKAM_HOME"] = args["--home"]
             impl.run(args["--config"], args["--name"] or topology_file.load(args["--config"]).name)
         else:
             from appliance.host.launch import file_node_service

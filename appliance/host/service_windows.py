@@ -13,19 +13,30 @@ reloads, over the node's control channel (host/control.py). pywin32 is imported 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import subprocess
 import threading
 import time
 
 from appliance.config import topology as topology_file
 from appliance.errors import ApplianceError
 from appliance.host.process import self_command
+from appliance.host import state
 from appliance.host.state import StateError
+
+log = logging.getLogger(__name__)
 
 RESTART_DELAY_MS = 2000
 START_TIMEOUT = 60.0  # seconds `service install` waits for RUNNING
+STOP_TIMEOUT = 15.0  # seconds `service uninstall` waits for STOPPED (open connections get 10 s)
 ERROR_SERVICE_SPECIFIC_ERROR = 1066  # the service's own exit code says what went wrong
 START_WAIT_HINT_MS = 60000  # what the service manager may wait for RUNNING
+
+
+class ServiceError(StateError):
+    """The service manager refused a step (not an administrator, a name in use, ...)."""
 
 
 def _modules():
@@ -79,6 +90,7 @@ def service_class(config: str, name: str):
             from appliance.host.launch import file_node_service
 
             servicemanager.LogInfoMsg(f"{self._svc_name_}: starting from {config}")
+            _log_to_node_file(name)
             try:
                 self.node = file_node_service(config, log_to_stderr=False)
             except ApplianceError as exc:
@@ -103,7 +115,9 @@ def service_class(config: str, name: str):
             servicemanager.LogInfoMsg(f"{self._svc_name_}: running")
 
         def _failed(self, exc: ApplianceError) -> int:
+            """The reason in the Event Log and in the node's log (`ockam node logs NAME`)."""
             servicemanager.LogErrorMsg(f"{self._svc_name_}: cannot run: {exc}")
+            log.error("%s: cannot run: %s", self._svc_name_, exc)
             self.ReportServiceStatus(win32service.SERVICE_STOPPED, win32ExitCode=ERROR_SERVICE_SPECIFIC_ERROR,
                                      svcExitCode=exc.exit_code)
             return exc.exit_code
@@ -111,7 +125,19 @@ def service_class(config: str, name: str):
     return OckamService
 
 
+def _log_to_node_file(name: str) -> None:
+    """The node's log file from the start, so that a topology it cannot read is told there too."""
+    from appliance.host.runner import setup_logging
+
+    with contextlib.suppress(OSError):
+        state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
+        setup_logging(name, 0, to_stderr=False)
+
+
 def install(config: str, name: str | None, start: bool = True) -> dict:
+    """Register, configure and (unless `start` is False) start the service; if any step
+    fails, the service is removed again: an install either completes or leaves nothing."""
+    config = os.path.abspath(config)  # the service manager starts it in the system folder
     spec = topology_file.load(config)
     name = name or spec.name
     if not name:
@@ -119,16 +145,53 @@ def install(config: str, name: str | None, start: bool = True) -> dict:
     _, win32service, win32serviceutil = _modules()
     cls = service_class(config, name)
     command = self_command()
-    win32serviceutil.InstallService(
-        None, cls._svc_name_, cls._svc_display_name_, description=cls._svc_description_,
-        startType=win32service.SERVICE_AUTO_START, exeName=command[0],
-        exeArgs=" ".join(command[1:] + ["service", "run", "--config", f'"{config}"', "--name", name]))
-    win32serviceutil.SetServiceCustomOption(cls._svc_name_, "config", config)
-    _restart_on_failure(cls._svc_name_, win32service)
-    if start:
-        win32serviceutil.StartService(cls._svc_name_)
-        _wait_running(cls._svc_name_, win32service, win32serviceutil)
-    return {"service": cls._svc_name_, "config": config, "started": start}
+    home = str(state.home())  # the service keeps its state where the installer's CLI finds it
+    with _windows_errors(cls._svc_name_):
+        win32serviceutil.InstallService(
+            None, cls._svc_name_, cls._svc_display_name_, description=cls._svc_description_,
+            startType=win32service.SERVICE_AUTO_START, exeName=command[0],  # pywin32 quotes it
+            exeArgs=subprocess.list2cmdline(command[1:] + ["service", "run", "--config", config, "--name", name,
+                                                           "--home", home]))
+    try:
+        with _windows_errors(cls._svc_name_):
+            win32serviceutil.SetServiceCustomOption(cls._svc_name_, "config", config)
+            restarts_on_error_exit = _restart_on_failure(cls._svc_name_, win32service)
+            if start:
+                win32serviceutil.StartService(cls._svc_name_)
+                _wait_running(cls._svc_name_, win32service, win32serviceutil)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to tell
+            _remove(cls._svc_name_, win32service, win32serviceutil)
+        raise
+    return {"service": cls._svc_name_, "config": config, "home": home, "started": start,
+            "restarts_on_error_exit": restarts_on_error_exit}
+
+
+@contextlib.contextmanager
+def _windows_errors(service: str):
+    """pywin32's errors as one line a user can act on (an administrator's shell, a name in use)."""
+    import pywintypes
+
+    try:
+        yield
+    except pywintypes.error as exc:
+        raise ServiceError(f"service {service}: {exc.funcname}: {exc.strerror.rstrip('.')}") from None
+
+
+def _remove(service: str, win32service, win32serviceutil) -> None:
+    """Stop it (waiting for STOPPED: open portal connections get their drain), then remove it."""
+    import pywintypes
+
+    try:
+        win32serviceutil.StopService(service)
+    except pywintypes.error:  # not running
+        pass
+    else:
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while win32serviceutil.QueryServiceStatus(service)[1] != win32service.SERVICE_STOPPED \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+    win32serviceutil.RemoveService(service)
 
 
 def _wait_running(service: str, win32service, win32serviceutil) -> None:
@@ -145,8 +208,13 @@ def _wait_running(service: str, win32service, win32serviceutil) -> None:
         time.sleep(0.2)
 
 
-def _restart_on_failure(service: str, win32service) -> None:
-    """Like cloudflared: restart after a crash or a failed start, after 2 s, indefinitely."""
+def _restart_on_failure(service: str, win32service) -> bool:
+    """Like cloudflared: restart after a crash, after 2 s, indefinitely; True when also after
+    the node stops itself with an error (a node that cannot start). That second setting is
+    a level Wine's service manager lacks (124, 'Invalid level'): without it the service is
+    still restarted after a crash, so the install goes on and says so."""
+    import pywintypes
+
     manager = win32service.OpenSCManager(None, None, win32service.SC_MANAGER_ALL_ACCESS)
     try:
         handle = win32service.OpenService(manager, service, win32service.SERVICE_ALL_ACCESS)
@@ -155,8 +223,13 @@ def _restart_on_failure(service: str, win32service) -> None:
             win32service.ChangeServiceConfig2(handle, win32service.SERVICE_CONFIG_FAILURE_ACTIONS,
                                               {"ResetPeriod": 86400, "RebootMsg": None, "Command": None,
                                                "Actions": actions})
-            # also when it stops itself with an error (a node that cannot start), not only on a crash
-            win32service.ChangeServiceConfig2(handle, win32service.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, True)
+            try:
+                win32service.ChangeServiceConfig2(handle, win32service.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, True)
+            except pywintypes.error as exc:
+                log.warning("service %s: restarts after a crash, but not after it stops with an error: "
+                            "%s: %s", service, exc.funcname, exc.strerror)
+                return False
+            return True
         finally:
             win32service.CloseServiceHandle(handle)
     finally:
@@ -164,19 +237,17 @@ def _restart_on_failure(service: str, win32service) -> None:
 
 
 def uninstall(name: str) -> dict:
-    _, _, win32serviceutil = _modules()
+    _, win32service, win32serviceutil = _modules()
     service = f"ockam-{name}"
-    try:
-        win32serviceutil.StopService(service)
-    except Exception:  # noqa: BLE001 - already stopped is fine
-        pass
-    win32serviceutil.RemoveService(service)
+    with _windows_errors(service):
+        _remove(service, win32service, win32serviceutil)
     return {"removed": service}
 
 
 def status(name: str) -> dict:
     _, win32service, win32serviceutil = _modules()
-    state = win32serviceutil.QueryServiceStatus(f"ockam-{name}")[1]
+    with _windows_errors(f"ockam-{name}"):
+        state = win32serviceutil.QueryServiceStatus(f"ockam-{name}")[1]
     names = {win32service.SERVICE_RUNNING: "running", win32service.SERVICE_STOPPED: "stopped",
              win32service.SERVICE_START_PENDING: "starting", win32service.SERVICE_STOP_PENDING: "stopping"}
     return {"service": f"ockam-{name}", "state": names.get(state, str(state))}

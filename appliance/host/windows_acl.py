@@ -1,9 +1,14 @@
 """An owner-only ACL on Windows (file modes mean little there): the file's DACL allows the
-current user everything and nobody else anything, and inherits nothing from its folder."""
+current user everything and nobody else anything, and inherits nothing from its folder.
+A service runs as LocalSystem, and the administrators who installed it manage it from their
+own shells (`ockam node reload`): its files allow the Administrators group as well."""
 
 from __future__ import annotations
 
 from appliance.host.state import StateError
+
+LOCAL_SYSTEM = "S-1-5-18"
+ADMINISTRATORS = "S-1-5-32-544"
 
 
 def restrict_to_owner(path: str) -> None:
@@ -17,6 +22,9 @@ def restrict_to_owner(path: str) -> None:
     user = win32security.GetTokenInformation(token, win32security.TokenUser)[0]
     dacl = win32security.ACL()
     dacl.AddAccessAllowedAce(win32security.ACL_REVISION, ntsecuritycon.FILE_ALL_ACCESS, user)
+    if win32security.ConvertSidToStringSid(user) == LOCAL_SYSTEM:
+        dacl.AddAccessAllowedAce(win32security.ACL_REVISION, ntsecuritycon.FILE_ALL_ACCESS,
+                                 win32security.ConvertStringSidToSid(ADMINISTRATORS))
     win32security.SetNamedSecurityInfo(
         path, win32security.SE_FILE_OBJECT,
         win32security.DACL_SECURITY_INFORMATION | win32security.PROTECTED_DACL_SECURITY_INFORMATION,

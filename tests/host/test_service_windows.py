@@ -5,6 +5,7 @@ real node (in a thread, as the service manager would) and is stopped from anothe
 """
 
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -35,6 +36,15 @@ class FakeServiceFramework:
 
 class Calls(list):
     states: list
+    refused: set  # the levels of ChangeServiceConfig2 this service manager lacks (Wine: 4)
+
+
+class FakeWindowsError(Exception):
+    """pywintypes.error: (winerror, funcname, strerror)."""
+
+    def __init__(self, winerror, funcname, strerror):
+        super().__init__(winerror, funcname, strerror)
+        self.winerror, self.funcname, self.strerror = winerror, funcname, strerror
 
 
 @pytest.fixture
@@ -46,8 +56,7 @@ def pywin32(monkeypatch):
         SC_ACTION_RESTART=1, SERVICE_CONFIG_FAILURE_ACTIONS=2, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG=4,
         OpenSCManager=lambda *a: calls.append(("OpenSCManager",)) or "scm",
         OpenService=lambda *a: calls.append(("OpenService", a[1])) or "svc",
-        ChangeServiceConfig2=lambda handle, level, info: calls.append(
-            ("FailureActions", info["Actions"]) if level == 2 else ("FailureActionsFlag", info)),
+        ChangeServiceConfig2=lambda handle, level, info: _change_config(calls, level, info),
         CloseServiceHandle=lambda h: None)
     win32serviceutil = types.SimpleNamespace(
         ServiceFramework=FakeServiceFramework,
@@ -64,11 +73,19 @@ def pywin32(monkeypatch):
         Initialize=lambda: calls.append(("Initialize",)),
         PrepareToHostSingle=lambda cls: calls.append(("Host", cls._svc_name_)),
         StartServiceCtrlDispatcher=lambda: calls.append(("Dispatch",)))
+    pywintypes = types.SimpleNamespace(error=FakeWindowsError)
     for name, module in (("win32service", win32service), ("win32serviceutil", win32serviceutil),
-                         ("servicemanager", servicemanager)):
+                         ("servicemanager", servicemanager), ("pywintypes", pywintypes)):
         monkeypatch.setitem(sys.modules, name, module)
     calls.states = states
+    calls.refused = set()
     return calls
+
+
+def _change_config(calls: Calls, level: int, info) -> None:
+    if level in calls.refused:
+        raise FakeWindowsError(124, "ChangeServiceConfig2", "Invalid level.")
+    calls.append(("FailureActions", info["Actions"]) if level == 2 else ("FailureActionsFlag", info))
 
 
 @pytest.fixture
@@ -82,7 +99,7 @@ def topology(tmp_path, monkeypatch):
     return path, inlet
 
 
-def test_install_registers_the_service_with_restart_on_failure(pywin32, topology):
+def test_install_registers_the_service_with_restart_on_failure(pywin32, topology, tmp_path):
     from appliance.host import service_windows
 
     path, _ = topology
@@ -90,7 +107,10 @@ def test_install_registers_the_service_with_restart_on_failure(pywin32, topology
     assert result["service"] == "ockam-win"
     (install,) = [c for c in pywin32 if c[0] == "InstallService"]
     assert install[1] == "ockam-win" and install[2]["startType"] == 2
-    assert "service run --config" in install[2]["exeArgs"] and install[2]["exeArgs"].endswith("--name win")
+    home = str(tmp_path / "home")
+    assert install[2]["exeArgs"] == subprocess.list2cmdline(
+        ["-m", "appliance", "service", "run", "--config", str(path), "--name", "win", "--home", home])
+    assert result["home"] == home
     assert ("FailureActions", [(1, 2000)] * 3) in pywin32 and ("FailureActionsFlag", True) in pywin32
     assert ("StartService", "ockam-win") in pywin32
     assert service_windows.status("win") == {"service": "ockam-win", "state": "running"}
@@ -185,3 +205,37 @@ def test_install_refuses_a_bad_topology_and_reports_a_start_that_fails(pywin32, 
     path.write_text('[node]\nname = "win"\n[[inlets]]\nfrom = "nowhere"\n')
     with pytest.raises(ConfigError, match="inlets"):
         service_windows.install(str(path), None, start=True)
+
+
+def test_a_service_manager_without_the_failure_flag_level_still_installs(pywin32, topology):
+    """Wine's lacks SERVICE_CONFIG_FAILURE_ACTIONS_FLAG: restarts after a crash only, and says so."""
+    from appliance.host import service_windows
+
+    pywin32.refused.add(4)
+    result = service_windows.install(str(topology[0]), None, start=True)
+    assert result["restarts_on_error_exit"] is False and result["started"] is True
+    assert ("FailureActions", [(1, 2000)] * 3) in pywin32
+    assert ("RemoveService", "ockam-win") not in pywin32
+
+
+def test_a_failed_install_leaves_no_service_behind(pywin32, topology):
+    from appliance.host import service_windows
+    from appliance.host.state import StateError
+
+    pywin32.states.append(1)  # stopped as it started
+    with pytest.raises(StateError, match="stopped as it started"):
+        service_windows.install(str(topology[0]), None, start=True)
+    assert [c[0] for c in pywin32[-2:]] == ["StopService", "RemoveService"]
+
+
+def test_the_service_manager_refusing_is_one_line(pywin32, topology, monkeypatch):
+    from appliance.host import service_windows
+
+    def refuse(*_args, **_kwargs):
+        raise FakeWindowsError(5, "OpenSCManager", "Access is denied.")
+
+    monkeypatch.setattr(sys.modules["win32serviceutil"], "InstallService", refuse)
+    with pytest.raises(service_windows.ServiceError) as raised:
+        service_windows.install(str(topology[0]), None, start=True)
+    assert str(raised.value) == "service ockam-win: OpenSCManager: Access is denied"
+    assert not [c for c in pywin32 if c[0] == "RemoveService"]  # nothing was registered
