@@ -14,7 +14,8 @@ BUILD_STAMP := $(VENV)/.build-installed
 FREEZE := PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
           $(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN ockam.spec
 
-.PHONY: run test test-tcp-control bench bench-floor bench-deps system-deps clean binary binary-check smoke
+.PHONY: run test test-tcp-control bench bench-floor bench-deps system-deps clean binary binary-check smoke \
+        binary-windows binary-windows-check test-windows
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +81,21 @@ smoke: dist/ockam system-deps
 	OCKAM_BIN=$(CURDIR)/dist/ockam $(PY) -m pytest -q tests/frozen tests/e2e/test_seed_transcript.py \
 	    tests/e2e/test_secure_portal.py tests/e2e/test_topology_nodes.py tests/e2e/test_operate.py \
 	    tests/e2e/test_systemd.py
+
+# dist/ockam.exe from the same spec, built under Wine by Windows CPython (packaging/windows/build.py
+# installs Wine and caches Windows CPython and its wheels under build/windows), then driven
+# under Wine by tests/windows, every command through the exe, next to Linux nodes
+binary-windows: $(STAMP)
+	$(PY) packaging/windows/build.py
+
+# two builds of the same commit must be byte-identical on Windows too
+binary-windows-check: binary-windows
+	$(PY) packaging/windows/build.py --dist build/windows/again --work build/windows/pyinstaller-again
+	cmp dist/ockam.exe build/windows/again/ockam.exe && echo "reproducible: $$(sha256sum dist/ockam.exe)"
+
+test-windows: $(STAMP) system-deps
+	@test -f dist/ockam.exe || { echo "no dist/ockam.exe: run make binary-windows first"; exit 2; }
+	OCKAM_EXE=$(CURDIR)/dist/ockam.exe $(PY) -m pytest -q --durations=5 tests/windows
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
