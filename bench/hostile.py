@@ -184,7 +184,9 @@ def measure(name: str, attack, options: dict | None = None, transfer_mb: int = 8
                            else f"FAILED: {got[0] >> 10} of {transfer.n >> 10} KiB "
                                 f"({transfer.error or 'wrong sha256'})")
         if cleanup is not None:
-            cleanup()
+            said = cleanup()  # a cleanup may measure something of its own (the edge restarted)
+            if said:
+                row["result"] += f"; {said}"
         time.sleep(AFTER)  # what the relay keeps once the attack is over
         row["rss_mb"] = [round(rss_before / 1024), round(rss.peak_kb / 1024), round(atk.rss_kb(relay_pid) / 1024)]
         row["relay_alive"] = atk.pid_alive(relay_pid)
@@ -340,6 +342,82 @@ def fuzzed_frames(count: int = 5000):
     return attack
 
 
+def unread_echoes(connections: int = 16, seconds: float = 60.0):
+    """Issue 23: 256 KiB echo requests as fast as the relay reads them, no answer ever read."""
+    def attack(net: Net):
+        peers = [atk.unread(net.attacker(f"127.0.0.{2 + i}")) for i in range(connections)]
+        request = atk.encode_frame((ECHO,), (atk.ATTACKER,), bytes(256 * 1024))
+        flood = atk.Flood(peers, request, seconds)
+        flood.run(lambda: 0)
+        return (f"{connections} connections sent {sum(flood.sent) >> 20} MB in {seconds:g} s; relay "
+                f"dropped_replies_unread {net.counter('relay', 'dropped_replies_unread')}, links_dead (no "
+                f"progress for 60 s) {net.counter('relay', 'links_dead')}", lambda: atk.close_all(peers))
+    return attack
+
+
+def relay_name_flood(seconds: float = 60.0):
+    """Issue 23: a flood through a relay name whose owner reads nothing; the flooder dials again
+    whenever it is cut off."""
+    def attack(net: Net):
+        owner = atk.unread(net.attacker("127.0.0.3"))
+        if not atk.register_without_reader(owner, "b"):
+            return "the owner could not register b", owner.close
+        message = atk.encode_frame((Address.local("forward_to_b"), Address.local("x")), (atk.ATTACKER,),
+                                   bytes(256 * 1024))
+        deadline, sent, floods = time.monotonic() + seconds, 0, 0
+        while time.monotonic() < deadline:
+            flooder = net.attacker("127.0.0.4")
+            flood = atk.Flood([flooder], message, deadline - time.monotonic())
+            flood.run(lambda: 0)
+            sent, floods = sent + flood.sent[0], floods + 1
+            flooder.close()
+        return (f"{sent >> 20} MB sent by {floods} connections in {seconds:g} s; relay links_cut_off "
+                f"{net.counter('relay', 'links_cut_off')}, dropped_over_share "
+                f"{net.counter('relay', 'dropped_over_share')}", owner.close)
+    return attack
+
+
+def botnet(sources: int = 16, per_source: int = 256):
+    """Issue 23: every slot of the relay's listener held by connections that routed one echo
+    and then send only heartbeats, and a bot that takes every slot that frees; then a new
+    client node, and (after the download) the edge killed and started again, are timed."""
+    def attack(net: Net):
+        bots = []
+        for i in range(sources):
+            bots += atk.connect_many(net.relay_port, per_source, f"127.0.0.{2 + i}")
+        for bot in bots:
+            bot.send_message((ECHO,))
+        beats = atk.Heartbeats(bots, interval=5.0)
+        refiller = atk.Refiller(net.relay_port, f"127.0.0.{2 + sources}")
+        beats.__enter__()
+        refiller.__enter__()
+        net.ockam("node", "create", "late")
+        route = f"/ip4/127.0.0.1/tcp/{net.relay_port}/service/forward_to_{RELAY_NAME}/service/echo"
+        started = time.monotonic()
+        reply = net.ockam.run("message", "send", "hello", "--from", "late", "--to", route, "--timeout", "10",
+                              check=False)
+        new_client = f"{time.monotonic() - started:.2f} s" if reply.returncode == 0 else f"FAILED ({reply.stderr.strip()})"
+        open_bots = sum(not b.is_closed() for b in bots[:64])
+
+        def edge_restart() -> str:
+            net.kill9("edge")
+            net.start("edge")
+            restarted = time.monotonic()
+            try:
+                net.wait_registered(timeout=40)
+                back = f"{time.monotonic() - restarted:.2f} s"
+            except AssertionError:
+                back = "not within 40 s"
+            refiller.__exit__(None, None, None)
+            beats.__exit__(None, None, None)
+            atk.close_all(bots)
+            return f"edge killed -9 and started again: registered after {back}"
+
+        return (f"{len(bots)} bots ({sources} sources); a new client node answered after {new_client}; relay "
+                f"connections_evicted {net.counter('relay', 'connections_evicted')}", edge_restart)
+    return attack
+
+
 ROWS = [
     ("1", "64-hop return route through forward_to_n3, every 0.2 s for 15 s", poison_64_hops, {}),
     ("2", "that, then a flood of registrations of n3", hijack, {}),
@@ -348,9 +426,13 @@ ROWS = [
     ("5", "20 000 handshake Inits to /service/api in 5 s", handshake_inits, {}),
     ("6", "50 000 relay registrations from one connection", registrations, {}),
     ("7", "5000 fuzzed frames", fuzzed_frames, {}),
+    ("8", "16 connections send 256 KiB echo requests for 60 s and read nothing", unread_echoes, {}),
+    ("9", "a flood through a relay name whose owner reads nothing, 60 s", relay_name_flood, {}),
+    ("10", "16 sources x 256 connections: one echo, then heartbeats", botnet, {}),
 ]
 QUICK = {"1": {"seconds": 3.0}, "2": {}, "3": {"count": 50, "hold": 12.0}, "4": {"count": 200, "hold": 35.0},
-         "5": {"count": 2000, "seconds": 2.0, "connections": 20}, "6": {"count": 2000}, "7": {"count": 500}}
+         "5": {"count": 2000, "seconds": 2.0, "connections": 20}, "6": {"count": 2000}, "7": {"count": 500},
+         "8": {"connections": 4, "seconds": 6.0}, "9": {"seconds": 6.0}, "10": {"sources": 4, "per_source": 32}}
 
 
 def table(rows: list) -> str:

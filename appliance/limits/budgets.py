@@ -25,9 +25,13 @@ class Limits:
     handshakes_per_second: float = 100.0  # Inits answered, all sources together
     handshakes_per_second_per_source: float = 20.0  # per link an Init arrives over
     outlet_connections_per_route: int = 16384  # connections one inlet node (or channel peer) may have at an outlet
+    reply_backlog: int = 1 << 20  # a link this far behind gets no more answers of this node's services
+    link_share: int = 8 << 20  # what one source may have queued on another link (forwarded to it)
+    queued_bytes: int = 64 << 20  # answers and forwarded messages queued on all links together
+    link_idle_timeout: float = 300.0  # an incoming link that carries nothing and routed nothing is closed after this
 
 
-SECONDS = {"frame_deadline", "idle_timeout"}
+SECONDS = {"frame_deadline", "idle_timeout", "link_idle_timeout"}
 RATES = {"handshakes_per_second", "handshakes_per_second_per_source", "registrations_per_second_per_source"}
 
 

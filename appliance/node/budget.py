@@ -54,17 +54,37 @@ class ConnectionBudget:
         self._partial: dict = {}  # connection -> the bytes of partial frame it holds
         self._log = LogRate(log, LOG_EVERY, self._clock)
 
+    def now(self) -> float:
+        return self._clock()
+
     # --- accepting ----------------------------------------------------------------------------
-    def admit(self, listener, ip: str) -> bool:
-        """May the listener keep a new connection from `ip`?"""
-        if self.per_listener[listener] >= self.limits.connections_per_listener:
-            why = f"the listener has {self.limits.connections_per_listener} connections (connections_per_listener)"
-        elif self.per_source[ip] >= self.limits.connections_per_source:
+    def admit(self, listener, ip: str, connections) -> bool:
+        """May the listener keep a new connection from `ip`? When the listener (or the
+        source) is full, the connection of it worth least gives way: of those that carry
+        nothing (no relay registration, secure channel or portal stream), one that never
+        routed a message, else one that never sent through a relay name here (a peer that
+        only talks to this node's services), else the one that routed least recently.
+        Only when every one carries something is the new one refused."""
+        if self.per_source[ip] >= self.limits.connections_per_source:
+            pool = [c for c in connections if c.source == (listener, ip)]
             why = f"it has {self.limits.connections_per_source} connections open (connections_per_source)"
+        elif self.per_listener[listener] >= self.limits.connections_per_listener:
+            pool = [c for c in connections if c.source is not None and c.source[0] is listener]
+            why = f"the listener has {self.limits.connections_per_listener} connections (connections_per_listener)"
         else:
             return True
+        idle = [c for c in pool if c.connected and not c.carries()]
+        if idle:
+            victim = min(idle, key=lambda c: (c.routed, c.relayed, c.active_at))
+            self.counters["connections_evicted"] += 1
+            self._log.warning("evicted", "closing the connection from %s for a new one from %s: %s; it carries "
+                              "nothing and %s", victim.peer, ip, why,
+                              f"routed nothing for {self._clock() - victim.active_at:.0f} s" if victim.routed
+                              else "never routed a message")
+            victim.drop(victim.sock)
+            return True
         self.counters["connections_refused"] += 1
-        self._log.warning(ip, "refusing connections from %s: %s", ip, why)
+        self._log.warning(ip, "refusing connections from %s: %s, each carrying something", ip, why)
         return False
 
     def admitted(self, conn) -> None:
@@ -136,4 +156,8 @@ class ConnectionBudget:
                 return "frames_timed_out", f"a frame not completed within {allowed:.0f} s (frame_deadline and 64 kbit/s)"
         if conn.source is not None and not conn.routed and now - conn.admitted_at >= self.limits.idle_timeout:
             return "idle_connections_closed", f"no message within {self.limits.idle_timeout:g} s of connecting (idle_timeout)"
+        if conn.source is not None and conn.routed and now - conn.active_at >= self.limits.link_idle_timeout \
+                and not conn.carries():
+            return "idle_links_closed", (f"it carries nothing and routed no message for "
+                                         f"{self.limits.link_idle_timeout:g} s (link_idle_timeout)")
         return None

@@ -69,6 +69,11 @@ class _Encryptor(Worker):
         return self.end.on_close(callback)
 
     @property
+    def carried_by(self):
+        """The first hop of the channel's route: what a message out of it arrived over."""
+        return self.end.remote_route[0] if self.end.remote_route else None
+
+    @property
     def retired(self) -> bool:
         """Routes that start here should be resolved again (see ChannelEnd.check_alive)."""
         return self.end.retired
@@ -194,7 +199,7 @@ class ChannelEnd(CloseNotifier):
     def send(self, msg: LocalMessage) -> None:
         payload = msg.payload
         packet = self._enc.encrypt(payload, wire.payload_head(msg.onward[1:], msg.return_route, len(payload)))
-        self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), packet))
+        self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), packet, None, msg.answer))
 
     def _decrypt(self, msg: LocalMessage) -> None:
         try:
@@ -353,11 +358,11 @@ class SecureChannelListener(Worker):
             suite = suite_by_id(suite_id)
         except (DecodeError, SecureError) as exc:
             node.counters["handshakes_failed"] += 1
-            node.send(msg.return_route, wire.encode_refusal(str(exc)), (self.address,))
+            node.answer(msg, wire.encode_refusal(str(exc)), self.address)
             return
         busy = self.channels.handshakes.refusal(message_source(node, msg.return_route))
         if busy:
-            node.send(msg.return_route, wire.encode_refusal(busy), (self.address,))
+            node.answer(msg, wire.encode_refusal(busy), self.address)
             return
         ChannelEnd(self.channels, False, suite, self.authorized, f"listener {self.name}").start_responder(
             msg, noise_message)

@@ -13,6 +13,9 @@ class LocalMessage(NamedTuple):
     payload: bytes
     # identifier of the authenticated peer when the message came out of a secure channel
     peer: Optional[str] = None
+    # this node's own answer to a peer's request: dropped, not queued, for a peer that does
+    # not read its answers (node/queues.py)
+    answer: bool = False
 
     def step(self, prepend_return=None) -> "LocalMessage":
         """The same message with the first onward hop removed (and optionally a return hop added)."""

@@ -64,7 +64,7 @@ class Node:
             if msg.return_route:
                 answer = probe.unreachable_answer(msg.payload)
                 if answer is not None:  # a route probe: tell its sender the route ends here
-                    self.send(msg.return_route, answer)
+                    self.answer(msg, answer)
             return
         try:
             worker.handle(msg)
@@ -74,6 +74,11 @@ class Node:
 
     def send(self, onward: Route, payload: bytes, return_route: Route = ()) -> None:
         self.route(LocalMessage(tuple(onward), tuple(return_route), payload))
+
+    def answer(self, request: LocalMessage, payload: bytes, sender: Address | None = None) -> None:
+        """Answer a peer's request along its return route (from `sender`, if it wants
+        replies): dropped rather than queued when the link back is far behind."""
+        self.route(LocalMessage(request.return_route, (sender,) if sender else (), payload, None, True))
 
     def request(self, onward: Route, payload: bytes, timeout: float, cancel=None) -> LocalMessage | None:
         """Send from a one-shot address and wait for the first message sent back to it; None

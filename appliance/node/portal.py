@@ -297,7 +297,7 @@ class InletStream(PortalStream):
         if self.remote_route:
             if msg.return_route != self.remote_route:  # an answer to a repeated Ping: not needed
                 self.node.counters["portal_pongs_turned_away"] += 1
-                self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
+                self.node.answer(msg, portal_wire.DISCONNECT, self.address)
             return
         authorized = self.inlet.authorized
         if authorized and msg.peer not in authorized:
@@ -467,7 +467,7 @@ class Outlet(Worker):
             if self._refusal(msg.peer):
                 self.node.counters["outlet_probes_refused"] += 1
                 payload = probe.unreachable_answer(payload)
-            self.node.send(msg.return_route, payload, (self.address,))
+            self.node.answer(msg, payload, self.address)
             return
         if payload != portal_wire.PING:
             self.node.counters["bad_portal_messages"] += 1
@@ -477,7 +477,7 @@ class Outlet(Worker):
             self.node.counters["unauthorized"] += 1
             self.tally.failed += 1
             log.warning("outlet %s: refused %s (%s)", self.alias, msg.peer or "an unauthenticated peer", refusal)
-            self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
+            self.node.answer(msg, portal_wire.DISCONNECT, self.address)
             return
         source = msg.peer or message_source(self.node, msg.return_route)
         if self._connections_from(source) >= self.per_route:
@@ -485,7 +485,7 @@ class Outlet(Worker):
             self.node.counters["outlet_connections_refused"] += 1
             log.debug("outlet %s: refused a connection: %d open for one inlet (outlet_connections_per_route)",
                       self.alias, self.per_route)
-            self.node.send(msg.return_route, portal_wire.DISCONNECT, (self.address,))
+            self.node.answer(msg, portal_wire.DISCONNECT, self.address)
             return
         self._opening[source] += 1
         origin = self._origins.pop(msg.return_route, None)

@@ -200,7 +200,7 @@ class Authority(Worker):
         except Exception:  # noqa: BLE001 - a member list damaged by hand: say so, and answer
             log.exception("project %s: cannot serve %s", self.project, msg.peer)
             reply = wire.encode_refusal("the project's authority failed; see its log")
-        self.node.send(msg.return_route, reply, (self.address,))
+        self.node.answer(msg, reply, self.address)
 
     def _enroll(self, peer: str | None, token: str) -> bytes:
         if peer is None:

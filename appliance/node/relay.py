@@ -51,6 +51,10 @@ class RelayWorker(Worker):
         self.owner = owner  # identifier of the registering node, when it came over a secure channel
 
     def handle(self, msg: LocalMessage) -> None:
+        if msg.return_route:  # its sender uses this node as a relay: worth a slot (node/budget.py)
+            sender = self.service.node.workers.get(msg.return_route[0])
+            if getattr(sender, "tcp_link", False):
+                sender.relayed = True
         self.service.node.route(LocalMessage(self.forward_route + msg.onward[1:], msg.return_route,
                                              msg.payload, msg.peer))
 
@@ -136,7 +140,7 @@ class ForwardingService(Worker):
         if relay.link is not None:
             relay.unwatch = watch_link(self.node, relay.link, lambda _link: self._lose(relay))
         log.info("relay %s registered, forwarding to %s", name, route_text(msg.return_route))
-        self.node.send(msg.return_route, relay_wire.RelayReply(True, name, secret).encode(), (relay.address,))
+        self.node.answer(msg, relay_wire.RelayReply(True, name, secret).encode(), relay.address)
 
     def _refusal(self, msg: LocalMessage, name: str, secret: bytes) -> str | None:
         """Why this registration may not have `name`, or None."""
@@ -207,7 +211,7 @@ class ForwardingService(Worker):
         self.node.counters["relays_refused"] += 1
         who = msg.peer or (msg.return_route[0] if msg.return_route else None)
         self._log.info(who, "relay registration refused: %s", reason)
-        self.node.send(msg.return_route, relay_wire.RelayReply(False, reason).encode(), (self.address,))
+        self.node.answer(msg, relay_wire.RelayReply(False, reason).encode(), self.address)
 
     def _lose(self, relay: RelayWorker) -> None:
         """The relay's link is lost (or it was taken over): stop forwarding; its name stays

@@ -21,7 +21,7 @@ class Echo(Worker):
         self.address = Address.local(name)
 
     def handle(self, msg: LocalMessage) -> None:
-        self.node.send(msg.return_route, self.reply(msg.payload), (self.address,))
+        self.node.answer(msg, self.reply(msg.payload), self.address)
 
     def reply(self, payload: bytes) -> bytes:
         return payload

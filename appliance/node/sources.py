@@ -11,6 +11,16 @@ nothing. Budgets per source (handshakes, outlet connections) count by this key.
 from __future__ import annotations
 
 
+def arrival_link(node, return_route: tuple):
+    """The TCP link a message arrived over: its return route's first hop, or for a message
+    out of a secure channel, the link that channel rides on; None for this node's own."""
+    worker = node.workers.get(return_route[0]) if return_route else None
+    inner = getattr(worker, "carried_by", None)
+    if inner is not None:
+        worker = node.workers.get(inner)
+    return worker if getattr(worker, "tcp_link", False) else None
+
+
 def message_source(node, return_route: tuple) -> tuple:
     if not return_route:
         return ()

@@ -20,8 +20,10 @@ from appliance.node.budget import ConnectionBudget, source_address
 from appliance.node.links import CloseNotifier
 from appliance.node.liveness import DEFAULT_LINK_TIMEOUT, LinkMonitor
 from appliance.node.message import LocalMessage
+from appliance.node.queues import ACCOUNT_FROM, ANSWERS, LinkQueue, QueueBudget
 from appliance.node.singleflight import SingleFlight
 from appliance.node.sockets import HubSocket, Listener, connect
+from appliance.node.sources import arrival_link
 from appliance.node.worker import Worker
 from appliance.node.writer import Batch, SocketWriter
 from appliance.wire.address import Address
@@ -37,7 +39,6 @@ CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
-FILLED_BY_OTHERS = 256 << 20  # bytes queued on a link past which who keeps filling it is cut off
 YIELD_EVERY = 16  # frames handled before others get a turn: a flood in one read must not stall them
 
 
@@ -73,6 +74,8 @@ class TcpConnection(Worker, CloseNotifier):
     under the same worker address, so routes written with that address recover too.
     Watchers (`on_close`) hear of every lost socket: what rode on it is gone either way."""
 
+    tcp_link = True  # what node/sources.py traces a message's arrival to
+
     def __init__(self, transport: "TcpTransport", sock: HubSocket, peer: str, outgoing: bool,
                  target: Tcp | None = None):
         self.transport = transport
@@ -95,6 +98,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.partial_since = None  # when the incomplete frame the decoder holds began (budget's clock)
         self.partial_progress_at = None  # when a byte of it last came
         self.routed = False  # has routed a message (heartbeats do not count): idle timeout
+        self.relayed = False  # has sent a message through a relay name of this node
         self._routes_hint = 0  # the routes' length in the last message (wire/transport.py decode_body)
         self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
@@ -104,6 +108,8 @@ class TcpConnection(Worker, CloseNotifier):
         self.sent_mark = (0, None)  # writer.progress() at the last tick
         self.connected_at = gevent.get_hub().loop.now()
         self.writer = SocketWriter(sock, on_error=lambda exc: self.drop(sock))
+        self.queue = LinkQueue(self.transport.queues)  # what answers and other links hold of its queue
+        self.active_at = self.transport.budget.now()  # when it last routed a message (or connected)
         try:
             self.writer.write(PROTOCOL_VERSION_BYTE)
         except ConnectionClosed:
@@ -115,21 +121,47 @@ class TcpConnection(Worker, CloseNotifier):
             self.node.counters["dropped_too_large"] += 1
             log.debug("dropped a message of %d bytes for %s: over the frame limit", len(frame) - 4, self.peer)
             return
+        backlog = self.writer.backlog
+        if backlog >= ACCOUNT_FROM and not self._admit(msg, len(frame), backlog):
+            return
         self.spoke = True
         try:
             self.writer.write(frame)
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
             return
-        if self.writer.backlog > FILLED_BY_OTHERS and msg.return_route:
-            self._cut_off(msg.return_route[0])
+    def _admit(self, msg: LocalMessage, size: int, backlog: int) -> bool:
+        """May `msg` join this link's queue (node/queues.py)? Called only when the link is
+        ACCOUNT_FROM behind; what it admits is held until the kernel takes it."""
+        queue = self.queue
+        writer = self.writer
+        queue.release(writer.sent)
+        if msg.answer:
+            if not queue.admit_answer(backlog, size):
+                return False
+            queue.hold(writer.sent + backlog + size, ANSWERS, size)
+            return True
+        source = arrival_link(self.node, msg.return_route)
+        if source is None or source is self:
+            return True  # this node's own traffic: portal streams, bounded by their windows
+        if msg.peer is not None:  # proved over a secure channel: one share per identity, whatever its links
+            key = msg.peer
+        else:
+            key = source.address if not source.outgoing else (source.address, msg.return_route[1:2])
+        if queue.over_share(key, size):
+            if not source.outgoing:
+                self._cut_off(source)
+            else:
+                self.node.counters["dropped_over_share"] += 1
+            return False
+        queue.hold(writer.sent + backlog + size, key, size)
+        return True
 
-    def _cut_off(self, address) -> None:
-        """This link is far behind and another link's peer keeps filling it (a flood through a
-        relay name, faster than the edge reads): close the flooder's link, not this one that
-        carries everyone's traffic. Flow-controlled streams never queue this much."""
-        source = self.node.workers.get(address)
-        if isinstance(source, TcpConnection) and source is not self and source.connected:
+    def _cut_off(self, source: "TcpConnection") -> None:
+        """Another link's peer keeps filling this one (a flood through a relay name, faster
+        than the edge reads): close the flooder's link, not this one that carries
+        everyone's traffic. Flow-controlled streams never queue this much."""
+        if source.connected:
             self.node.counters["links_cut_off"] += 1
             log.warning("closing the connection %s %s: it keeps filling the link to %s, %d bytes behind",
                         "to" if source.outgoing else "from", source.peer, self.peer, self.writer.backlog)
@@ -174,6 +206,7 @@ class TcpConnection(Worker, CloseNotifier):
         route, own, counters = self.node.route, (self.address,), self.node.counters
         batch = end - start > 1  # what they cause is written once, at the end of this turn
         Batch.depth += batch
+        routed = False
         try:
             for frame in frames[start:end]:
                 if not frame:
@@ -185,12 +218,15 @@ class TcpConnection(Worker, CloseNotifier):
                     log.debug("dropped a message from %s: %s", self.peer, exc)
                     continue
                 if onward:
-                    self.routed = True
+                    routed = True
                     route(LocalMessage(onward, own + return_route, payload))
                     if sock is not self.sock or not self.connected:
                         return  # closed by what it caused: the rest of the read is not delivered
         finally:
             Batch.depth -= batch
+            if routed:  # heartbeats do not count
+                self.routed = True
+                self.active_at = self.transport.budget.now()
         if end < len(frames):
             sock.pause_reading()
             gevent.get_hub().loop.run_callback(self._deliver_rest, sock, frames, end)
@@ -211,6 +247,7 @@ class TcpConnection(Worker, CloseNotifier):
             return
         self.connected = False
         self.writer.close()
+        self.queue.clear()
         self.sock.close()
         self.transport.budget.forget(self)
         self._notify_closed()
@@ -249,6 +286,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.node.unregister(self.address)
         self.transport.connections.pop(self.id, None)
         self.writer.close()
+        self.queue.clear()
         self.sock.close()
         self.transport.budget.forget(self)
         if was_connected:
@@ -256,6 +294,11 @@ class TcpConnection(Worker, CloseNotifier):
 
     def stop(self) -> None:
         self.close()
+
+    def carries(self) -> bool:
+        """Does anything ride on this link: a relay registration, a secure channel, a portal
+        stream (each watches the link it rides on)? Such a link is never evicted."""
+        return bool(self._close_callbacks)
 
     def describe(self) -> dict:
         return {"id": self.id, "type": "TCP",
@@ -273,7 +316,7 @@ class TcpListener:
 
     def _accept(self, sock: HubSocket, peer) -> None:
         source = source_address(peer[0])
-        if not self.transport.budget.admit(self, source):
+        if not self.transport.budget.admit(self, source, self.transport.connections.values()):
             sock.reset()
             return
         conn = self.transport.adopt(sock, f"{peer[0]}:{peer[1]}", outgoing=False)
@@ -300,6 +343,7 @@ class TcpTransport:
         self.listeners: dict[str, TcpListener] = {}
         self.connections: dict[str, TcpConnection] = {}
         self.budget = ConnectionBudget(limits, node.counters)
+        self.queues = QueueBudget(limits, node.counters)
         self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout, self.budget.check)
         self._connecting = SingleFlight()
 

@@ -272,6 +272,62 @@ class Peer:
                 pass
 
 
+# --- peers that never read -----------------------------------------------------------------------
+
+
+class Flood:
+    """Peers that each send `frame` again and again for `seconds`, reading nothing."""
+
+    def __init__(self, peers, frame: bytes, seconds: float):
+        self.peers, self.frame, self.seconds = peers, frame, seconds
+        self.sent = [0] * len(peers)
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(len(peers))]
+
+    def _run(self, index: int) -> None:
+        peer = self.peers[index]
+        peer.sock.settimeout(0.5)
+        deadline = time.monotonic() + self.seconds
+        view = memoryview(self.frame)
+        while time.monotonic() < deadline:
+            try:
+                sent = peer.sock.send(view)
+            except socket.timeout:
+                continue
+            except OSError:
+                return  # cut off
+            self.sent[index] += sent
+            view = view[sent:] or memoryview(self.frame)
+
+    def run(self, sample) -> int:
+        """Flood, calling sample() every 0.1 s meanwhile; the peak of what it returned."""
+        for t in self._threads:
+            t.start()
+        peak = 0
+        while any(t.is_alive() for t in self._threads):
+            peak = max(peak, sample())
+            time.sleep(0.1)
+        return max(peak, sample())
+
+
+def unread(peer: Peer) -> Peer:
+    """A peer whose receive buffer is small: the node's answers pile up at the node."""
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return peer
+
+
+def register_without_reader(peer: Peer, name: str) -> bool:
+    """Register `name` and read until its reply, in this thread: no reader is left running."""
+    reply_to = Address.local("owner")
+    peer.send_message((FORWARDING_SERVICE,), (reply_to,), registration_request(name))
+    decoder = FrameDecoder(MAX_FRAME)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for frame in decoder.feed(peer.sock.recv(65536)):
+            if frame and TransportMessage.decode(bytes(frame)).onward == (reply_to,):
+                return relay_wire.RelayReply.decode(TransportMessage.decode(bytes(frame)).payload).ok
+    return False
+
+
 def connect_many(port: int, count: int, source: str = "127.0.0.2", version: bool = True,
                  timeout: float = 10.0) -> list[Peer]:
     """`count` connections (that send the version byte, or nothing at all), opened in order."""
@@ -373,6 +429,36 @@ class Heartbeats(Every):
         for peer in self.peers:
             if not peer.eof.is_set():
                 peer.heartbeat()
+
+
+class Refiller(threading.Thread):
+    """Another bot that takes every slot that frees, as a botnet does: it opens a connection
+    every `interval` s, routes one echo on it and then only heartbeats."""
+
+    def __init__(self, port: int, source: str, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.port, self.source, self.interval = port, source, interval
+        self.peers: list[Peer] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with Heartbeats(self.peers, interval=0.5):
+            while not self.stop.wait(self.interval):
+                try:
+                    peer = Peer(self.port, self.source, timeout=2)
+                except OSError:
+                    continue
+                if peer.send_message((Address.local("echo"),)):
+                    self.peers.append(peer)
+
+    def __enter__(self) -> "Refiller":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.join(10)
+        close_all(self.peers)
 
 
 # --- handshake floods ----------------------------------------------------------------------------

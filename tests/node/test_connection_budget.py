@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gevent
 import pytest
 from gevent import socket as gsocket
 
 from appliance.limits.budgets import Limits
-from appliance.node import tcp
+from appliance.node.queues import ACCOUNT_FROM
+from appliance.wire.address import Address
 from appliance.wire.framing import PROTOCOL_VERSION_BYTE, encode_frame_header
 from tests.helpers import wait_until
 from tests.node.conftest import RawPeer
@@ -69,27 +71,49 @@ def connect_from(source: str, hostport: str):
     return sock
 
 
-@pytest.mark.parametrize("limits, refused_from", [
-    (Limits(connections_per_source=3), "127.0.0.1"),
-    (Limits(connections_per_listener=3), "127.0.0.2"),
+@pytest.mark.parametrize("limits, newcomer_from", [
+    (Limits(connections_per_source=4), "127.0.0.1"),
+    (Limits(connections_per_listener=4), "127.0.0.2"),
 ])
-def test_connections_over_a_budget_are_refused_at_once(make_node, limits, refused_from):
+def test_over_a_budget_the_connection_worth_least_gives_way(make_node, limits, newcomer_from):
+    """First one that never routed, then one that only talked to the node's own services
+    (even if it did so last), then the one that routed least recently; never one that
+    carries a relay registration."""
     node = make_node("relay", limits=limits)
     listener = make_node.listener("relay")
-    kept = [connect_from("127.0.0.1", listener) for _ in range(3)]
-    wait_until(lambda: len(node.tcp.connections) == 3, what="three connections to be accepted")
-    extra = connect_from(refused_from, listener)
-    extra.settimeout(5)
+    silent = RawPeer(listener, source="127.0.0.1")
+    owner = RawPeer(listener, source="127.0.0.1")
+    assert owner.register("a").ok
+    user = RawPeer(listener, source="127.0.0.1")
+    user.send((Address.local("forward_to_a"), Address.local("x")), (Address.local("me"),), b"through the relay")
+    assert owner.receive().payload == b"through the relay"
+    quiet = RawPeer(listener, source="127.0.0.1")
+    assert quiet.echo(b"last") == b"last"
+    wait_until(lambda: len(node.tcp.connections) == 4, what="four connections to be accepted")
+
+    newcomers = []
+    for gives_way in (silent, quiet, "the first newcomer"):
+        newcomers.append(RawPeer(listener, source=newcomer_from))
+        assert newcomers[-1].echo(b"in") == b"in"
+        gives_way = newcomers[0] if gives_way == "the first newcomer" else gives_way  # it only echoed
+        wait_until(lambda: closed_by_node(gives_way), what="the connection worth least to give way")
+    assert node.node.counters["connections_evicted"] == 3 and node.node.counters["connections_refused"] == 0
+    assert owner.echo(b"kept") == b"kept" and "forward_to_a" in node.forwarding.relays
+    assert user.echo(b"kept") == b"kept"  # it used the relay: worth more than those that only echo
+
+
+def test_when_every_connection_carries_something_the_new_one_is_refused(make_node):
+    node = make_node("relay", limits=Limits(connections_per_listener=2))
+    listener = make_node.listener("relay")
+    owners = [RawPeer(listener) for _ in range(2)]
+    assert all(owner.register(name).ok for owner, name in zip(owners, "ab"))
     try:
-        refused = extra.recv(10) == b""
+        newcomer = RawPeer(listener, source="127.0.0.2")
+        wait_until(lambda: closed_by_node(newcomer), what="the new connection to be refused")
     except ConnectionResetError:
-        refused = True
-    assert refused and node.node.counters["connections_refused"] == 1
-    if refused_from != "127.0.0.1":
-        return
-    assert RawPeer(listener, source="127.0.0.2").echo(b"in") == b"in"  # another source still gets in
-    for sock in kept:
-        sock.close()
+        pass  # refused before its greeting was sent
+    assert node.node.counters["connections_refused"] == 1 and node.node.counters["connections_evicted"] == 0
+    assert [owner.echo(b"kept") for owner in owners] == [b"kept", b"kept"]
 
 
 def test_a_connection_closed_while_its_next_read_is_due_stops_counting(make_node):
@@ -188,9 +212,8 @@ while time.time() < end:
 """
 
 
-def test_a_flood_through_a_relay_name_cuts_off_the_flooder_not_the_name(make_node, monkeypatch):
-    monkeypatch.setattr(tcp, "FILLED_BY_OTHERS", 8 << 20)
-    node = make_node("relay")
+def test_a_flood_through_a_relay_name_cuts_off_the_flooder_not_the_name(make_node):
+    node = make_node("relay", limits=Limits(link_share=8 << 20))
     owner = RawPeer(make_node.listener("relay"))
     owner.sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_RCVBUF, 4096)
     assert owner.register("b").ok  # and reads nothing from now on, like an edge on a slow link
@@ -198,3 +221,25 @@ def test_a_flood_through_a_relay_name_cuts_off_the_flooder_not_the_name(make_nod
     assert wait_exit(run_sender(FLOODER, make_node.listener("relay"))).strip() == "cut off"
     assert node.node.counters["links_cut_off"] >= 1 and link.connected  # the name's link stays
     assert link.writer.backlog < 24 << 20
+
+
+def test_a_flood_out_of_a_secure_channel_is_held_to_its_identitys_share(make_node):
+    """A member floods a relay name through a secure channel that ends at the relay: the
+    messages out of the channel count against the member's identity, and the link the
+    channel rides on is cut off, not the name's."""
+    node = make_node("relay", limits=Limits(link_share=2 << 20))
+    owner = RawPeer(make_node.listener("relay"))
+    owner.sock.setsockopt(gsocket.SOL_SOCKET, gsocket.SO_RCVBUF, 4096)
+    assert owner.register("b").ok  # and reads nothing from now on
+    name_link = node.node.workers[node.forwarding.relays["forward_to_b"].link]
+    member = make_node("member", listen=False)
+    end = member.channels.create(member.resolve("/node/relay").route + (Address.local("api"),), "flood")
+    onward = (end.encryptor.address, Address.local("forward_to_b"), Address.local("x"))
+    for _ in range(64):
+        member.node.send(onward, bytes(256 * 1024))
+        gevent.sleep(0)
+        if node.node.counters["links_cut_off"]:
+            break
+    wait_until(lambda: node.node.counters["links_cut_off"] == 1, what="the member's link to be cut off")
+    assert name_link.connected and name_link.writer.backlog < (2 << 20) + ACCOUNT_FROM + (1 << 20)
+    assert end.closed or not member.tcp.connections or not list(member.tcp.connections.values())[0].connected
