@@ -32,6 +32,9 @@ RESTART_DELAY_MS = 2000
 START_TIMEOUT = 60.0  # seconds `service install` waits for RUNNING
 STOP_TIMEOUT = 15.0  # seconds `service uninstall` waits for STOPPED (open connections get 10 s)
 ERROR_SERVICE_SPECIFIC_ERROR = 1066  # the service's own exit code says what went wrong
+ERROR_SERVICE_CANNOT_ACCEPT_CTRL = 1061  # still starting (or already stopping)
+ERROR_SERVICE_NOT_ACTIVE = 1062
+ERROR_SERVICE_EXISTS = 1073
 START_WAIT_HINT_MS = 60000  # what the service manager may wait for RUNNING
 
 
@@ -72,10 +75,18 @@ def service_class(config: str, name: str):
             clean STOPPED after it returns (over any failure we report). So: START_PENDING,
             RUNNING from the node once it is ready, and after a failure our STOPPED with our
             code, then the process ends before anything can report over it."""
-            self.ReportServiceStatus(win32service.SERVICE_START_PENDING, waitHint=START_WAIT_HINT_MS)
+            self._report_starting()
             code = self.SvcDoRun()
             if code:
                 self.exit_process(code)
+
+        def _report_starting(self):
+            """START_PENDING that accepts Stop: pywin32's accepts no control while starting,
+            so a service whose node is slow to come up could be neither stopped nor removed."""
+            win32service.SetServiceStatus(self.ssh, (
+                win32service.SERVICE_WIN32_OWN_PROCESS, win32service.SERVICE_START_PENDING,
+                win32service.SERVICE_ACCEPT_STOP | win32service.SERVICE_ACCEPT_SHUTDOWN, 0, 0, 0,
+                START_WAIT_HINT_MS))
 
         def SvcStop(self):
             with self._status:
@@ -129,7 +140,7 @@ def _log_to_node_file(name: str) -> None:
     """The node's log file from the start, so that a topology it cannot read is told there too."""
     from appliance.host.runner import setup_logging
 
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, StateError):
         state.node_dir(name).mkdir(mode=0o700, parents=True, exist_ok=True)
         setup_logging(name, 0, to_stderr=False)
 
@@ -142,29 +153,49 @@ def install(config: str, name: str | None, start: bool = True) -> dict:
     name = name or spec.name
     if not name:
         raise StateError(f"{config}: node.name: missing (or pass --name)")
+    state.check_name(name)
     _, win32service, win32serviceutil = _modules()
     cls = service_class(config, name)
     command = self_command()
     home = str(state.home())  # the service keeps its state where the installer's CLI finds it
-    with _windows_errors(cls._svc_name_):
-        win32serviceutil.InstallService(
-            None, cls._svc_name_, cls._svc_display_name_, description=cls._svc_description_,
-            startType=win32service.SERVICE_AUTO_START, exeName=command[0],  # pywin32 quotes it
-            exeArgs=subprocess.list2cmdline(command[1:] + ["service", "run", "--config", config, "--name", name,
-                                                           "--home", home]))
     try:
         with _windows_errors(cls._svc_name_):
+            _create(cls, win32service, win32serviceutil, command, config, name, home)
             win32serviceutil.SetServiceCustomOption(cls._svc_name_, "config", config)
             restarts_on_error_exit = _restart_on_failure(cls._svc_name_, win32service)
             if start:
                 win32serviceutil.StartService(cls._svc_name_)
                 _wait_running(cls._svc_name_, win32service, win32serviceutil)
+    except ServiceExists:
+        raise ServiceError(f"service {cls._svc_name_}: it is installed already "
+                           f"(ockam service uninstall --name {name})") from None
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to tell
             _remove(cls._svc_name_, win32service, win32serviceutil)
         raise
     return {"service": cls._svc_name_, "config": config, "home": home, "started": start,
             "restarts_on_error_exit": restarts_on_error_exit}
+
+
+def _create(cls, win32service, win32serviceutil, command: list, config: str, name: str, home: str) -> None:
+    """CreateService (and its description): one that fails because the name is taken leaves
+    the other service alone; any other failure removes what was created."""
+    import pywintypes
+
+    try:
+        win32serviceutil.InstallService(
+            None, cls._svc_name_, cls._svc_display_name_, description=cls._svc_description_,
+            startType=win32service.SERVICE_AUTO_START, exeName=command[0],  # pywin32 quotes it
+            exeArgs=subprocess.list2cmdline(command[1:] + ["service", "run", "--config", config, "--name", name,
+                                                           "--home", home]))
+    except pywintypes.error as exc:
+        if exc.winerror == ERROR_SERVICE_EXISTS:
+            raise ServiceExists(exc) from None
+        raise
+
+
+class ServiceExists(Exception):
+    """Install found the name taken: that service is not ours to remove."""
 
 
 @contextlib.contextmanager
@@ -179,18 +210,25 @@ def _windows_errors(service: str):
 
 
 def _remove(service: str, win32service, win32serviceutil) -> None:
-    """Stop it (waiting for STOPPED: open portal connections get their drain), then remove it."""
+    """Stop it and wait for STOPPED (open portal connections get their drain), then remove
+    it; a service that will not stop within STOP_TIMEOUT is left registered, and said so."""
     import pywintypes
 
-    try:
-        win32serviceutil.StopService(service)
-    except pywintypes.error:  # not running
-        pass
-    else:
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while win32serviceutil.QueryServiceStatus(service)[1] != win32service.SERVICE_STOPPED \
-                and time.monotonic() < deadline:
-            time.sleep(0.2)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    asked = False
+    while (current := win32serviceutil.QueryServiceStatus(service)[1]) != win32service.SERVICE_STOPPED:
+        if time.monotonic() >= deadline:
+            raise ServiceError(f"service {service} did not stop within {STOP_TIMEOUT:g} s (state {current}); "
+                               "it was not removed")
+        if not asked and current != win32service.SERVICE_STOP_PENDING:
+            try:
+                win32serviceutil.StopService(service)
+                asked = True
+            except pywintypes.error as exc:
+                if exc.winerror != ERROR_SERVICE_CANNOT_ACCEPT_CTRL:  # not active: stopped meanwhile
+                    if exc.winerror != ERROR_SERVICE_NOT_ACTIVE:
+                        raise
+        time.sleep(0.2)
     win32serviceutil.RemoveService(service)
 
 

@@ -26,9 +26,9 @@ class Limits:
     handshakes_per_second_per_source: float = 20.0  # per link an Init arrives over
     outlet_connections_per_route: int = 16384  # connections one inlet node (or channel peer) may have at an outlet
     reply_backlog: int = 1 << 20  # a link this far behind gets no more answers of this node's services
-    link_share: int = 8 << 20  # what one source may have queued on another link (forwarded to it)
+    link_share: int = 16 << 20  # what one source may have queued on another link (16 portal windows)
     queued_bytes: int = 64 << 20  # answers and forwarded messages queued on all links together
-    link_idle_timeout: float = 300.0  # an incoming link that carries nothing and routed nothing is closed after this
+    link_idle_timeout: float = 300.0  # an incoming link that carries nothing, never used a relay and routed nothing is closed after this
 
 
 SECONDS = {"frame_deadline", "idle_timeout", "link_idle_timeout"}

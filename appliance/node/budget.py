@@ -156,8 +156,10 @@ class ConnectionBudget:
                 return "frames_timed_out", f"a frame not completed within {allowed:.0f} s (frame_deadline and 64 kbit/s)"
         if conn.source is not None and not conn.routed and now - conn.admitted_at >= self.limits.idle_timeout:
             return "idle_connections_closed", f"no message within {self.limits.idle_timeout:g} s of connecting (idle_timeout)"
-        if conn.source is not None and conn.routed and now - conn.active_at >= self.limits.link_idle_timeout \
-                and not conn.carries():
-            return "idle_links_closed", (f"it carries nothing and routed no message for "
+        if conn.spoke:  # a message was written to it since the last tick: in use, as much as one it sent
+            conn.active_at = now
+        if conn.source is not None and conn.routed and not conn.relayed and not conn.carries() \
+                and now - conn.active_at >= self.limits.link_idle_timeout:
+            return "idle_links_closed", (f"it carries nothing, never used a relay, and routed no message for "
                                          f"{self.limits.link_idle_timeout:g} s (link_idle_timeout)")
         return None

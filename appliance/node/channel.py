@@ -199,7 +199,8 @@ class ChannelEnd(CloseNotifier):
     def send(self, msg: LocalMessage) -> None:
         payload = msg.payload
         packet = self._enc.encrypt(payload, wire.payload_head(msg.onward[1:], msg.return_route, len(payload)))
-        self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), packet, None, msg.answer))
+        self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), packet, None, msg.answer,
+                                     msg.origin_route or msg.return_route))
 
     def _decrypt(self, msg: LocalMessage) -> None:
         try:

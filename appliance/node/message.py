@@ -16,6 +16,9 @@ class LocalMessage(NamedTuple):
     # this node's own answer to a peer's request: dropped, not queued, for a peer that does
     # not read its answers (node/queues.py)
     answer: bool = False
+    # the return route the message had before a secure channel of this node wrapped it:
+    # whom the ciphertext is on behalf of (node/queues.py)
+    origin_route: Optional[Route] = None
 
     def step(self, prepend_return=None) -> "LocalMessage":
         """The same message with the first onward hop removed (and optionally a return hop added)."""

@@ -3,17 +3,22 @@
 Portal streams are bounded by their credit windows. Two things are not: the answers of the
 node's own services (echo, probes, refusals, relay replies) to a peer that never reads them,
 and what a relay forwards from one link onto another whose peer reads slower than the
-sender sends. So, once a link has a queue (below ACCOUNT_FROM bytes nothing is counted: a
-busy link's batch of one loop turn):
-- an answer to a link more than `reply_backlog` behind is dropped (`dropped_replies_unread`);
+sender sends. So:
+- an answer is dropped when `reply_backlog` of answers are already queued on its link
+  (`dropped_replies_unread`); what else the link carries does not count;
+- once a link has a queue of ACCOUNT_FROM bytes (below, nothing is counted: a busy link's
+  batch of one loop turn),
 - a forwarded message is held against its source: the identity it proved, for a message out
   of a secure channel (on every link it uses), else the link it arrived over (or, behind a
   link this node dialled, that link and the sender behind it): a source may hold
   `link_share` of another link's queue, and all sources and answers together `queued_bytes`
-  of all links. Beyond that the source's link is cut off when it is the source's own (an
-  incoming connection: it is the one flooding), and its message dropped otherwise
-  (`dropped_over_share`): never the link that carries everyone's traffic.
-A message is held until the writer's `sent` passes its end (pure bookkeeping: no I/O here).
+  of all links. Beyond that one link is closed (`links_cut_off`): the source's, when it
+  carries nothing and this node did not dial it (it is pushing); else this one, when it
+  carries nothing (it does not read what it asked for); a link that carries a registration,
+  channels or streams is never closed for another's traffic: the message is dropped then
+  (`dropped_over_share`).
+A message is held until the writer's `sent` passes its end; each liveness tick releases
+what links that caught up no longer hold (pure bookkeeping: no I/O here).
 """
 
 from __future__ import annotations
@@ -61,9 +66,10 @@ class LinkQueue:
         self._entries.clear()
         self.held.clear()
 
-    def admit_answer(self, backlog: int, size: int) -> bool:
+    def admit_answer(self, size: int) -> bool:
+        """Answers already queued on this link (not whatever else it carries) decide."""
         limits = self.budget.limits
-        if backlog > limits.reply_backlog or self.budget.total + size > limits.queued_bytes:
+        if self.held.get(ANSWERS, 0) + size > limits.reply_backlog or self.budget.total + size > limits.queued_bytes:
             self.budget.counters["dropped_replies_unread"] += 1
             return False
         return True

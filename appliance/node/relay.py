@@ -23,6 +23,7 @@ from appliance.limits.rate import KeyedBuckets
 from appliance.node.errors import AddressInUse, BadArgument, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.links import watch_link
+from appliance.node.sources import arrival_link
 from appliance.node.lograte import LogRate
 from appliance.node.sources import message_source
 from appliance.node.worker import Worker
@@ -51,10 +52,9 @@ class RelayWorker(Worker):
         self.owner = owner  # identifier of the registering node, when it came over a secure channel
 
     def handle(self, msg: LocalMessage) -> None:
-        if msg.return_route:  # its sender uses this node as a relay: worth a slot (node/budget.py)
-            sender = self.service.node.workers.get(msg.return_route[0])
-            if getattr(sender, "tcp_link", False):
-                sender.relayed = True
+        sender = arrival_link(self.service.node, msg.return_route)
+        if sender is not None and not sender.relayed:  # it uses this node as a relay: worth a slot
+            sender.relayed = True
         self.service.node.route(LocalMessage(self.forward_route + msg.onward[1:], msg.return_route,
                                              msg.payload, msg.peer))
 

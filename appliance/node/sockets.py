@@ -41,8 +41,10 @@ MAX_ACCEPTS = 100  # per loop turn
 OPTIONS_INHERITED = sys.platform.startswith("linux")  # accepted sockets take the listener's options
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 ACCEPT_RETRY = 0.1  # seconds to wait after accept failed (out of file descriptors)
-# a non-blocking connect under way: EINPROGRESS, or on Windows WSAEWOULDBLOCK (errno.EWOULDBLOCK there)
-CONNECT_PENDING = frozenset((errno.EINPROGRESS, errno.EWOULDBLOCK))
+# a non-blocking connect under way: EINPROGRESS; on Windows WSAEWOULDBLOCK (errno.EWOULDBLOCK
+# there; on Linux that is EAGAIN, which a connect answers when no local port is free)
+CONNECT_PENDING = frozenset((errno.EINPROGRESS, errno.EWOULDBLOCK) if os.name == "nt" else (errno.EINPROGRESS,))
+_REUSE_OPTION = getattr(_stdsocket, "SO_EXCLUSIVEADDRUSE", None) if os.name == "nt" else _stdsocket.SO_REUSEADDR
 _SIO_KEEPALIVE_VALS = getattr(_stdsocket, "SIO_KEEPALIVE_VALS", None) if os.name == "nt" else None
 _WINSOCK_ERRORS = getattr(_stdsocket, "errorTab", {})  # Windows only: WSAE... code -> text
 
@@ -273,7 +275,9 @@ class Listener:
         family, address = _addresses(host, port, passive=True)[0]
         sock = _stdsocket.socket(family, _stdsocket.SOCK_STREAM)
         try:
-            sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+            # a port in TIME_WAIT may be reused; Windows' SO_REUSEADDR would also let us bind a
+            # port another process listens on, so there it is SO_EXCLUSIVEADDRUSE instead
+            sock.setsockopt(_stdsocket.SOL_SOCKET, _REUSE_OPTION, 1)
             tune(sock)
             sock.bind(address)
             sock.listen(BACKLOG)

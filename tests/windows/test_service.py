@@ -66,6 +66,9 @@ def test_the_service_runs_the_edge_reloads_and_stops_gracefully(windows, linux_r
     installed = windows.install(topology)
     assert installed.returncode == 0, installed.stderr
     assert installed.stdout == "ockam-edge\n"
+    # Wine's service manager lacks the failure-actions flag: the install says so, and goes on
+    assert "restarts after a crash, but not after it stops with an error: ChangeServiceConfig2: Invalid level" \
+        in installed.stderr
     # RUNNING only once the topology is up: the relay is registered when install returns
     assert windows.service_state("edge")["state"] == RUNNING
     assert "forward_to_edge" in linux_relay("relay", "list", "--at", "relay")
@@ -129,7 +132,7 @@ def test_state_and_topology_under_program_files(windows, linux_relay, echo_targe
     """`C:\\Program Files\\...`: spaces in the service's command line, its state and its topology."""
     program_files = windows.wine.path / "drive_c" / "Program Files" / "ockam test"
     windows.use_home(program_files / "state dir")
-    topology = edge_topology(program_files / "edge config.toml", echo_target, relay=linux_relay.relay_port)
+    edge_topology(program_files / "edge config.toml", echo_target, relay=linux_relay.relay_port)
     installed = windows.run("service", "install", "--config", r"C:\Program Files\ockam test\edge config.toml",
                             "--output", "json", check=False)
     windows.services.append("edge")
@@ -139,6 +142,5 @@ def test_state_and_topology_under_program_files(windows, linux_relay, echo_targe
     assert echoes(live, b"from Program Files")
     live.close()
     assert Path(program_files, "state dir", "nodes", "edge", "control.json").exists()
-    assert topology.exists()
     assert windows("node", "reload", "edge") == "Reloaded node edge: 0 started, 0 stopped, 2 unchanged"
     assert windows("node", "logs", "edge") == r"C:\Program Files\ockam test\state dir\nodes\edge\node.log"
