@@ -14,7 +14,7 @@ BUILD_STAMP := $(VENV)/.build-installed
 FREEZE := PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
           $(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN ockam.spec
 
-.PHONY: run test test-tcp-control bench bench-floor bench-deps system-deps clean binary binary-check smoke \
+.PHONY: run test test-fast test-tcp-control bench bench-floor bench-deps system-deps clean binary binary-check smoke \
         binary-windows binary-windows-check test-windows
 
 $(STAMP): pyproject.toml
@@ -37,7 +37,12 @@ run: $(STAMP)
 	$(VENV)/bin/ockam node run config/default.toml
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
+
+# the edit loop: the pure layers, no node and no process (seconds, not minutes)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q --durations=5 tests/wire tests/secure tests/stream tests/config tests/limits tests/observe \
+	    tests/test_layers.py
 
 # the e2e suite again with the nodes' control API on loopback TCP with a token, as on Windows
 test-tcp-control: $(STAMP) system-deps

@@ -32,6 +32,28 @@ def _sleep(seconds: float) -> None:
         time.sleep(seconds)
 
 
+def recv_exactly(sock, n: int, timeout: float | None = None) -> bytes:
+    """n bytes from `sock`; fewer only when the peer closes first or `timeout` seconds (for
+    all of them; None: the socket's own) run out."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks, missing = [], n
+    while missing:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+        try:
+            data = sock.recv(min(missing, 65536))
+        except socket.timeout:
+            break
+        if not data:
+            break
+        chunks.append(data)
+        missing -= len(data)
+    return b"".join(chunks)
+
+
 def echo_until_eof(sock) -> None:
     """Send back everything received until the peer closes (works for gevent and std sockets)."""
     while True:

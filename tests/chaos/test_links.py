@@ -28,7 +28,7 @@ import pytest
 
 from tests.chaos.conftest import CHUNK, create_node, expected_sha256, fetch_sha256, read_sha256, recovery_time
 from tests.chaos.test_recovery import PLAIN, ROUTES, Topology
-from tests.helpers import echo_until_eof, free_port, wait_until
+from tests.helpers import echo_until_eof, free_port, recv_exactly, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -121,22 +121,6 @@ def mixed_target(threaded_server, sha256_server) -> MixedTarget:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def recv_exactly(sock, n: int, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    got = b""
-    while len(got) < n:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(n - len(got))
-        except socket.timeout:
-            break
-        if not data:
-            break
-        got += data
-    return got
 
 
 def round_trip(sock, size: int, timeout: float) -> float:

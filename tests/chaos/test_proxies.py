@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.chaos.conftest import echo_once
+from tests.helpers import recv_exactly
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -16,22 +17,10 @@ def connect(proxy, timeout: float = 5.0) -> socket.socket:
     return socket.create_connection(proxy.address, timeout=timeout)
 
 
-def recv_exactly(sock, n: int, timeout: float = 10.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    got = b""
-    while len(got) < n:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        data = sock.recv(n - len(got))
-        if not data:
-            break
-        got += data
-    return got
-
-
 def round_trip(sock, payload: bytes) -> float:
     start = time.monotonic()
     sock.sendall(payload)
-    assert recv_exactly(sock, len(payload)) == payload
+    assert recv_exactly(sock, len(payload), timeout=10) == payload
     return time.monotonic() - start
 
 
@@ -54,7 +43,7 @@ def test_half_close_is_forwarded(chaos_proxy, sha256_server):
     assert sha256_server.fetch(n, seed, address=proxy.address) == (n, sha256_server.expected(n, seed))
     with connect(proxy) as sock:  # the server's FIN after the stream reaches the client
         sock.sendall(b"GET 10 x\n")
-        assert len(recv_exactly(sock, 10)) == 10
+        assert len(recv_exactly(sock, 10, timeout=10)) == 10
         assert sock.recv(1) == b""
 
 

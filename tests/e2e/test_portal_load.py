@@ -12,7 +12,7 @@ BULK = 100 * 1024 * 1024
 CHUNK = 256 * 1024
 
 
-def recv_exactly(sock, n):
+def recv_sha256(sock, n):
     """Read n bytes, hashing them on the way; returns the sha256 hex digest."""
     digest = hashlib.sha256()
     while n:
@@ -57,7 +57,7 @@ def test_100_mb_both_ways_with_matching_sha256(relay_portal, threaded_server):
     def target(conn):
         writer = threading.Thread(target=send_all, args=(conn, downstream))
         writer.start()
-        server_saw["sha256"] = recv_exactly(conn, BULK)
+        server_saw["sha256"] = recv_sha256(conn, BULK)
         writer.join()
         server_done.set()
 
@@ -66,7 +66,7 @@ def test_100_mb_both_ways_with_matching_sha256(relay_portal, threaded_server):
     with socket.create_connection(inlet, timeout=120) as sock:
         writer = threading.Thread(target=send_all, args=(sock, upstream))
         writer.start()
-        client_saw = recv_exactly(sock, BULK)
+        client_saw = recv_sha256(sock, BULK)
         writer.join()
         assert server_done.wait(120), f"the target did not receive all 100 MB: {server.errors}"
     assert not server.errors
@@ -81,7 +81,7 @@ def test_200_concurrent_portal_connections(relay_portal, echo_target):
         message = (f"connection {i:03d} ".encode()) * 500
         with socket.create_connection(inlet, timeout=60) as sock:
             sock.sendall(message)
-            return recv_exactly(sock, len(message)) == hashlib.sha256(message).hexdigest()
+            return recv_sha256(sock, len(message)) == hashlib.sha256(message).hexdigest()
 
     barrier_free = ThreadPoolExecutor(max_workers=200)
     results = list(barrier_free.map(one, range(200), timeout=120))

@@ -12,7 +12,7 @@ from appliance.wire.address import Address
 from appliance.wire.framing import PROTOCOL_VERSION_BYTE, encode_frame_header
 from appliance.wire.relay import RelayReply, encode_request, relay_address
 from appliance.wire.transport import TransportMessage, encode_frame
-from tests.helpers import echo_until_eof
+from tests.helpers import echo_until_eof, recv_exactly
 
 
 @pytest.fixture
@@ -195,17 +195,6 @@ class RawPeer:
 def connect(hostport: str, source: str | None = None):
     host, port = hostport.rsplit(":", 1)
     return socket.create_connection((host, int(port)), timeout=10, source_address=(source, 0) if source else None)
-
-
-def recv_exactly(sock, n: int) -> bytes:
-    chunks = []
-    while n:
-        data = sock.recv(min(n, 65536))
-        if not data:
-            break
-        chunks.append(data)
-        n -= len(data)
-    return b"".join(chunks)
 
 
 __all__ = ["CountingSink", "RawPeer", "StallingProxy", "connect", "recv_exactly", "gevent"]

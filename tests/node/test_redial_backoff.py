@@ -15,7 +15,8 @@ def test_a_peer_that_accepts_then_closes_is_dialled_with_backoff(make_node):
         a = make_node("a")
         a.tcp_connection_create(f"127.0.0.1:{server.address[1]}")
         gevent.sleep(5)
-        # with 0.25 s doubling to 2 s (each wait 50-100 %): at most 0.125+0.25+0.5+1+1+1 < 5 s -> 7 dials
-        assert len(accepted) <= 8, f"{len(accepted)} dials in 5 s"
+        # with 0.25 s doubling to 2 s (each wait 50-100 %): at most 0.125+0.25+0.5+1+1+1 < 5 s -> 7 dials,
+        # and at least 0.25+0.5+1+2 < 5 s -> 5 (4 here, for a loaded machine): it does dial again
+        assert 4 <= len(accepted) <= 8, f"{len(accepted)} dials in 5 s"
     finally:
         server.stop(timeout=0)

@@ -1,4 +1,7 @@
-"""Regression tests for defects a review found: each one failed before its fix."""
+"""Links and what rides on them: a peer cannot make a node dial out; a channel inside a
+channel, a relay registered over a channel and close watches all go with their link;
+refused relay retries leak no connection; a frame split anyhow decodes. (Each of these
+failed once, when a review found it.)"""
 
 import struct
 
