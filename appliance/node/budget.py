@@ -63,8 +63,8 @@ class ConnectionBudget:
         source) is full, the connection of it worth least gives way: of those that carry
         nothing (no relay registration, secure channel or portal stream), one that never
         routed a message, else one that never sent through a relay name here (a peer that
-        only talks to this node's services), else the one that routed least recently.
-        Only when every one carries something is the new one refused."""
+        only talks to this node's services), else the one least recently active (a message
+        from it, or to it). Only when every one carries something is the new one refused."""
         if self.per_source[ip] >= self.limits.connections_per_source:
             pool = [c for c in connections if c.source == (listener, ip)]
             why = f"it has {self.limits.connections_per_source} connections open (connections_per_source)"
@@ -79,7 +79,7 @@ class ConnectionBudget:
             self.counters["connections_evicted"] += 1
             self._log.warning("evicted", "closing the connection from %s for a new one from %s: %s; it carries "
                               "nothing and %s", victim.peer, ip, why,
-                              f"routed nothing for {self._clock() - victim.active_at:.0f} s" if victim.routed
+                              f"was idle for {self._clock() - victim.active_at:.0f} s" if victim.routed
                               else "never routed a message")
             victim.drop(victim.sock)
             return True

@@ -23,9 +23,8 @@ from appliance.limits.rate import KeyedBuckets
 from appliance.node.errors import AddressInUse, BadArgument, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
 from appliance.node.links import watch_link
-from appliance.node.sources import arrival_link
 from appliance.node.lograte import LogRate
-from appliance.node.sources import message_source
+from appliance.node.sources import arrival_link, message_source
 from appliance.node.worker import Worker
 from appliance.observe.condition import Condition
 from appliance.wire import relay as relay_wire
