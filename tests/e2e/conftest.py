@@ -127,6 +127,42 @@ class ThreadedServer:
         self.sock.close()
 
 
+class Impostor:
+    """A process that now listens on a port a stale control.json names: it records what a
+    client sends it (`heard`) and answers the nonce with something that is no proof."""
+
+    def __init__(self):
+        self.heard: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                self.heard.append(conn.recv(4096))
+                conn.sendall(b"not a proof\n")
+                try:
+                    self.heard.append(conn.recv(4096))
+                except OSError:
+                    pass
+
+    def heard_only_nonces(self, token: str) -> bool:
+        """Something came, and nothing but 32-byte nonces (never the token or a request)."""
+        return bool(self.heard) and all(len(chunk) in (0, 33) for chunk in self.heard) \
+            and not any(token.encode() in chunk for chunk in self.heard)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 @pytest.fixture
 def echo_target(threaded_server) -> int:
     """The port of a loopback TCP echo server."""

@@ -4,10 +4,9 @@ with its token, stop, start, delete, logs, and a stale control.json."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from pathlib import Path
 
+from tests.e2e.conftest import Impostor
 from tests.helpers import wait_until
 
 
@@ -44,34 +43,13 @@ def test_a_stale_control_file_gets_no_token_and_no_request(windows):
     windows.wine.run("taskkill", "/F", "/PID", str(pid), timeout=30)
     wait_until(lambda: json.loads(windows("node", "show", "n1", "--output", "json"))["status"] == "DOWN",
                timeout=20, what="the killed node to be DOWN")
-    heard: list[bytes] = []
-    impostor = socket.socket()
-    impostor.bind(("127.0.0.1", 0))
-    impostor.listen(8)
-    tokens.write_text(json.dumps({**data, "port": impostor.getsockname()[1]}))
-
-    def serve():
-        while True:
-            try:
-                conn, _ = impostor.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                heard.append(conn.recv(4096))
-                conn.sendall(b"not a proof\n")
-                try:
-                    heard.append(conn.recv(4096))
-                except OSError:
-                    pass
-
-    threading.Thread(target=serve, daemon=True).start()
+    impostor = Impostor()
+    tokens.write_text(json.dumps({**data, "port": impostor.port}))
     try:
         refused = windows.run("relay", "list", "--at", "n1", check=False)
         assert refused.returncode == 1
         assert "node 'n1' is not running: something else answers" in refused.stderr
-        assert heard and all(len(chunk) in (0, 33) for chunk in heard), heard  # nonces only
-        assert not any(data["token"].encode() in chunk for chunk in heard)
+        assert impostor.heard_only_nonces(data["token"]), impostor.heard
         assert windows("node", "start", "n1") == "/node/n1"
         assert json.loads(windows("node", "show", "n1", "--output", "json"))["status"] == "UP"
     finally:

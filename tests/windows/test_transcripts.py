@@ -88,29 +88,19 @@ def test_a_secure_channel_through_a_windows_relay_carries_no_plaintext(windows, 
     assert len(crossed) > 1000 and marker.encode() not in crossed and b"GET / HTTP" not in crossed
 
 
-def test_a_windows_edge_behind_a_linux_relay(windows, ockam, site):
+@pytest.mark.parametrize("relay_on", ["linux", "windows"],
+                         ids=["windows-edge-behind-a-linux-relay", "linux-edge-behind-a-windows-relay"])
+def test_mixed_relay_and_edge(windows, ockam, site, relay_on):
+    """The relay on one system, the edge (outlet) and the client (inlet) on the other."""
     target, marker = site
+    relay_side, other = (ockam, windows) if relay_on == "linux" else (windows, ockam)
     relay = free_port()
-    ockam("node", "create", "relay", f"--tcp-listener-address=127.0.0.1:{relay}")
-    windows("node", "create", "edge")
-    windows("tcp-outlet", "create", "--at", "edge", "--from", "/service/outlet", "--to", f"127.0.0.1:{target}")
-    windows("relay", "create", "edge", "--at", f"/ip4/127.0.0.1/tcp/{relay}", "--to", "edge")
-    ockam("node", "create", "client")
+    relay_side("node", "create", "relay", f"--tcp-listener-address=127.0.0.1:{relay}")
+    other("node", "create", "edge")
+    other("tcp-outlet", "create", "--at", "edge", "--from", "/service/outlet", "--to", f"127.0.0.1:{target}")
+    other("relay", "create", "edge", "--at", f"/ip4/127.0.0.1/tcp/{relay}", "--to", "edge")
+    relay_side("node", "create", "client")
     inlet = free_port()
-    ockam("tcp-inlet", "create", "--at", "client", "--from", f"127.0.0.1:{inlet}",
-          "--to", f"/ip4/127.0.0.1/tcp/{relay}/service/forward_to_edge/secure/api/service/outlet")
-    assert marker in curl(inlet)
-
-
-def test_a_linux_edge_behind_a_windows_relay(windows, ockam, site):
-    target, marker = site
-    relay = free_port()
-    windows("node", "create", "relay", f"--tcp-listener-address=127.0.0.1:{relay}")
-    ockam("node", "create", "edge")
-    ockam("tcp-outlet", "create", "--at", "edge", "--from", "/service/outlet", "--to", f"127.0.0.1:{target}")
-    ockam("relay", "create", "edge", "--at", f"/ip4/127.0.0.1/tcp/{relay}", "--to", "edge")
-    windows("node", "create", "client")
-    inlet = free_port()
-    windows("tcp-inlet", "create", "--at", "client", "--from", f"127.0.0.1:{inlet}",
-            "--to", f"/ip4/127.0.0.1/tcp/{relay}/service/forward_to_edge/secure/api/service/outlet")
+    relay_side("tcp-inlet", "create", "--at", "client", "--from", f"127.0.0.1:{inlet}",
+               "--to", f"/ip4/127.0.0.1/tcp/{relay}/service/forward_to_edge/secure/api/service/outlet")
     assert marker in curl(inlet)
