@@ -58,7 +58,7 @@ while True:
 HUB_FORWARDER = r"""
 import sys
 import gevent
-from appliance.node.sockets import Listener, connect
+from appliance.node.transport.sockets import Listener, connect
 listen_port, target = int(sys.argv[1]), int(sys.argv[2])
 def pipe(src, dst):
     try:
@@ -82,7 +82,7 @@ gevent.wait()
 CALLBACK_FORWARDER = r"""
 import sys
 import gevent
-from appliance.node.sockets import Listener, connect
+from appliance.node.transport.sockets import Listener, connect
 listen_port, target = int(sys.argv[1]), int(sys.argv[2])
 def pipe(src, dst):
     def readable():

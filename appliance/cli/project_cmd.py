@@ -99,7 +99,7 @@ def project_node(name: str | None, at: str | None) -> str:
 def enroll(ticket: dict, identity_name: str | None) -> dict:
     """Spend a ticket as this identity, from a temporary node; remember the project."""
     from appliance.cli.message_cmd import ephemeral_runtime
-    from appliance.node.project import ProjectInfo
+    from appliance.node.project.project import ProjectInfo
 
     runtime = ephemeral_runtime(identity_name)
     try:

@@ -87,7 +87,7 @@ class Topology:
     link_timeout: float = 15.0  # seconds of silence after which a node-to-node link is dead
     relay: bool | None = None  # offer forwarding_service to peers; None: only a project node does
     relay_grace: float = 30.0  # seconds a lost relay's name is kept for its registrant
-    metrics_address: str | None = None  # the HTTP status endpoint (node/status_server.py); None: off
+    metrics_address: str | None = None  # the HTTP status endpoint (node/control/status_server.py); None: off
     limits: tuple = ()  # (key, value) overrides of appliance.limits.budgets.Limits
     tcp_connections: tuple = ()
     secure_channel_listeners: tuple = ()

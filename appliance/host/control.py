@@ -36,7 +36,7 @@ def token_path(name: str):
 
 def serve(runtime, name: str, extra_ops: dict):
     """The node's ControlServer, on the channel this platform (or OCKAM_CONTROL) calls for."""
-    from appliance.node.api import ControlServer, bind_loopback, bind_unix
+    from appliance.node.control.api import ControlServer, bind_loopback, bind_unix
 
     socket_path, tokens = state.socket_path(name), token_path(name)
     if not over_tcp():

@@ -11,7 +11,7 @@ import logging
 from typing import Callable, NamedTuple
 
 from appliance.config.topology import InletSpec, ListenerSpec, OutletSpec, RelaySpec, Topology
-from appliance.node.api import ControlError
+from appliance.node.control.api import ControlError
 from appliance.node.demo import start_demo_http
 
 log = logging.getLogger(__name__)

@@ -27,10 +27,10 @@ from appliance.host.deployment import Deployment, ReloadError
 from appliance.host.memory import MemoryTrimmer, tune_allocator
 from appliance.limits.budgets import Limits
 from appliance.node.errors import NodeError
-from appliance.node.project import ProjectNode
-from appliance.node.relay import SecretBook
+from appliance.node.project.project import ProjectNode
+from appliance.node.relays.relay import SecretBook
 from appliance.node.runtime import NodeRuntime
-from appliance.node.status_server import StatusServer
+from appliance.node.control.status_server import StatusServer
 from appliance.secure.identity import Identity
 
 log = logging.getLogger(__name__)

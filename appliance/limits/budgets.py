@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class Limits:
-    frame_deadline: float = 10.0  # seconds a started frame may go without a byte (see node/budget.py)
+    frame_deadline: float = 10.0  # seconds a started frame may go without a byte (see node/transport/budget.py)
     incomplete_frame_bytes: int = 64 << 20  # partial frames, all connections together
     idle_timeout: float = 30.0  # an incoming connection that routed no message is closed after this
     connections_per_listener: int = 4096

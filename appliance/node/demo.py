@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from appliance.node.sockets import HubSocket, Listener
-from appliance.node.tcp import start_server
+from appliance.node.transport.sockets import HubSocket, Listener
+from appliance.node.transport.tcp import start_server
 
 BODY = b"Hello from the ockam-appliance demo service: this answer came through a portal.\n"
 MAX_REQUEST_HEAD = 16384

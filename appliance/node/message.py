@@ -14,10 +14,10 @@ class LocalMessage(NamedTuple):
     # identifier of the authenticated peer when the message came out of a secure channel
     peer: Optional[str] = None
     # this node's own answer to a peer's request: dropped, not queued, for a peer that does
-    # not read its answers (node/queues.py)
+    # not read its answers (node/transport/queues.py)
     answer: bool = False
     # the return route the message had before a secure channel of this node wrapped it:
-    # whom the ciphertext is on behalf of (node/queues.py)
+    # whom the ciphertext is on behalf of (node/transport/queues.py)
     origin_route: Optional[Route] = None
 
     def step(self, prepend_return=None) -> "LocalMessage":

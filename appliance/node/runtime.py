@@ -15,16 +15,16 @@ import gevent
 from appliance.limits.budgets import Limits
 from appliance.node import routes
 from appliance.node.errors import AddressInUse, BadArgument, NodeError, NotFound, RouteError
-from appliance.node.liveness import DEFAULT_LINK_TIMEOUT
+from appliance.node.transport.liveness import DEFAULT_LINK_TIMEOUT
 from appliance.node.node import Node
-from appliance.node.portal import Inlet, Outlet, new_alias
-from appliance.node.relay import DEFAULT_GRACE, ForwardingService, Relays, SecretBook
-from appliance.node.routewatch import RouteWatch
+from appliance.node.portals.portal import Inlet, Outlet, new_alias
+from appliance.node.relays.relay import DEFAULT_GRACE, ForwardingService, Relays, SecretBook
+from appliance.node.portals.routewatch import RouteWatch
 from appliance.node.services import start_default_services
-from appliance.node.channel import HANDSHAKE_TIMEOUT, SecureChannels
-from appliance.node.project import (BOX_ATTRIBUTE, RELAY_ATTRIBUTE, AccessRoute, Authority, ProjectError,
+from appliance.node.channels.channel import HANDSHAKE_TIMEOUT, SecureChannels
+from appliance.node.project.project import (BOX_ATTRIBUTE, RELAY_ATTRIBUTE, AccessRoute, Authority, ProjectError,
                                      ProjectInfo, ProjectNode, Trust, relay_refusal)
-from appliance.node.tcp import TcpConnection, TcpListener, TcpTransport
+from appliance.node.transport.tcp import TcpConnection, TcpListener, TcpTransport
 from appliance.secure.credential import Credential, CredentialError
 from appliance.secure.errors import SecureError
 from appliance.secure.identity import Identity, is_identifier
@@ -592,7 +592,7 @@ class NodeRuntime:
     def inlet_create(self, bind: str, to, alias: str | None = None, check_route: bool = True,
                      authorized: list | None = None, balance: bool = False) -> dict:
         """`to`: the route to the outlet, or a list of routes to it (failover in their order,
-        or `balance` over the ones that answer: node/inlet_routes.py). A route whose text is
+        or `balance` over the ones that answer: node/portals/inlet_routes.py). A route whose text is
         wrong (or names a node or project this host does not know) fails the request.
         Whatever a route meets on the way (a relay that is down, a wrong relay or outlet
         name, an outlet node with the wrong identity) does not: the inlet is made and keeps

@@ -1,4 +1,4 @@
-"""The control API's handshake over loopback TCP (node/api.py, cli/client.py), where any local
+"""The control API's handshake over loopback TCP (node/control/api.py, cli/client.py), where any local
 user may connect and a stale port file may name somebody else's listener:
 
     client -> node   nonce (32 hex digits) \\n

@@ -123,7 +123,7 @@ def test_a_reload_that_adds_a_relay_node_leaves_the_others_alone(echo_port):
 def project_box_edge():
     """A project node, one more relay box `box`, and a member `edge` that knows only the
     project node: (project node, box, edge, the project with the box, the box's address)."""
-    from appliance.node.project import ProjectInfo, ProjectNode
+    from appliance.node.project.project import ProjectInfo, ProjectNode
 
     project = NodeRuntime("project", project_node=ProjectNode("default", "", {}, lambda _m: None))
     address = project.tcp.listen("127.0.0.1:0").address

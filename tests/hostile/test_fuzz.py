@@ -36,7 +36,7 @@ pytestmark = pytest.mark.timeout(90)
 NAMES = [b"forward_to_n3", b"forwarding_service", b"echo", b"hop", b"uppercase", b"api", b"outlet", b"attacker"]
 FWD, FS, ECHO, HOP, API, OUTLET = (Address.local(n) for n in
                                    ("forward_to_n3", "forwarding_service", "echo", "hop", "api", "outlet"))
-PORTAL_PONG_TIMEOUT = 10.0  # an outlet stream nobody acknowledges is closed after this (node/portal.py)
+PORTAL_PONG_TIMEOUT = 10.0  # an outlet stream nobody acknowledges is closed after this (node/portals/portal.py)
 
 # --- strategies ------------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
-"""node/queues.py: the bookkeeping of what answers and other links hold of a link's queue."""
+"""node/transport/queues.py: the bookkeeping of what answers and other links hold of a link's queue."""
 
 from collections import Counter
 
 from appliance.limits.budgets import Limits
-from appliance.node.queues import ANSWERS, LinkQueue, QueueBudget
+from appliance.node.transport.queues import ANSWERS, LinkQueue, QueueBudget
 
 
 def budget(**limits) -> QueueBudget:

@@ -4,7 +4,7 @@ from collections import Counter
 
 from appliance.limits.budgets import Limits
 from appliance.limits.rate import KeyedBuckets, TokenBucket
-from appliance.node.handshakes import HandshakeBudget
+from appliance.node.channels.handshakes import HandshakeBudget
 
 
 class Clock:

@@ -12,7 +12,7 @@ import pytest
 from gevent import socket as gsocket
 
 from appliance.limits.budgets import Limits
-from appliance.node.queues import ACCOUNT_FROM
+from appliance.node.transport.queues import ACCOUNT_FROM
 from appliance.wire.address import Address
 from appliance.wire.framing import PROTOCOL_VERSION_BYTE, encode_frame_header
 from tests.helpers import wait_until
@@ -185,7 +185,7 @@ def test_connections_reset_before_their_greeting_leave_no_count_behind(make_node
 
 
 def test_sources_are_ipv4_addresses_and_ipv6_64s_also_on_dual_stack_listeners():
-    from appliance.node.budget import source_address
+    from appliance.node.transport.budget import source_address
     assert [source_address(a) for a in ("10.0.0.7", "::ffff:10.0.0.7", "2001:db8:1:2::5", "2001:db8:1:2:ffff::9",
                                          "fe80::1%eth0")] == \
         ["10.0.0.7", "10.0.0.7", "2001:db8:1:2::/64", "2001:db8:1:2::/64", "fe80::/64"]

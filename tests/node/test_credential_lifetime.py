@@ -7,7 +7,7 @@ import time
 import gevent
 import pytest
 
-from appliance.node.project import ProjectInfo, ProjectNode
+from appliance.node.project.project import ProjectInfo, ProjectNode
 from appliance.secure.identity import Identity
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly

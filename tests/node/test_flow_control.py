@@ -11,7 +11,7 @@ import gevent
 import pytest
 from gevent.server import StreamServer
 
-from appliance.node import portal
+from appliance.node.portals import portal
 from appliance.stream.state import State
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly

@@ -10,7 +10,7 @@ import pytest
 from gevent import socket
 from gevent.server import StreamServer
 
-from appliance.node import portal
+from appliance.node.portals import portal
 
 SIZE = 8 << 20
 

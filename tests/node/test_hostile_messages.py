@@ -4,7 +4,7 @@ dropped where the limit would be exceeded, and counted; the link stays up."""
 
 import pytest
 
-from appliance.node.relay import RelayClient
+from appliance.node.relays.relay import RelayClient
 from appliance.wire.address import MAX_ROUTE_HOPS, Address
 from appliance.wire.transport import TransportMessage
 from tests.helpers import wait_until

@@ -82,7 +82,7 @@ def test_a_connection_reset_before_it_is_greeted_fails_the_dial_at_once(make_nod
     """A peer (a load balancer whose backend is down) that resets the connection before our
     protocol byte goes out: the dial fails, rather than hand back a closed link whose
     address routes nowhere (a relay registration sent there waited out its 10 s)."""
-    from appliance.node import tcp
+    from appliance.node.transport import tcp
     from appliance.node.errors import RouteError
     from appliance.wire.multiaddr import parse_hostport
 

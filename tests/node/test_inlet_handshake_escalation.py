@@ -4,7 +4,7 @@ time left. (Was: 2 + 4 + 8 s, about 16 s.) Scaled down 5x here."""
 
 import time
 
-from appliance.node import inlet_routes, portal
+from appliance.node.portals import inlet_routes, portal
 from tests.node.conftest import connect
 
 

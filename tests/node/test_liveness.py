@@ -3,7 +3,7 @@ dead within the timeout, and what rides on it ends with it and is rebuilt."""
 
 import pytest
 
-from appliance.node.tcp import TcpConnection
+from appliance.node.transport.tcp import TcpConnection
 from tests.chaos.proxies import ChaosProxy
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly

@@ -8,9 +8,9 @@ import gevent
 import pytest
 from gevent import socket
 
-from appliance.node import metrics
+from appliance.node.control import metrics
 from appliance.node.errors import RouteError
-from appliance.node.status_server import StatusServer
+from appliance.node.control.status_server import StatusServer
 from appliance.observe.exposition import render
 from tests.node.conftest import connect, recv_exactly
 
@@ -86,7 +86,7 @@ def test_the_endpoints(nodes):
 
 def test_clients_that_trickle_do_not_keep_it_forever(nodes, monkeypatch):
     """A client sending a byte now and then held a slot for ever (the deadline was per read)."""
-    from appliance.node import status_server
+    from appliance.node.control import status_server
 
     monkeypatch.setattr(status_server, "REQUEST_DEADLINE", 0.5)
     server = StatusServer(nodes[2], "127.0.0.1:0")
@@ -121,7 +121,7 @@ def test_what_strangers_send_wrong_is_logged_once(nodes, caplog):
             http(server.address, b"\x16\x03\x01 junk\r\n\r\n")
     finally:
         server.close()
-    lines = [r for r in caplog.records if r.name == "appliance.node.status_server"]
+    lines = [r for r in caplog.records if r.name == "appliance.node.control.status_server"]
     assert len(lines) == 1 and lines[0].getMessage().startswith("status endpoint: ")
 
 

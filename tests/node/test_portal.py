@@ -7,7 +7,7 @@ import time
 import gevent
 import pytest
 
-from appliance.node import portal, routecheck
+from appliance.node.portals import portal, routecheck
 from appliance.node.worker import Worker
 from appliance.node.errors import AddressInUse, RouteError
 from appliance.wire import portal as portal_wire

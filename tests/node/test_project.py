@@ -5,8 +5,8 @@ import time
 import pytest
 
 from appliance.node.errors import BadArgument, NotFound, RouteError
-from appliance.node.project import BOX_ATTRIBUTE, AccessRoute, ProjectError, ProjectInfo, ProjectNode, Trust
-from appliance.node.relay import RelayRefused
+from appliance.node.project.project import BOX_ATTRIBUTE, AccessRoute, ProjectError, ProjectInfo, ProjectNode, Trust
+from appliance.node.relays.relay import RelayRefused
 from appliance.secure import credential as credentials
 from appliance.secure.identity import Identity
 from appliance.wire import multiaddr

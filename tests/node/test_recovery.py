@@ -139,7 +139,7 @@ def test_dnsaddr_routes_recover_when_the_relay_restarts(make_node, echo_server):
 
 
 def test_project_routes_recover_when_the_project_node_restarts(make_node, echo_server):
-    from appliance.node.project import ProjectInfo, ProjectNode
+    from appliance.node.project.project import ProjectInfo, ProjectNode
     from appliance.secure.identity import Identity
 
     authority, members = Identity.generate(), {}

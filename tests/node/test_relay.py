@@ -3,7 +3,7 @@
 import pytest
 
 from appliance.node.errors import AddressInUse, RouteError
-from appliance.node.relay import RelayClient, RelayRefused
+from appliance.node.relays.relay import RelayClient, RelayRefused
 from appliance.wire.errors import BadRelayName
 from tests.helpers import wait_until
 
@@ -124,7 +124,7 @@ def test_the_same_identity_takes_over_its_relay_name_at_once(make_node):
 def test_relay_create_can_require_the_relay_node_identity(make_node):
     relay_node = make_node("n2")
     private = make_node("n3")
-    from appliance.node.channel import ChannelRefused
+    from appliance.node.channels.channel import ChannelRefused
 
     with pytest.raises(ChannelRefused, match="not authorized"):
         private.relay_create("n3", "/node/n2/secure/api", authorized=["I" + "2" * 40])
@@ -157,7 +157,7 @@ def test_a_registration_whose_connection_is_reset_fails_at_once(make_node):
 def test_a_secret_kept_by_name_alone_goes_to_no_relay_node_of_several(make_node):
     """Before relays at several nodes, a secret was kept by the name alone; with several
     relay nodes it is no one's in particular, and must not be shown to all of them."""
-    from appliance.node.relay import SecretBook
+    from appliance.node.relays.relay import SecretBook
     from appliance.wire import relay as relay_wire
 
     make_node("r1"), make_node("r2")

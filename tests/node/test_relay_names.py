@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from appliance.limits.budgets import Limits
-from appliance.node.relay import RelayClient, RelayRefused, SecretBook
+from appliance.node.relays.relay import RelayClient, RelayRefused, SecretBook
 from appliance.secure.identity import Identity
 from tests.helpers import wait_until
 from tests.node.conftest import RawPeer
@@ -108,7 +108,7 @@ def test_registrations_per_connection_and_per_node_are_bounded(make_node):
 def test_relay_authorized_refusals_are_logged_once_per_peer(make_node, caplog):
     make_node("relay", relay_authorized=[Identity.generate().identifier])
     stranger = RawPeer(make_node.listener("relay"))
-    with caplog.at_level(logging.INFO, logger="appliance.node.relay"):
+    with caplog.at_level(logging.INFO, logger="appliance.node.relays.relay"):
         replies = [stranger.register("n3") for _ in range(20)]
     assert {r.ok for r in replies} == {False}
     logged = [r for r in caplog.records if r.levelno >= logging.INFO and "refused" in r.getMessage()]

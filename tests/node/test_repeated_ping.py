@@ -6,7 +6,7 @@ import gevent
 import pytest
 from gevent.server import StreamServer
 
-from appliance.node import portal
+from appliance.node.portals import portal
 from appliance.node.errors import RouteError
 from appliance.stream.credit import DEFAULT_WINDOW
 from tests.helpers import wait_until

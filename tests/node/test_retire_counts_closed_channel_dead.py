@@ -4,7 +4,7 @@ far end is gone" up to 10 s later, the greenlet holding the closed channel meanw
 
 import gevent
 
-from appliance.node import channel as channel_mod
+from appliance.node.channels import channel as channel_mod
 
 
 def test_a_retired_channel_closed_by_its_link_is_not_counted_dead(stallable_secure_portal, monkeypatch):

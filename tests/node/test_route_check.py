@@ -1,11 +1,11 @@
-"""An inlet's route check (node/routecheck.py) and a relay's condition, between in-process
+"""An inlet's route check (node/portals/routecheck.py) and a relay's condition, between in-process
 nodes: what `list`, `/ready` and `/metrics` read."""
 
 import time
 
 import gevent
 
-from appliance.node import portal as portal_module, routecheck
+from appliance.node.portals import portal as portal_module, routecheck
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly
 
@@ -107,7 +107,7 @@ def test_an_inlet_to_a_node_that_is_down_is_made_and_says_why(make_node):
 
 
 def test_one_route_of_two_down_is_degraded_not_unready(make_node, echo_server):
-    from appliance.node import metrics
+    from appliance.node.control import metrics
 
     _relay, _edge, client = portal(make_node, echo_server)
     client.inlet_create("127.0.0.1:0", [ROUTE, "/node/relay/service/forward_to_nobody/service/outlet"], alias="db")

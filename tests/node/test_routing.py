@@ -125,7 +125,7 @@ def test_a_read_of_many_frames_is_routed_a_slice_at_a_time(make_node):
     the loop has to do runs between the slices (here a callback scheduled by the first
     message), not after all of them."""
     import gevent
-    from appliance.node.tcp import YIELD_EVERY
+    from appliance.node.transport.tcp import YIELD_EVERY
     from appliance.wire.transport import encode_frame
     from tests.node.conftest import RawPeer
 

@@ -4,12 +4,12 @@ import os
 
 import pytest
 
-from appliance.node import channel as channel_mod
-from appliance.node import routecheck
-from appliance.node.channel import ChannelRefused
+from appliance.node.channels import channel as channel_mod
+from appliance.node.portals import routecheck
+from appliance.node.channels.channel import ChannelRefused
 from appliance.node.errors import BadArgument, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
-from appliance.node.tcp import TcpConnection
+from appliance.node.transport.tcp import TcpConnection
 from appliance.node.worker import Worker
 from appliance.secure.suites import CHACHAPOLY
 from appliance.wire import portal as portal_wire

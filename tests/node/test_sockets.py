@@ -10,10 +10,10 @@ import struct
 import gevent
 import pytest
 
-from appliance.node import sockets
+from appliance.node.transport import sockets
 from appliance.node.errors import RouteError
-from appliance.node.sockets import Listener
-from appliance.node.tcp import connect_tcp
+from appliance.node.transport.sockets import Listener
+from appliance.node.transport.tcp import connect_tcp
 from appliance.wire.multiaddr import Tcp
 
 

@@ -4,7 +4,7 @@ early as PONG_TIMEOUT minus one tick, 5 s.)"""
 
 import gevent
 
-from appliance.node import portal
+from appliance.node.portals import portal
 from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
 from appliance.stream.state import State

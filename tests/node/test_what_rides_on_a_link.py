@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from appliance.node.relay import RelayClient, RelayRefused
+from appliance.node.relays.relay import RelayClient, RelayRefused
 from appliance.wire.address import TCP, Address
 from appliance.wire.framing import FrameDecoder, encode_frame_header
 from appliance.wire.transport import TransportMessage

@@ -8,10 +8,10 @@ import gevent
 import pytest
 from gevent import socket
 
-from appliance.node.api import ControlServer, bind_unix
+from appliance.node.control.api import ControlServer, bind_unix
 from appliance.node.errors import ConnectionClosed
-from appliance.node.sockets import HubSocket, SocketClosed
-from appliance.node.writer import Batch, SocketWriter
+from appliance.node.transport.sockets import HubSocket, SocketClosed
+from appliance.node.transport.writer import Batch, SocketWriter
 
 
 def _pair():

@@ -36,7 +36,7 @@ import gevent
 from gevent.event import AsyncResult, Event
 
 from appliance.node.errors import RequestTimeout
-from appliance.node.links import watch_link
+from appliance.node.transport.links import watch_link
 from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
 from appliance.observe.condition import Condition, Health

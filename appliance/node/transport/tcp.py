@@ -16,16 +16,16 @@ import gevent
 
 from appliance.node.errors import ConnectionClosed, NotFound, RouteError
 from appliance.limits.budgets import Limits
-from appliance.node.budget import ConnectionBudget, source_address
-from appliance.node.links import CloseNotifier
-from appliance.node.liveness import DEFAULT_LINK_TIMEOUT, LinkMonitor
+from appliance.node.transport.budget import ConnectionBudget, source_address
+from appliance.node.transport.links import CloseNotifier
+from appliance.node.transport.liveness import DEFAULT_LINK_TIMEOUT, LinkMonitor
 from appliance.node.message import LocalMessage
-from appliance.node.queues import ACCOUNT_FROM, ANSWERS, LinkQueue, QueueBudget
+from appliance.node.transport.queues import ACCOUNT_FROM, ANSWERS, LinkQueue, QueueBudget
 from appliance.node.singleflight import SingleFlight
-from appliance.node.sockets import HubSocket, Listener, connect
+from appliance.node.transport.sockets import HubSocket, Listener, connect
 from appliance.node.sources import arrival_link
 from appliance.node.worker import Worker
-from appliance.node.writer import Batch, SocketWriter
+from appliance.node.transport.writer import Batch, SocketWriter
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError, WireError
 from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder
@@ -132,7 +132,7 @@ class TcpConnection(Worker, CloseNotifier):
             return
 
     def _admit(self, msg: LocalMessage, size: int, backlog: int) -> bool:
-        """May `msg` join this link's queue (node/queues.py)? Asked for every answer, and for
+        """May `msg` join this link's queue (node/transport/queues.py)? Asked for every answer, and for
         anything else once the link is ACCOUNT_FROM behind; what it admits is held until the
         kernel takes it."""
         queue = self.queue

@@ -1,7 +1,7 @@
 """An inlet's routes to its outlet, and which one a new client takes.
 
 An inlet may know several routes to the same outlet (one through each relay box the edge
-registered at). Each is resolved, cached and checked on its own (node/routecheck.py). A new
+registered at). Each is resolved, cached and checked on its own (node/portals/routecheck.py). A new
 client takes, with the default failover policy, the first route in the order given that is
 up (a route that failed is checked in the background and preferred again once it answers);
 with `balance`, the routes that are up in turn. When none is up it takes the first that is
@@ -12,7 +12,7 @@ connection stays on the route its outlet answered on.
 from __future__ import annotations
 
 from appliance.node.errors import RequestTimeout
-from appliance.node.routecheck import RouteCheck
+from appliance.node.portals.routecheck import RouteCheck
 from appliance.node.singleflight import SingleFlight
 from appliance.observe.condition import Health
 

@@ -26,15 +26,15 @@ from gevent.event import Event
 
 from appliance.limits.budgets import Limits
 from appliance.node.errors import ConnectionClosed, NodeError
-from appliance.node.links import watch_link
+from appliance.node.transport.links import watch_link
 from appliance.node.lograte import LogRate
 from appliance.node.message import LocalMessage
-from appliance.node.inlet_routes import InletRoute, RouteChoice
-from appliance.node.sockets import HubSocket
+from appliance.node.portals.inlet_routes import InletRoute, RouteChoice
+from appliance.node.transport.sockets import HubSocket
 from appliance.node.sources import message_source
-from appliance.node.tcp import connect_tcp, start_server
+from appliance.node.transport.tcp import connect_tcp, start_server
 from appliance.node.worker import Worker
-from appliance.node.writer import SocketWriter
+from appliance.node.transport.writer import SocketWriter
 from appliance.stream.credit import DEFAULT_WINDOW, INITIAL_WINDOW
 from appliance.stream.errors import StreamError
 from appliance.observe.condition import Health
@@ -366,7 +366,7 @@ class InletStream(PortalStream):
 
 class Inlet:
     """Listens on host:port; every accepted client becomes an InletStream to the outlet, over
-    one of the inlet's routes (node/inlet_routes.py). `routes`: (text, resolve(timeout)) pairs."""
+    one of the inlet's routes (node/portals/inlet_routes.py). `routes`: (text, resolve(timeout)) pairs."""
 
     def __init__(self, node, bind: str, routes: list, alias: str, authorized=None, links_failed=None,
                  balance: bool = False, window: int = DEFAULT_WINDOW):

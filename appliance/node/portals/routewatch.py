@@ -24,7 +24,7 @@ import os
 import gevent
 
 from appliance.node.message import LocalMessage
-from appliance.node.tcp import TcpConnection
+from appliance.node.transport.tcp import TcpConnection
 from appliance.node.worker import Worker
 from appliance.stream.state import State
 from appliance.wire import probe

@@ -19,9 +19,9 @@ from gevent.event import AsyncResult, Event
 from appliance.limits.budgets import Limits
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
-from appliance.node.project import Trust
-from appliance.node.handshakes import HandshakeBudget
-from appliance.node.links import CloseNotifier, watch_link
+from appliance.node.project.project import Trust
+from appliance.node.channels.handshakes import HandshakeBudget
+from appliance.node.transport.links import CloseNotifier, watch_link
 from appliance.node.singleflight import SingleFlight
 from appliance.node.sources import message_source
 from appliance.node.worker import Worker

@@ -1,6 +1,6 @@
 """The node's HTTP status endpoint, on the node's own loop (gevent's WSGI server):
 
-    GET /metrics  the Prometheus text format (node/metrics.py)
+    GET /metrics  the Prometheus text format (node/control/metrics.py)
     GET /health   200 while the node's loop runs
     GET /ready    200 when each relay it registers is up at one relay node at least and each
                   inlet has a route whose outlet answers, else 503; the JSON body names what is
@@ -23,10 +23,10 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
-from appliance.node import metrics
+from appliance.node.control import metrics
 from appliance.node.errors import RouteError
 from appliance.node.lograte import LogRate
-from appliance.node.tcp import os_reason
+from appliance.node.transport.tcp import os_reason
 from appliance.observe.exposition import CONTENT_TYPE, render
 from appliance.wire.multiaddr import Tcp, parse_bind
 

@@ -22,7 +22,7 @@ from appliance.limits.budgets import Limits
 from appliance.limits.rate import KeyedBuckets
 from appliance.node.errors import AddressInUse, BadArgument, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
-from appliance.node.links import watch_link
+from appliance.node.transport.links import watch_link
 from appliance.node.lograte import LogRate
 from appliance.node.sources import arrival_link, message_source
 from appliance.node.worker import Worker

@@ -20,7 +20,7 @@ import gevent
 from gevent.event import Event
 
 from appliance.node.errors import ConnectionClosed
-from appliance.node.sockets import HubSocket
+from appliance.node.transport.sockets import HubSocket
 
 log = logging.getLogger(__name__)
 
