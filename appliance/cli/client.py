@@ -1,4 +1,5 @@
-"""The CLI's only way to a node: one JSON request over its control socket."""
+"""The CLI's way to a node: one JSON request over its control socket; or, for a command that
+needs no running node, the same operation on a short-lived node inside the command."""
 
 from __future__ import annotations
 
@@ -28,6 +29,21 @@ def call(node: str, op: str, args: dict | None = None, timeout: float = DEFAULT_
     if not response.get("ok"):  # the node's error, as if it had happened here
         raise CliError(response.get("error") or "the node returned an error", response.get("exit_code", 1))
     return response.get("result")
+
+
+def call_in_process(op: str, args: dict, identity_name: str | None = None):
+    """Run one control operation on a node that lives as long as this command: the default
+    (or named) identity, the projects this host knows (`message send` without --from,
+    `project enroll`)."""
+    from appliance.host import identities, projects
+    from appliance.node.runtime import NodeRuntime
+
+    identity = identities.load(identity_name) if identity_name else identities.load_or_create_default()[1]
+    runtime = NodeRuntime("ephemeral", node_lookup=state.listener_of, identity=identity, projects=projects.load_all())
+    try:
+        return runtime.control.table()[op](**args)
+    finally:
+        runtime.shutdown()
 
 
 def raw_call(node: str, op: str, args: dict, timeout: float):

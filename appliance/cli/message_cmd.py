@@ -34,22 +34,5 @@ def run(_command: str, args, out: Output) -> None:
     if args["--from"]:
         result = client.call(node_arg(args["--from"]), "message.send", request, timeout=timeout + 5)
     else:
-        result = send_from_ephemeral_node(request)
+        result = client.call_in_process("message.send", request)
     out.result(result["reply"], data=result)
-
-
-def ephemeral_runtime(identity_name: str | None = None):
-    """A node inside this command: the default (or named) identity, the known projects."""
-    from appliance.host import identities, projects, state
-    from appliance.node.runtime import NodeRuntime
-
-    identity = identities.load(identity_name) if identity_name else identities.load_or_create_default()[1]
-    return NodeRuntime("ephemeral", node_lookup=state.listener_of, identity=identity, projects=projects.load_all())
-
-
-def send_from_ephemeral_node(request: dict) -> dict:
-    runtime = ephemeral_runtime()
-    try:
-        return runtime.message_send(**request)
-    finally:
-        runtime.shutdown()

@@ -98,14 +98,10 @@ def project_node(name: str | None, at: str | None) -> str:
 
 def enroll(ticket: dict, identity_name: str | None) -> dict:
     """Spend a ticket as this identity, from a temporary node; remember the project."""
-    from appliance.cli.message_cmd import ephemeral_runtime
-    from appliance.node.project.project import ProjectInfo
+    from appliance.node.project.info import ProjectInfo
 
-    runtime = ephemeral_runtime(identity_name)
-    try:
-        result = runtime.project_enroll(ticket["project"], ticket["token"])
-    finally:
-        runtime.shutdown()
+    result = client.call_in_process("project.enroll", {"project": ticket["project"], "token": ticket["token"]},
+                                    identity_name)
     info = ProjectInfo.from_json(ticket["project"])
     known = next((p for p in projects.load_all() if p.name == info.name), None)
     projects.save(known.merged(info) if known is not None else info)  # a newer project.json keeps its boxes

@@ -34,17 +34,18 @@ def token_path(name: str):
     return state.node_dir(name) / "control.json"
 
 
-def serve(runtime, name: str, extra_ops: dict):
-    """The node's ControlServer, on the channel this platform (or OCKAM_CONTROL) calls for."""
+def serve(operations: dict, name: str):
+    """The node's ControlServer, on the channel this platform (or OCKAM_CONTROL) calls for,
+    serving `operations` (request name -> what serves it)."""
     from appliance.node.control.api import ControlServer, bind_loopback, bind_unix
 
     socket_path, tokens = state.socket_path(name), token_path(name)
     if not over_tcp():
         _remove(tokens)
-        return ControlServer(runtime, bind_unix(str(socket_path)), str(socket_path), extra_ops)
+        return ControlServer(operations, bind_unix(str(socket_path)), str(socket_path))
     _remove(socket_path)
     token = secrets.token_hex(32)
-    server = ControlServer(runtime, bind_loopback(), str(tokens), extra_ops, token=token)
+    server = ControlServer(operations, bind_loopback(), str(tokens), token=token)
     state.write_private(tokens, json.dumps({"port": server.port, "token": token}))
     return server
 

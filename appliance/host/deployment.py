@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 from appliance.config.topology import InletSpec, ListenerSpec, OutletSpec, RelaySpec, Topology
 from appliance.node.control.api import ControlError
 from appliance.node.demo import start_demo_http
+from appliance.node.resolver import check_identifiers
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Deployment:
             self.running[key] = item
             log.info("started %s", item.describe)
         if self.demo is not None and self.topology.inlets:
-            log.info("try it: curl %s", self.runtime.inlet_list()[0]["bind_address"])
+            log.info("try it: curl %s", self.runtime.control.inlet_list()[0]["bind_address"])
 
     def stop(self) -> None:
         if self.demo is not None:
@@ -110,12 +111,12 @@ class Deployment:
             items[("listener", listener)] = self._listener(listener)
         for relay in topology.relays:  # one item per relay node (each box of a project): a reload adding
             for at in relay.at:        # one leaves the others
-                for label, _box in self.runtime.each_box(at):
+                for label, _box in self.runtime.resolver.each_box(at):
                     items[("relay", relay.name, label, relay.authorized)] = self._relay(relay, at, label)
         for outlet in topology.outlets:
             items[("outlet", outlet)] = self._outlet(outlet)
         for inlet in topology.inlets:  # its routes through a project: one per box, as the project is now
-            ways = tuple(label for text in inlet.to for label, _box in self.runtime.each_box(text))
+            ways = tuple(label for text in inlet.to for label, _box in self.runtime.resolver.each_box(text))
             items[("inlet", inlet, ways)] = self._inlet(inlet)
         return items
 
@@ -123,34 +124,38 @@ class Deployment:
         runtime, holder = self.runtime, {}
 
         def start():
-            holder["id"] = runtime.tcp_connection_create(target)["id"]
+            holder["id"] = runtime.control.tcp_connection_create(target)["id"]
 
-        return Item(f"TCP connection to {target}", start, lambda: runtime.tcp_connection_delete(holder["id"]))
+        return Item(f"TCP connection to {target}", start, lambda: runtime.control.tcp_connection_delete(holder["id"]))
 
     def _listener(self, spec: ListenerSpec) -> Item:
         runtime = self.runtime
         return Item(f"secure channel listener {spec.address}",
-                    lambda: runtime.secure_channel_listener_create(spec.address, list(spec.authorized)),
-                    lambda: runtime.secure_channel_listener_delete(spec.address))
+                    lambda: runtime.control.secure_channel_listener_create(spec.address, list(spec.authorized)),
+                    lambda: runtime.control.secure_channel_listener_delete(spec.address))
 
     def _relay(self, spec: RelaySpec, at: str, label: str) -> Item:
         """The registration of `spec.name` at one relay node: `at`, or one box (`label`) of
         the project `at` names."""
         runtime = self.runtime
-        return Item(f"relay {spec.name} at {label}",
-                    lambda: runtime.relay_attach(spec.name, at, list(spec.authorized), only=label),
-                    lambda: runtime.relay_detach(spec.name, at, only=label))
+
+        def attach():
+            for way, resolve in runtime.resolver.registration_routes([at], check_identifiers(spec.authorized)):
+                if way == label:
+                    runtime.relays.attach(spec.name, label, resolve)
+
+        return Item(f"relay {spec.name} at {label}", attach, lambda: runtime.relays.detach(spec.name, [label]))
 
     def _outlet(self, spec: OutletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or spec.address.removeprefix("/service/")
         return Item(f"outlet {spec.address} => {spec.to}",
-                    lambda: runtime.outlet_create(spec.to, spec.address, alias, list(spec.authorized),
+                    lambda: runtime.control.outlet_create(spec.to, spec.address, alias, list(spec.authorized),
                                                   proxy_protocol=spec.proxy_protocol),
-                    lambda: runtime.outlet_delete(alias))
+                    lambda: runtime.control.outlet_delete(alias))
 
     def _inlet(self, spec: InletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or f"inlet-{spec.bind}"
         return Item(f"inlet {spec.bind} => {' | '.join(spec.to)}",
-                    lambda: runtime.inlet_create(spec.bind, list(spec.to), alias, check_route=False,
+                    lambda: runtime.control.inlet_create(spec.bind, list(spec.to), alias, check_route=False,
                                                  authorized=list(spec.authorized), balance=spec.balance),
-                    lambda: runtime.inlet_delete(alias))
+                    lambda: runtime.control.inlet_delete(alias))

@@ -7,7 +7,7 @@ import base64
 import json
 
 from appliance.host import state
-from appliance.node.project.project import ProjectError, ProjectInfo
+from appliance.node.project.info import ProjectError, ProjectInfo
 
 TICKET_PREFIX = "ockam-ticket:"
 

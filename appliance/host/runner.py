@@ -27,7 +27,7 @@ from appliance.host.deployment import Deployment, ReloadError
 from appliance.host.memory import MemoryTrimmer, tune_allocator
 from appliance.limits.budgets import Limits
 from appliance.node.errors import NodeError
-from appliance.node.project.project import ProjectNode
+from appliance.node.project.info import ProjectNode
 from appliance.node.relays.relay import SecretBook
 from appliance.node.runtime import NodeRuntime
 from appliance.node.control.status_server import StatusServer
@@ -167,14 +167,15 @@ class NodeService:
         if (info.name, info.authority_key) != (known.name, known.authority_key):
             raise ReloadError(f"{new.member_of} now describes another project (or another authority): that "
                               "takes a restart; the previous configuration is still in force")
-        return (lambda: runtime.project_update(info), lambda: runtime.project_update(known)), info
+        return (lambda: runtime.membership.update(info), lambda: runtime.membership.update(known)), info
 
     def _control_server(self, runtime, deployment):
         """The CLI's way in: a Unix socket, or loopback TCP with a token (host/control.py)."""
-        return control.serve(runtime, self.name, extra_ops={
+        return control.serve({
+            **runtime.control.table(),
             "node.stop": lambda: gevent.spawn_later(0.05, self._stop.set) and None,
             "node.reload": lambda environ=None: self.reload(deployment, environ),
-        })
+        }, self.name)
 
     def _join_project(self, runtime: NodeRuntime) -> bool:
         """Get a credential from the project this node belongs to; spend the topology's
@@ -185,9 +186,9 @@ class NodeService:
         name = self._project_read.name
         try:
             # a credential kept from before may be one the project would no longer give: ask
-            if not runtime.project_credential(name) and self.topology.enrollment_ticket:
+            if not runtime.membership.fetch_now(name) and self.topology.enrollment_ticket:
                 ticket = projects.decode_ticket(self.topology.enrollment_ticket)
-                runtime.project_enroll(ticket["project"], ticket["token"])
+                runtime.control.project_enroll(ticket["project"], ticket["token"])
                 log.info("enrolled in project %s", name)
         except state.StateError as exc:  # a damaged ticket: trying again would not mend it
             log.error("could not join project %s: %s", name, exc)
@@ -248,11 +249,9 @@ class NodeService:
         tune_allocator()
         trimmer = MemoryTrimmer()
         try:
-            listener = runtime.tcp.listen(self.topology.tcp_listener_address)
+            listener = runtime.listen(self.topology.tcp_listener_address)
             if self.topology.metrics_address:
                 status = StatusServer(runtime, self.topology.metrics_address)
-            if runtime.authority is not None and not runtime.project_node.public_address:
-                runtime.project_node = runtime.project_node._replace(public_address=listener.address)
             state.write_node(self.name, {
                 "name": self.name, "pid": os.getpid(), "listener_address": listener.address,
                 "identifier": self.identity.identifier, "args": self.created_args, "started": time.time(),

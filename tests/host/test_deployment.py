@@ -50,7 +50,7 @@ to = "/secure/api/service/outlet"
 authorized = ["{me}"]
 """)).start()
     assert runtime.channels.listeners["members"].authorized == {stranger}
-    assert runtime.outlets["outlet"].authorized == {me}
+    assert runtime.portals.outlets["outlet"].authorized == {me}
     # the inlet's route goes through a secure channel to this node itself: authorized both ways
     with socket.create_connection(("127.0.0.1", inlet), timeout=10) as sock:
         sock.sendall(b"trusted")
@@ -75,7 +75,7 @@ def test_reload_diff_and_rollback(runtime, echo_port):
         deployment.reload(topology(base + f'\n[[inlets]]\nfrom = "127.0.0.1:{busy.getsockname()[1]}"\n'
                                           'to = "/service/outlet"\n'))
     assert "extra" in runtime.channels.listeners, "a failed reload leaves the running items alone"
-    assert sorted(i["bind_address"] for i in runtime.inlet_list()) == sorted([f"127.0.0.1:{first}", f"127.0.0.1:{second}"])
+    assert sorted(i["bind_address"] for i in runtime.control.inlet_list()) == sorted([f"127.0.0.1:{first}", f"127.0.0.1:{second}"])
     busy.close()
 
 
@@ -123,18 +123,17 @@ def test_a_reload_that_adds_a_relay_node_leaves_the_others_alone(echo_port):
 def project_box_edge():
     """A project node, one more relay box `box`, and a member `edge` that knows only the
     project node: (project node, box, edge, the project with the box, the box's address)."""
-    from appliance.node.project.project import ProjectInfo, ProjectNode
+    from appliance.node.project.info import ProjectInfo, ProjectNode
 
     project = NodeRuntime("project", project_node=ProjectNode("default", "", {}, lambda _m: None))
-    address = project.tcp.listen("127.0.0.1:0").address
-    project.project_node = project.project_node._replace(public_address=address)
-    alone = ProjectInfo.from_json(project.project_info())
+    project.listen("127.0.0.1:0")
+    alone = ProjectInfo.from_json(project.control.project_info())
     box = NodeRuntime("box", projects=[alone], relay_box_of="default")
     box_address = box.tcp.listen("127.0.0.1:0").address
-    box.project_enroll(alone.to_json(), project.project_ticket(box=box_address)["token"])
+    box.control.project_enroll(alone.to_json(), project.control.project_ticket(box=box_address)["token"])
     edge = NodeRuntime("edge", projects=[alone])
-    edge.project_enroll(alone.to_json(), project.project_ticket()["token"])
-    yield project, box, edge, ProjectInfo.from_json(project.project_info()), box_address
+    edge.control.project_enroll(alone.to_json(), project.control.project_ticket()["token"])
+    yield project, box, edge, ProjectInfo.from_json(project.control.project_info()), box_address
     for runtime in (edge, box, project):
         runtime.shutdown()
 
@@ -158,15 +157,15 @@ def test_a_reload_with_a_new_relay_box_in_project_json_adds_it_and_leaves_the_re
     deployment.start()
     first = edge.relays.named("forward_to_edge")[0]
     wait_until(lambda: first.condition.is_up, what="the registration at the project node")
-    summary = deployment.reload(topology(text), (lambda: edge.project_update(with_box),
-                                                 lambda: edge.project_update(alone)))
+    summary = deployment.reload(topology(text), (lambda: edge.membership.update(with_box),
+                                                 lambda: edge.membership.update(alone)))
     box_label = f"/project/default[{box_address}]"
     assert summary["added"] == [f"relay edge at {box_label}", f"inlet 127.0.0.1:{inlet_port} => "
                                 "/project/default/service/forward_to_edge/secure/api/service/outlet"]
     assert summary["removed"] == 1  # the inlet, made anew with a route through each box
     assert edge.relays.named("forward_to_edge")[0] is first and first.registrations == 1
     wait_until(lambda: "forward_to_edge" in box.forwarding.relays, what="the registration at the new box")
-    assert [r["route"].split("/service/")[0] for r in edge.inlet_list()[0]["routes"]] == [
+    assert [r["route"].split("/service/")[0] for r in edge.control.inlet_list()[0]["routes"]] == [
         "/project/default", box_label]
 
 
@@ -174,7 +173,7 @@ def test_a_failed_reload_puts_the_project_back_before_the_old_items(echo_port, p
     """A reload that takes a box out of the project and fails (a busy port): the old items
     come back made with the old project, the registration at the box included."""
     project, box, edge, with_box, box_address = project_box_edge
-    edge.project_update(with_box)
+    edge.membership.update(with_box)
     text = relay_and_inlet(echo_port, free_port())
     deployment = Deployment(edge, topology(text))
     deployment.start()
@@ -185,10 +184,10 @@ def test_a_failed_reload_puts_the_project_back_before_the_old_items(echo_port, p
     try:
         failing = text + f'[[inlets]]\nfrom = "127.0.0.1:{busy.getsockname()[1]}"\nto = "/service/outlet"\n'
         with pytest.raises(ReloadError, match="the previous configuration is still in force"):
-            deployment.reload(topology(failing), (lambda: edge.project_update(with_box._replace(boxes=())),
-                                                  lambda: edge.project_update(with_box)))
+            deployment.reload(topology(failing), (lambda: edge.membership.update(with_box._replace(boxes=())),
+                                                  lambda: edge.membership.update(with_box)))
     finally:
         busy.close()
     assert sorted(c.at_text for c in edge.relays.named("forward_to_edge")) == ["/project/default", box_label]
-    assert len(edge.inlet_list()[0]["routes"]) == 2
+    assert len(edge.control.inlet_list()[0]["routes"]) == 2
     assert deployment.reload(topology(text))["added"] == []  # and the next reload finds all in place

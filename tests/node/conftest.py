@@ -23,7 +23,7 @@ def make_node():
     def make(name: str, listen: bool = True, **options) -> NodeRuntime:
         runtime = NodeRuntime(name, node_lookup=listeners.get, **options)
         if listen:
-            listeners[name] = runtime.tcp.listen("127.0.0.1:0").address
+            listeners[name] = runtime.listen("127.0.0.1:0").address
         runtimes.append(runtime)
         return runtime
 
@@ -149,8 +149,8 @@ def stallable_secure_portal(make_node, echo_server, stalling_proxy):
     Yields (a, proxy, inlet bind address, that client's socket)."""
     a, b = make_node("a"), make_node("b")
     proxy = stalling_proxy(make_node.listener("b"))
-    b.outlet_create(echo_server)
-    inlet = a.inlet_create("127.0.0.1:0", f"/ip4/127.0.0.1/tcp/{proxy.port}/secure/api/service/outlet")
+    b.control.outlet_create(echo_server)
+    inlet = a.control.inlet_create("127.0.0.1:0", f"/ip4/127.0.0.1/tcp/{proxy.port}/secure/api/service/outlet")
     client = connect(inlet["bind_address"])
     client.sendall(b"hello")
     assert recv_exactly(client, 5) == b"hello"

@@ -48,9 +48,9 @@ def test_fds_and_greenlets_return_to_their_starting_count(make_node):
     try:
         make_node("relay")
         edge, client = make_node("edge", listen=False), make_node("client")
-        edge.relay_create("edge", "/node/relay")
-        edge.outlet_create(f"127.0.0.1:{server.address[1]}")
-        inlets = [client.inlet_create("127.0.0.1:0", "/node/relay/service/forward_to_edge" + secure + "/service/outlet")
+        edge.control.relay_create("edge", "/node/relay")
+        edge.control.outlet_create(f"127.0.0.1:{server.address[1]}")
+        inlets = [client.control.inlet_create("127.0.0.1:0", "/node/relay/service/forward_to_edge" + secure + "/service/outlet")
                   ["bind_address"] for secure in ("", "/secure/api")]
         for inlet in inlets:
             assert echo_once(inlet) == b"are you there?"
@@ -81,7 +81,7 @@ def test_fds_and_greenlets_return_to_their_starting_count(make_node):
 
         def settled():
             gc.collect()
-            return (not any(i.streams for i in client.inlets.values()) and not edge.outlets["outlet"].streams
+            return (not any(i.streams for i in client.portals.inlets.values()) and not edge.portals.outlets["outlet"].streams
                     and open_fds() <= fds and live_greenlets() <= greenlets)
         wait_until(settled, timeout=15, what="fds and greenlets to return to their starting count")
     finally:

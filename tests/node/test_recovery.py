@@ -32,8 +32,8 @@ def seconds_until_echo(address: str) -> float:
 
 def start_edge(make_node, echo_server, name="edge", **options):
     edge = make_node(name, listen=False, **options)
-    edge.relay_create("edge", "/node/relay")
-    edge.outlet_create(echo_server)
+    edge.control.relay_create("edge", "/node/relay")
+    edge.control.outlet_create(echo_server)
     return edge
 
 
@@ -43,7 +43,7 @@ def working_portal(request, make_node, echo_server):
     relay = make_node("relay")
     edge = start_edge(make_node, echo_server)
     client = make_node("client")
-    inlet = client.inlet_create("127.0.0.1:0", ROUTES[request.param])["bind_address"]
+    inlet = client.control.inlet_create("127.0.0.1:0", ROUTES[request.param])["bind_address"]
     assert echo_once(inlet) == b"are you there?"
     return request.param, relay, edge, client, inlet
 
@@ -75,7 +75,7 @@ def test_a_hundred_clients_after_a_failure_share_one_channel_handshake(make_node
     relay = make_node("relay")
     start_edge(make_node, echo_server)
     client = make_node("client")
-    inlet = client.inlet_create("127.0.0.1:0", ROUTES["encrypted"], check_route=False)["bind_address"]
+    inlet = client.control.inlet_create("127.0.0.1:0", ROUTES["encrypted"], check_route=False)["bind_address"]
     clients = [gevent.spawn(echo_once, inlet, f"client {i}".encode()) for i in range(100)]
     gevent.joinall(clients, timeout=30, raise_error=True)
     assert [c.value for c in clients] == [f"client {i}".encode() for i in range(100)]
@@ -89,9 +89,9 @@ def test_seed_style_routes_through_a_tcp_connection_recover_when_the_relay_resta
     relay_address = make_node.listener("relay")
     start_edge(make_node, echo_server)
     client = make_node("client")
-    worker = client.tcp_connection_create("/node/relay")["worker_address"].removeprefix("0#")
+    worker = client.control.tcp_connection_create("/node/relay")["worker_address"].removeprefix("0#")
     route = ROUTES[kind].replace("/node/relay", f"/service/{worker}")
-    inlet = client.inlet_create("127.0.0.1:0", route)["bind_address"]
+    inlet = client.control.inlet_create("127.0.0.1:0", route)["bind_address"]
     assert echo_once(inlet) == b"are you there?"
 
     relay.shutdown()  # as kill -9 would: every link to it closes
@@ -108,9 +108,9 @@ def test_open_streams_end_when_the_far_node_dies(make_node, echo_server, secure)
     make_node("relay", link_timeout=1.5)
     edge = make_node("edge", listen=False)
     client = make_node("client", link_timeout=1.5)
-    edge.relay_create("edge", "/node/relay")
-    edge.outlet_create(echo_server)
-    inlet = client.inlet_create("127.0.0.1:0", ROUTES["encrypted" if secure else "plain"])["bind_address"]
+    edge.control.relay_create("edge", "/node/relay")
+    edge.control.outlet_create(echo_server)
+    inlet = client.control.inlet_create("127.0.0.1:0", ROUTES["encrypted" if secure else "plain"])["bind_address"]
     sock = connect(inlet)
     sock.sendall(b"idle soon")
     assert recv_exactly(sock, 9) == b"idle soon"
@@ -121,7 +121,7 @@ def test_open_streams_end_when_the_far_node_dies(make_node, echo_server, secure)
     with pytest.raises(ConnectionResetError):
         sock.recv(10)
     assert client.node.counters["portal_routes_dead"] == 1
-    wait_until(lambda: not any(i.streams for i in client.inlets.values()), what="the inlet to drop the stream")
+    wait_until(lambda: not any(i.streams for i in client.portals.inlets.values()), what="the inlet to drop the stream")
 
 
 def test_dnsaddr_routes_recover_when_the_relay_restarts(make_node, echo_server):
@@ -131,7 +131,7 @@ def test_dnsaddr_routes_recover_when_the_relay_restarts(make_node, echo_server):
     client = make_node("client")
     port = relay_address.rsplit(":", 1)[1]
     route = f"/dnsaddr/localhost/tcp/{port}/service/forward_to_edge/secure/api/service/outlet"
-    inlet = client.inlet_create("127.0.0.1:0", route)["bind_address"]
+    inlet = client.control.inlet_create("127.0.0.1:0", route)["bind_address"]
     assert echo_once(inlet) == b"are you there?"
     relay.shutdown()
     make_node("relay", listen=False).tcp.listen(relay_address)
@@ -139,7 +139,7 @@ def test_dnsaddr_routes_recover_when_the_relay_restarts(make_node, echo_server):
 
 
 def test_project_routes_recover_when_the_project_node_restarts(make_node, echo_server):
-    from appliance.node.project.project import ProjectInfo, ProjectNode
+    from appliance.node.project.info import ProjectInfo, ProjectNode
     from appliance.secure.identity import Identity
 
     authority, members = Identity.generate(), {}
@@ -149,12 +149,12 @@ def test_project_routes_recover_when_the_project_node_restarts(make_node, echo_s
     host, port = project_address.rsplit(":", 1)
     info = ProjectInfo("default", host, int(port), authority.public_key)
     edge = make_node("edge", listen=False, projects=[info])
-    edge.project_enroll(info.to_json(), project.authority.create_ticket({"relay": "edge"}))
-    edge.relay_create("edge", "/project/default")
-    edge.outlet_create(echo_server)
+    edge.control.project_enroll(info.to_json(), project.authority.create_ticket({"relay": "edge"}))
+    edge.control.relay_create("edge", "/project/default")
+    edge.control.outlet_create(echo_server)
     client = make_node("client", listen=False, projects=[info])
-    client.project_enroll(info.to_json(), project.authority.create_ticket({}))
-    inlet = client.inlet_create("127.0.0.1:0", "/project/default/service/forward_to_edge/secure/api/service/outlet")
+    client.control.project_enroll(info.to_json(), project.authority.create_ticket({}))
+    inlet = client.control.inlet_create("127.0.0.1:0", "/project/default/service/forward_to_edge/secure/api/service/outlet")
     assert echo_once(inlet["bind_address"]) == b"are you there?"
 
     project.shutdown()  # as kill -9 would; it comes back with its identity and members
@@ -171,13 +171,13 @@ def test_an_encrypted_inlet_gets_through_a_slow_path(make_node, echo_server):
     from tests.chaos.proxies import ChaosProxy
 
     edge = make_node("edge")
-    edge.outlet_create(echo_server)
+    edge.control.outlet_create(echo_server)
     host, port = make_node.listener("edge").rsplit(":", 1)
     proxy = ChaosProxy(target=(host, int(port))).start()
     try:
         proxy.delay(0.6)
         client = make_node("client")
-        inlet = client.inlet_create("127.0.0.1:0", proxy.multiaddr + "/secure/api/service/outlet",
+        inlet = client.control.inlet_create("127.0.0.1:0", proxy.multiaddr + "/secure/api/service/outlet",
                                     check_route=False)["bind_address"]
         assert echo_once(inlet) == b"are you there?"
         assert client.node.counters["handshakes_timed_out"] + client.node.counters["handshakes_failed"] == 0

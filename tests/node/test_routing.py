@@ -18,13 +18,13 @@ from appliance.wire.framing import PROTOCOL_VERSION_BYTE as VERSION
 def test_uppercase_over_tcp(make_node):
     a, _ = make_node("a"), make_node("b")
     port = make_node.listener("b").rsplit(":", 1)[1]
-    reply = a.message_send(f"/ip4/127.0.0.1/tcp/{port}/service/uppercase", "hello")
+    reply = a.control.message_send(f"/ip4/127.0.0.1/tcp/{port}/service/uppercase", "hello")
     assert reply == {"reply": "HELLO", "encoding": "utf-8"}
 
 
 def test_node_route_and_hop_service(make_node):
     a, _ = make_node("a"), make_node("b")
-    assert a.message_send("/node/b/service/hop/service/echo", "via hop")["reply"] == "via hop"
+    assert a.control.message_send("/node/b/service/hop/service/echo", "via hop")["reply"] == "via hop"
 
 
 def test_return_route_has_connection_then_sender(make_node):
@@ -39,7 +39,7 @@ def test_return_route_has_connection_then_sender(make_node):
             b.node.send(msg.return_route, msg.payload)
 
     b.node.register(Recorder())
-    a.message_send("/node/b/service/recorder", "x")
+    a.control.message_send("/node/b/service/recorder", "x")
     (msg,) = seen
     assert len(msg.return_route) == 2
     assert b.node.workers[msg.return_route[0]] in b.tcp.connections.values()
@@ -47,24 +47,24 @@ def test_return_route_has_connection_then_sender(make_node):
 
 def test_connection_is_reused_for_the_same_peer(make_node):
     a, _ = make_node("a"), make_node("b")
-    a.message_send("/node/b/service/echo", "1")
-    a.message_send("/node/b/service/echo", "2")
+    a.control.message_send("/node/b/service/echo", "1")
+    a.control.message_send("/node/b/service/echo", "2")
     assert len(a.tcp.connections) == 1
 
 
 def test_unknown_route_times_out_and_is_counted(make_node):
     a, b = make_node("a"), make_node("b")
     with pytest.raises(RequestTimeout, match="no reply"):
-        a.message_send("/node/b/service/missing", "x", timeout=0.5)
+        a.control.message_send("/node/b/service/missing", "x", timeout=0.5)
     assert b.node.counters["dropped_unknown_address"] == 1
 
 
 def test_unreachable_route_is_a_route_error(make_node):
     a = make_node("a")
     with pytest.raises(RouteError, match="cannot connect"):
-        a.message_send("/ip4/127.0.0.1/tcp/1/service/echo", "x")
+        a.control.message_send("/ip4/127.0.0.1/tcp/1/service/echo", "x")
     with pytest.raises(RouteError, match="unknown node"):
-        a.message_send("/node/nowhere/service/echo", "x")
+        a.control.message_send("/node/nowhere/service/echo", "x")
 
 
 @pytest.mark.parametrize("garbage", [
@@ -73,12 +73,12 @@ def test_unreachable_route_is_a_route_error(make_node):
 ])  # a well-framed body that is not a transport message only drops it: test_hostile_messages.py
 def test_garbage_from_a_peer_closes_only_that_connection(make_node, garbage):
     a, b = make_node("a"), make_node("b")
-    a.message_send("/node/b/service/echo", "before")
+    a.control.message_send("/node/b/service/echo", "before")
     bad = connect(make_node.listener("b"))
     bad.sendall(garbage)
     assert bad.recv(100) in (VERSION, b"")  # b's version byte, then EOF
     wait_until(lambda: bad.recv(100) == b"", what="b to close the bad connection")
-    assert a.message_send("/node/b/service/echo", "after")["reply"] == "after"
+    assert a.control.message_send("/node/b/service/echo", "after")["reply"] == "after"
     assert len(b.tcp.connections) == 1
 
 
@@ -109,7 +109,7 @@ def test_worker_exception_does_not_take_the_node_down(make_node):
     a.node.register(Broken())
     a.node.send((Address.local("broken"),), b"x")
     assert a.node.counters["worker_errors"] == 1
-    assert a.message_send("/service/echo", "still up")["reply"] == "still up"
+    assert a.control.message_send("/service/echo", "still up")["reply"] == "still up"
 
 
 def test_socket_closes_cleanly(make_node):

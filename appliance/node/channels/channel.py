@@ -19,7 +19,6 @@ from gevent.event import AsyncResult, Event
 from appliance.limits.budgets import Limits
 from appliance.node.errors import AddressInUse, NodeError, NotFound, RequestTimeout, RouteError
 from appliance.node.message import LocalMessage
-from appliance.node.project.project import Trust
 from appliance.node.channels.handshakes import HandshakeBudget
 from appliance.node.transport.links import CloseNotifier, watch_link
 from appliance.node.singleflight import SingleFlight
@@ -375,7 +374,8 @@ class SecureChannelListener(Worker):
 class SecureChannels:
     """A node's identity, its Noise static key, its listeners and its channel ends."""
 
-    def __init__(self, node, identity: Identity, trust: Trust, limits: Limits = Limits()):
+    def __init__(self, node, identity: Identity, trust, limits: Limits = Limits()):
+        """`trust`: what the node believes of projects and peers (project/trust.py)."""
         self.node = node
         self.handshakes = HandshakeBudget(limits, node.counters)
         self.identity = identity

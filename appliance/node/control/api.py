@@ -37,42 +37,6 @@ MAX_TCP_CLIENTS = 32
 REQUEST_READ_TIMEOUT = 10.0
 MAX_SOCKET_PATH = 100
 
-# op name -> NodeRuntime method: the only things a request can call
-OPERATIONS = {
-    "node.show": "show",
-    "tcp_listener.create": "tcp_listener_create",
-    "tcp_listener.list": "tcp_listener_list",
-    "tcp_listener.delete": "tcp_listener_delete",
-    "tcp_connection.create": "tcp_connection_create",
-    "tcp_connection.list": "tcp_connection_list",
-    "tcp_connection.delete": "tcp_connection_delete",
-    "relay.create": "relay_create",
-    "relay.list": "relay_list",
-    "relay.delete": "relay_delete",
-    "message.send": "message_send",
-    "tcp_outlet.create": "outlet_create",
-    "tcp_outlet.list": "outlet_list",
-    "tcp_outlet.show": "outlet_show",
-    "tcp_outlet.delete": "outlet_delete",
-    "tcp_inlet.create": "inlet_create",
-    "tcp_inlet.list": "inlet_list",
-    "tcp_inlet.show": "inlet_show",
-    "tcp_inlet.delete": "inlet_delete",
-    "secure_channel_listener.create": "secure_channel_listener_create",
-    "secure_channel_listener.list": "secure_channel_listener_list",
-    "secure_channel_listener.delete": "secure_channel_listener_delete",
-    "secure_channel.create": "secure_channel_create",
-    "secure_channel.list": "secure_channel_list",
-    "secure_channel.show": "secure_channel_show",
-    "secure_channel.delete": "secure_channel_delete",
-    "project.info": "project_info",
-    "project.ticket": "project_ticket",
-    "project.enroll": "project_enroll",
-    "project.list": "project_list",
-    "project.member.remove": "project_member_remove",
-    "project.member.list": "project_member_list",
-}
-
 
 class ControlError(ApplianceError):
     """Base for errors of operations that upper layers add (reload): shown to the user as is."""
@@ -116,11 +80,11 @@ class ControlServer:
     """Serves the control API on `listener` (bind_unix or bind_loopback); with `token`, each
     request must carry it. `path`: a file to remove when closed (the socket, or the token file)."""
 
-    def __init__(self, runtime, listener, path: str | None = None, extra_ops: dict | None = None,
-                 token: str | None = None):
-        self.runtime = runtime
+    def __init__(self, operations: dict, listener, path: str | None = None, token: str | None = None):
+        """`operations`: request name -> what serves it (ControlOperations.table(), and what
+        the node's host adds: stop, reload); nothing else can be called."""
+        self.operations = operations
         self.path = path
-        self.extra_ops = extra_ops or {}
         self.token = token
         self._refusals = LogRate(log, 60.0)
         self.server = StreamServer(listener, self._serve, spawn=Pool(MAX_TCP_CLIENTS) if token else "default")
@@ -185,11 +149,8 @@ class ControlServer:
                 raise TypeError("args must be an object")
         except (ValueError, KeyError, TypeError) as exc:
             return {"ok": False, "error": f"malformed request: {exc}", "exit_code": 1}
-        if op in self.extra_ops:
-            target = self.extra_ops[op]
-        elif op in OPERATIONS:
-            target = getattr(self.runtime, OPERATIONS[op])
-        else:
+        target = self.operations.get(op) if isinstance(op, str) else None
+        if target is None:
             return {"ok": False, "error": f"unknown operation {op!r} (is the node older than this command?)",
                     "exit_code": 1}
         try:

@@ -60,7 +60,7 @@ def _portals(runtime) -> list:
     state = Family("ockam_inlet_state", "gauge", "1 for the current state of each of the inlet's routes: up, connecting, down.")
     since = Family("ockam_inlet_state_since_seconds", "gauge", "Unix time the inlet's route entered its current state.")
     rtt = Family("ockam_inlet_route_rtt_seconds", "gauge", "Round trip of the last answered probe to the outlet, by route.")
-    for kind, portals in (("inlet", runtime.inlets), ("outlet", runtime.outlets)):
+    for kind, portals in (("inlet", runtime.portals.inlets), ("outlet", runtime.portals.outlets)):
         for name, portal in portals.items():
             tally, labels = portal.tally, {"kind": kind, "name": name}
             received.add(tally.received, **labels)
@@ -69,7 +69,7 @@ def _portals(runtime) -> list:
             opened.add(tally.opened, **labels)
             failed.add(tally.failed, **labels)
             stalls.add(tally.stalls, **labels)
-    for name, inlet in runtime.inlets.items():  # each of its routes
+    for name, inlet in runtime.portals.inlets.items():  # each of its routes
         for route in inlet.routes:
             _state(state, route.check.condition, name=name, route=route.text)
             since.add(route.check.condition.since, name=name, route=route.text)
@@ -176,7 +176,7 @@ def readiness(runtime) -> tuple:
     for (name, at), client in runtime.relays.clients.items():
         relays.setdefault(name, []).append({"relay": name, "at": at, **client.condition.describe()})
     inlets = [[{"inlet": alias, "route": route.text, **route.check.condition.describe()} for route in inlet.routes]
-              for alias, inlet in runtime.inlets.items()]
+              for alias, inlet in runtime.portals.inlets.items()]
     waiting, degraded = [], []
     for group in [*relays.values(), *inlets]:
         down = [item for item in group if item["state"] != "up"]

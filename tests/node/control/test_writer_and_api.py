@@ -1,0 +1,141 @@
+"""The socket writer (never blocks, bounded, reports progress), and the control API's refusals."""
+
+import json
+import os
+import socket as stdsocket
+
+import gevent
+import pytest
+from gevent import socket
+
+from appliance.node.control.api import ControlServer, bind_unix
+from appliance.node.errors import ConnectionClosed
+from appliance.node.transport.sockets import HubSocket, SocketClosed
+from appliance.node.transport.writer import Batch, SocketWriter
+
+
+def _pair():
+    ours, theirs = stdsocket.socketpair()
+    return HubSocket(ours), socket.socket(fileno=theirs.detach())
+
+
+def test_writer_never_blocks_and_fails_once_the_peer_stops_reading():
+    ours, _theirs = _pair()  # nobody reads _theirs
+    failures = []
+    writer = SocketWriter(ours, on_error=failures.append, limit=256 * 1024)
+    chunk = b"x" * 16384
+    with pytest.raises(ConnectionClosed, match="peer is not reading"):
+        for _ in range(10_000):  # far more than the kernel buffers and the limit together
+            writer.write(chunk)
+    assert writer.closed
+    gevent.sleep(0)  # the owner hears of it in a greenlet of its own
+    assert len(failures) == 1 and "peer is not reading" in str(failures[0])
+
+
+def test_writer_reports_every_byte_the_kernel_took():
+    ours, theirs = _pair()
+    taken = []
+    writer = SocketWriter(ours, on_sent=taken.append)
+    data = os.urandom(4 << 20)  # more than the socket buffers: part of it is queued and drained
+    writer.write(data)
+    received = 0
+    while received < len(data):
+        received += len(theirs.recv(1 << 20))
+    assert writer.flush(timeout=10)
+    assert sum(taken) == len(data)
+    writer.close()
+
+
+class _RecordingSocket:
+    """Takes at most `per_send` bytes per send and records each send; full after `capacity`."""
+
+    def __init__(self, per_send=1 << 30, capacity=1 << 30):
+        self.sends, self.per_send, self.capacity = [], per_send, capacity
+
+    def send(self, data) -> int:
+        n = min(len(data), self.per_send, self.capacity - sum(map(len, self.sends)))
+        if n:
+            self.sends.append(bytes(data[:n]))
+        return n
+
+    def wait_writable(self) -> None:
+        gevent.sleep(0.001)
+        self.capacity += 1 << 20
+
+
+def test_writes_are_sent_at_once_outside_a_batch_and_together_inside_one():
+    sock = _RecordingSocket()
+    writer = SocketWriter(sock)
+    writer.write(b"a")
+    writer.write(b"b")
+    assert sock.sends == [b"a", b"b"]
+    with Batch():
+        for part in (b"c", b"d", b"e"):
+            writer.write(part)
+    assert sock.sends == [b"a", b"b"], "a batch waits for the end of the loop turn"
+    gevent.sleep(0)
+    assert sock.sends == [b"a", b"b", b"cde"]
+    assert writer.flush(timeout=1)
+
+
+def test_a_socket_that_takes_little_at_a_time_still_gets_everything_in_order():
+    sock = _RecordingSocket(per_send=1000, capacity=5000)
+    writer = SocketWriter(sock)
+    data = os.urandom(200_000)
+    producer = gevent.spawn(lambda: [writer.write(data[i:i + 7000]) for i in range(0, len(data), 7000)])
+    producer.join(timeout=10)
+    assert producer.successful()
+    assert writer.flush(timeout=10)
+    assert b"".join(sock.sends) == data
+
+
+class _BrokenSocket(_RecordingSocket):
+    def send(self, data) -> int:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+def test_a_failed_flush_closes_the_writer_and_tells_its_owner_once():
+    errors = []
+    writer = SocketWriter(_BrokenSocket(), on_error=errors.append)
+    with Batch():
+        writer.write(b"lost")
+    gevent.sleep(0)  # the flush at the end of the turn fails
+    assert writer.closed
+    with pytest.raises(ConnectionClosed):
+        writer.write(b"after")
+    gevent.sleep(0.01)
+    assert len(errors) == 1
+
+
+def test_closing_a_hub_socket_wakes_its_reader_with_an_error():
+    ours, _theirs = _pair()
+    reader = gevent.spawn(ours.recv, 100)
+    gevent.sleep(0.05)
+    ours.close()
+    reader.join(timeout=2)
+    assert isinstance(reader.exception, SocketClosed)
+
+
+def _request(path, raw: bytes) -> dict:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    sock.sendall(raw)
+    data = sock.makefile("rb").readline()
+    sock.close()
+    return json.loads(data)
+
+
+def test_control_api_refuses_what_it_does_not_offer(make_node, tmp_path):
+    a = make_node("a")
+    path = str(tmp_path / "api.sock")
+    server = ControlServer(a.control.table(), bind_unix(path), path)
+    try:
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+        assert _request(path, b'{"op": "node.show"}\n')["result"]["name"] == "a"
+        assert "unknown operation" in _request(path, b'{"op": "shutdown"}\n')["error"]
+        assert "unknown operation" in _request(path, b'{"op": "__init__"}\n')["error"]
+        assert "malformed" in _request(path, b"not json\n")["error"]
+        assert "bad arguments" in _request(path, b'{"op": "relay.delete", "args": {"x": 1}}\n')["error"]
+        assert "no relay" in _request(path, b'{"op": "relay.delete", "args": {"name": "z"}}\n')["error"]
+    finally:
+        server.close()
