@@ -36,8 +36,11 @@ system-deps:
 run: $(STAMP)
 	$(VENV)/bin/ockam node run config/default.toml
 
+# the suite waits far more than it computes (nodes, timeouts): four workers on two cores
+TEST_WORKERS ?= 4
+
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q --durations=10
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=10
 
 # the edit loop: the pure layers, no node and no process (seconds, not minutes)
 test-fast: $(STAMP)
@@ -46,7 +49,7 @@ test-fast: $(STAMP)
 
 # the e2e suite again with the nodes' control API on loopback TCP with a token, as on Windows
 test-tcp-control: $(STAMP) system-deps
-	OCKAM_CONTROL=tcp $(PY) -m pytest -q tests/e2e
+	OCKAM_CONTROL=tcp $(PY) -m pytest -q -n $(TEST_WORKERS) tests/e2e
 
 # baselines (OpenSSH), targets (redis, PostgreSQL) and the chart library, installed only for
 # the benchmark; if they cannot be installed, their rows report the error and the rest still runs
