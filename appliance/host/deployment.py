@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 from appliance.config.topology import InletSpec, ListenerSpec, OutletSpec, RelaySpec, Topology
 from appliance.node.control.api import ControlError
 from appliance.node.demo import start_demo_http
-from appliance.node.resolver import check_identifiers
+from appliance.node.authorized import check_identifiers
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from collections import Counter
 import gevent
 from gevent.event import AsyncResult
 
+from appliance.node.clock import Clock
 from appliance.node.errors import AddressInUse, RequestTimeout
 from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
@@ -24,8 +25,10 @@ log = logging.getLogger(__name__)
 
 
 class Node:
-    def __init__(self, name: str):
+    def __init__(self, name: str, clock: Clock | None = None):
+        """`clock`: the time every part of the node reads and waits on (node/clock.py)."""
         self.name = name
+        self.clock = clock or Clock()
         self.workers: dict[Address, Worker] = {}
         self.counters: Counter = Counter()
 

@@ -5,20 +5,8 @@ from __future__ import annotations
 
 from appliance.node import routes
 from appliance.node.channels.channel import HANDSHAKE_TIMEOUT
-from appliance.node.errors import BadArgument
 from appliance.node.project.info import AccessRoute, box_label
-from appliance.secure.identity import is_identifier
 from appliance.wire import multiaddr
-
-
-def check_identifiers(identifiers) -> frozenset | None:
-    """None (anyone) or a set of well-formed identifiers; a malformed one is an error."""
-    if not identifiers:
-        return None
-    for identifier in identifiers:
-        if not is_identifier(identifier):
-            raise BadArgument(f"{identifier!r} is not an identifier (I followed by 40 hex digits)")
-    return frozenset(identifiers)
 
 
 class Resolver:

@@ -15,6 +15,7 @@ import time
 from appliance.limits.budgets import Limits
 from appliance.node import routes
 from appliance.node.channels.channel import SecureChannels
+from appliance.node.clock import Clock
 from appliance.node.control.operations import ControlOperations
 from appliance.node.node import Node
 from appliance.node.portals.registry import Portals
@@ -25,7 +26,8 @@ from appliance.node.project.membership import Membership
 from appliance.node.project.trust import Trust
 from appliance.node.relays.policy import RelayBox, registration_policy
 from appliance.node.relays.relay import DEFAULT_GRACE, ForwardingService, Relays, SecretBook
-from appliance.node.resolver import Resolver, check_identifiers
+from appliance.node.authorized import check_identifiers
+from appliance.node.resolver import Resolver
 from appliance.node.services import start_default_services
 from appliance.node.transport.liveness import DEFAULT_LINK_TIMEOUT
 from appliance.node.transport.tcp import TcpListener, TcpTransport
@@ -39,17 +41,19 @@ class NodeRuntime:
                  link_timeout: float = DEFAULT_LINK_TIMEOUT, relay: bool = True,
                  relay_grace: float = DEFAULT_GRACE, limits: Limits = Limits(),
                  relay_secrets: SecretBook | None = None, relay_box_of: str | None = None,
-                 credential_store: tuple = (None, None)):
+                 credential_store: tuple = (None, None), clock: Clock | None = None):
         """`relay_box_of`: the project this node is one more relay box of (its members may
         register relays here, proving it with their credentials). `credential_store`: (dict,
-        save) where the node's own credentials are kept across restarts."""
+        save) where the node's own credentials are kept across restarts. `clock`: the time of every
+        part (node/clock.py; tests give a VirtualClock)."""
         identity = identity or Identity.generate()
-        self.node = Node(name)
+        self.node = Node(name, clock)
         self.tcp = TcpTransport(self.node, **({"max_frame": max_frame} if max_frame else {}),
                                 link_timeout=link_timeout, limits=limits)
         start_default_services(self.node)
         self.trust = Trust(projects, own_project=(project_node.name, identity.public_key) if project_node else None,
-                           kept=credential_store[0], save=credential_store[1], holder=identity.identifier)
+                           kept=credential_store[0], save=credential_store[1], holder=identity.identifier,
+                           wall=self.node.clock.wall)
         self.channels = SecureChannels(self.node, identity, self.trust, limits)
         self.channels.listen("api")
         self.authority = None

@@ -147,7 +147,12 @@ def stallable_secure_portal(make_node, echo_server, stalling_proxy):
     """Node a's inlet reaches b's echo outlet over a secure channel through a proxy whose a -> b
     direction stalls while `proxy.stalled` is set; one client has already had "hello" echoed.
     Yields (a, proxy, inlet bind address, that client's socket)."""
-    a, b = make_node("a"), make_node("b")
+    return secure_portal_through_a_stalling_proxy(make_node, echo_server, stalling_proxy)
+
+
+def secure_portal_through_a_stalling_proxy(make_node, echo_server, stalling_proxy, **options) -> tuple:
+    """stallable_secure_portal, with `options` for both nodes (a clock, say)."""
+    a, b = make_node("a", **options), make_node("b", **options)
     proxy = stalling_proxy(make_node.listener("b"))
     b.control.outlet_create(echo_server)
     inlet = a.control.inlet_create("127.0.0.1:0", f"/ip4/127.0.0.1/tcp/{proxy.port}/secure/api/service/outlet")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -208,7 +207,7 @@ class ChannelEnd(CloseNotifier):
             self.node.counters["channel_messages_rejected"] += 1
             log.debug("secure channel %s dropped a message: %s", self.encryptor.address, exc)
             return
-        self.heard_at = gevent.get_hub().loop.now()
+        self.heard_at = self.node.clock.now()
         if kind == wire.PAYLOAD:
             self.node.route(LocalMessage(onward, (self.encryptor.address,) + return_route, payload, self.peer))
         elif kind == wire.CLOSE:
@@ -239,12 +238,12 @@ class ChannelEnd(CloseNotifier):
 
     def _arm_lapse(self) -> None:
         if self._lapse is not None:
-            self._lapse.close()
-        self._lapse = gevent.get_hub().loop.timer(max(0.0, min(self.proved.values()) - time.time()))
-        self._lapse.start(self._credential_lapsed)
+            self._lapse.stop()
+        self._lapse = self.node.clock.later(min(self.proved.values()) - self.node.clock.wall(),
+                                            self._credential_lapsed)
 
     def _credential_lapsed(self) -> None:
-        now = time.time()  # the wall clock may have moved: what has not lapsed yet waits the rest
+        now = self.node.clock.wall()  # the wall clock may have moved: what has not lapsed yet waits the rest
         lapsed = [project for project, expires in self.proved.items() if expires <= now]
         for project in lapsed:
             del self.proved[project]
@@ -281,7 +280,7 @@ class ChannelEnd(CloseNotifier):
         only stalled for a moment thus costs no established connection."""
         if self.closed or self._enc is None or self.retired:
             return False
-        if gevent.get_hub().loop.now() - self.heard_at < PROBE_QUIET:
+        if self.node.clock.now() - self.heard_at < PROBE_QUIET:
             return True
         return self._probing.run(None, self._probe)
 
@@ -306,13 +305,13 @@ class ChannelEnd(CloseNotifier):
                             self.via)
                 self.close(notify=True)
                 return
-            gevent.sleep(RETIRED_CHECK)
+            self.node.clock.sleep(RETIRED_CHECK)
 
     def _ask(self, timeout: float) -> bool:
         """Send a probe; True when the peer answers within `timeout`."""
         answered = self._probe_answered = Event()
         self._signal(wire.PROBE_MESSAGE)
-        return answered.wait(timeout)
+        return self.node.clock.wait(answered, timeout)
 
     def close(self, notify: bool = True) -> None:
         if self.closed:
@@ -327,7 +326,7 @@ class ChannelEnd(CloseNotifier):
         if self._probe_answered is not None:
             self._probe_answered.set()  # a probe waiting on a closed channel ends now
         if self._lapse is not None:
-            self._lapse.close()
+            self._lapse.stop()
         self.node.unregister(self.decryptor.address)
         self.node.unregister(self.encryptor.address)
         self.channels.ends.pop(self.encryptor.address.inner.decode(), None)

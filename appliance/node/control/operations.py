@@ -10,7 +10,7 @@ from __future__ import annotations
 from appliance.node import routes
 from appliance.node.errors import BadArgument, NotFound, RouteError
 from appliance.node.project.info import BOX_ATTRIBUTE, RELAY_ATTRIBUTE, ProjectError, ProjectInfo
-from appliance.node.resolver import check_identifiers
+from appliance.node.authorized import check_identifiers
 from appliance.node.transport.tcp import TcpConnection, TcpListener
 from appliance.secure.suites import suite_by_name
 from appliance.wire import bare, multiaddr
@@ -241,8 +241,7 @@ class ControlOperations:
     def outlet_create(self, to: str, address: str = "outlet", alias: str | None = None,
                       authorized: list | None = None, allow: dict | None = None,
                       proxy_protocol: str | None = None) -> dict:
-        return self.portals.create_outlet(to, address, alias, check_identifiers(authorized), allow,
-                                          proxy_protocol).describe()
+        return self.portals.create_outlet(to, address, alias, authorized, allow, proxy_protocol).describe()
 
     def outlet_list(self) -> list:
         return [o.describe() for o in self.portals.outlets.values()]
@@ -255,8 +254,7 @@ class ControlOperations:
 
     def inlet_create(self, bind: str, to, alias: str | None = None, check_route: bool = True,
                      authorized: list | None = None, balance: bool = False) -> dict:
-        return self.portals.create_inlet(bind, to, alias, check_route, check_identifiers(authorized),
-                                         balance).describe()
+        return self.portals.create_inlet(bind, to, alias, check_route, authorized, balance).describe()
 
     def inlet_list(self) -> list:
         return [i.describe() for i in self.portals.inlets.values()]

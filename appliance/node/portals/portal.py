@@ -87,7 +87,7 @@ class PortalStream(Worker):
         self.registry = registry
         self.closed = False
         self.heard = True  # a message came from the peer since RouteWatch last looked
-        self.created_at = gevent.get_hub().loop.now()
+        self.created_at = self.node.clock.now()
         self._pumping = False  # the local socket is read (start_pumping), whenever there is credit
         self._unwatch = None
         node.register(self)
@@ -153,7 +153,7 @@ class PortalStream(Worker):
         if self.closed:
             return
         if self.state.state is State.AWAITING_ACK:
-            if gevent.get_hub().loop.now() - self.created_at >= PONG_TIMEOUT:
+            if self.node.clock.now() - self.created_at >= PONG_TIMEOUT:
                 log.debug("portal stream %s: not acknowledged within %g s", self.address, PONG_TIMEOUT)
                 self.node.counters["portal_streams_unacknowledged"] += 1
                 self.abort()
@@ -319,13 +319,13 @@ class InletStream(PortalStream):
     def _ping_until_pong(self) -> bool:
         """Ping the outlet until it answers, re-resolving the route between tries, so a
         client that arrives while a link is being rebuilt waits instead of failing."""
-        deadline = gevent.get_hub().loop.now() + PONG_TIMEOUT
+        deadline = self.node.clock.now() + PONG_TIMEOUT
         reason = "no Pong to our Pings"  # what went wrong last, for the log when we give up
         while not self.closed:
             if self.via.health is not Health.UP:  # it failed meanwhile, or is not known yet: the best one now
                 self.via = self.inlet.choice.pick() or self.via
             try:
-                route = self.via.resolve_outlet(deadline - gevent.get_hub().loop.now())
+                route = self.via.resolve_outlet(deadline - self.node.clock.now())
             except Exception as exc:  # noqa: BLE001 - whatever broke, the client waits and we try again
                 route, reason = None, str(exc) or type(exc).__name__
                 log.debug("inlet %s: %s", self.inlet.alias, exc)
@@ -336,8 +336,8 @@ class InletStream(PortalStream):
                 self._pinged[route[0]] = self.via
                 self.node.send(route, self._origin, (self.address,))
                 self.node.send(route, portal_wire.PING, (self.address,))
-            left = deadline - gevent.get_hub().loop.now()
-            if self._ponged.wait(min(PING_RETRY, max(left, 0))):
+            left = deadline - self.node.clock.now()
+            if self.node.clock.wait(self._ponged, min(PING_RETRY, max(left, 0))):
                 return not self.closed
             if left <= PING_RETRY:
                 break

@@ -7,6 +7,7 @@ import time
 import gevent
 
 from appliance.node import routes
+from appliance.node.authorized import check_identifiers
 from appliance.node.errors import AddressInUse, BadArgument, NotFound
 from appliance.node.portals.portal import Inlet, Outlet, new_alias
 from appliance.wire import multiaddr
@@ -32,7 +33,7 @@ class Portals:
         if alias in self.outlets:
             raise AddressInUse(f"an outlet with alias {alias!r} already exists")
         multiaddr.parse_hostport(to)
-        outlet = Outlet(self.node, name, to, alias, authorized, allow, self.trust.attribute_sets,
+        outlet = Outlet(self.node, name, to, alias, check_identifiers(authorized), allow, self.trust.attribute_sets,
                         per_route=self.limits.outlet_connections_per_route, proxy_protocol=proxy_protocol)
         self.node.register(outlet)
         self.outlets[alias] = outlet
@@ -53,6 +54,7 @@ class Portals:
         texts = [to] if isinstance(to, str) else list(to or ())
         if not texts or len(set(texts)) != len(texts):
             raise BadArgument("an inlet needs one or more different routes to its outlet (--to)")
+        authorized = check_identifiers(authorized)
         for text in texts:
             if check_route:
                 routes.check(text, self.resolver.node_lookup, self.trust.projects)

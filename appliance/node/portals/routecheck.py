@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -92,12 +91,12 @@ class RouteCheck(Worker):
         if reason and self.condition.health is Health.UP:
             self.condition.connecting(reason)
         if reason:
-            self._doubt_until = time.monotonic() + DOUBT
+            self._doubt_until = self.node.clock.now() + DOUBT
         self._kick.set()
 
     def wait_checked(self, timeout: float) -> bool:
         """Wait up to `timeout` for the first check's outcome; True if it is known."""
-        return self._checked.wait(timeout)
+        return self.node.clock.wait(self._checked, timeout)
 
     def handle(self, msg: LocalMessage) -> None:
         answer = probe.decode_answer(msg.payload)
@@ -115,7 +114,7 @@ class RouteCheck(Worker):
         retry = RETRY_FIRST
         while not self._stopped:
             self._kick.clear()
-            if self._heard() and time.monotonic() >= self._doubt_until:  # streams over it hear their outlet
+            if self._heard() and self.node.clock.now() >= self._doubt_until:  # streams over it hear their outlet
                 self._answered()
                 outcome = UP
             else:
@@ -123,9 +122,9 @@ class RouteCheck(Worker):
             self._checked.set()
             if outcome is UP:
                 retry = RETRY_FIRST
-                self._kick.wait(CHECK_EVERY)
+                self.node.clock.wait(self._kick, CHECK_EVERY)
             else:
-                self._kick.wait(retry)
+                self.node.clock.wait(self._kick, retry)
                 retry = min(retry * 2, RETRY_MAX if outcome is BROKEN else UNANSWERED_RETRY_MAX)
 
     def _check(self):
@@ -142,11 +141,9 @@ class RouteCheck(Worker):
         self._watch_first_hop(route)
         token = os.urandom(probe.TOKEN_SIZE)
         waiter = self._answers[token] = AsyncResult()
-        sent = time.monotonic()
+        sent = self.node.clock.now()
         self.node.route(LocalMessage(tuple(route), (self.address,), probe.encode_probe(token)))
-        try:
-            reachable = waiter.get(timeout=ANSWER_TIMEOUT)
-        except gevent.Timeout:
+        if not self.node.clock.wait(waiter, ANSWER_TIMEOUT):
             self._answers.pop(token, None)
             # slow, or its far end is gone behind a secure channel that looks alive here: let
             # the inlet resolve again next time and check the links it runs over, as an
@@ -156,10 +153,10 @@ class RouteCheck(Worker):
                 return UP
             self._failed(f"no answer from the outlet within {ANSWER_TIMEOUT:g} s", proof=False)
             return UNANSWERED
-        if not reachable:
+        if not waiter.get():
             self._failed(ENDS_EARLY)
             return BROKEN
-        self.rtt = time.monotonic() - sent
+        self.rtt = self.node.clock.now() - sent
         self._answered()
         return UP
 
@@ -171,7 +168,7 @@ class RouteCheck(Worker):
     def _failed(self, reason: str, proof: bool = True) -> None:
         """Connecting, or down: at once on `proof` of a broken route that never worked, else
         after failing for `down_after` (unanswered that long, it is as good as broken)."""
-        now = time.monotonic()
+        now = self.node.clock.now()
         if self._failing_since is None:
             self._failing_since = now
         if (self._worked or not proof) and now - self._failing_since < self._down_after:

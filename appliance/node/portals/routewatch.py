@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 
-import gevent
 
 from appliance.node.message import LocalMessage
 from appliance.node.transport.tcp import TcpConnection
@@ -49,8 +48,7 @@ class RouteWatch(Worker):
         self._tokens: dict = {}  # probe token -> (route, tick it was sent at)
         self._ticks = 0
         node.register(self)
-        self._timer = gevent.get_hub().loop.timer(interval, interval)
-        self._timer.start(self._tick)
+        self._timer = node.clock.every(interval, self._tick)
 
     def _tick(self) -> None:
         """In the hub: it never waits."""
@@ -108,5 +106,5 @@ class RouteWatch(Worker):
             self._route_dead(route)
 
     def stop(self) -> None:
-        self._timer.close()
+        self._timer.stop()
         self.node.unregister(self.address)

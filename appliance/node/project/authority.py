@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
 
 from appliance.node.message import LocalMessage
 from appliance.node.project.info import (BOX_ATTRIBUTE, DEFAULT_TICKET_TTL, RELAY_ATTRIBUTE, AccessRoute,
@@ -46,7 +45,7 @@ class Authority(Worker):
     def create_ticket(self, attributes: dict, ttl: int = DEFAULT_TICKET_TTL) -> str:
         token = os.urandom(16).hex()
         self.members.setdefault("tickets", {})[_digest(token)] = {
-            "attributes": attributes, "expires": int(time.time()) + ttl}
+            "attributes": attributes, "expires": int(self.node.clock.wall()) + ttl}
         self._save(self.members)
         return token
 
@@ -91,7 +90,7 @@ class Authority(Worker):
         if peer is None:
             raise ProjectError("enroll over a secure channel")
         ticket = self.members.get("tickets", {}).pop(_digest(token), None)
-        if ticket is None or ticket["expires"] < time.time():
+        if ticket is None or ticket["expires"] < self.node.clock.wall():
             self._save(self.members)
             raise ProjectError("the enrollment ticket is not valid (unknown, used or expired)")
         self.members.setdefault("members", {})[peer] = ticket["attributes"]
@@ -103,7 +102,7 @@ class Authority(Worker):
         attributes = self.member_attributes(peer)
         if attributes is None:
             raise ProjectError(f"{peer or 'an unauthenticated node'} is not a member of project {self.project}")
-        return credentials.issue(self.identity, self.project, peer, attributes, int(time.time()),
+        return credentials.issue(self.identity, self.project, peer, attributes, int(self.node.clock.wall()),
                                  self.credential_ttl).encode()
 
 

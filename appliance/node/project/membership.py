@@ -6,7 +6,6 @@ old one's life, presented in every channel; one on demand (a topology's join, en
 from __future__ import annotations
 
 import logging
-import time
 
 import gevent
 
@@ -68,7 +67,7 @@ class Membership:
         if box is None:
             if self.trust.needs_credential(name):
                 self._fetch_credential(name, end.encryptor.address)
-        elif end.proved_until(name) <= time.time() or (self.trust.attributes_of(end.peer, name) or {}).get(
+        elif end.proved_until(name) <= self.node.clock.wall() or (self.trust.attributes_of(end.peer, name) or {}).get(
                 BOX_ATTRIBUTE) != access.target.hostport:
             end.close(notify=True)
             raise RouteError(f"{via}: {end.peer} showed no credential of project {name} making it its relay box "
@@ -79,6 +78,7 @@ class Membership:
         """Spend a ticket. The ticket's copy of the project's description adds to the one this
         node has (say, a newer project.json listing more relay boxes); it replaces it only when
         the authority differs."""
+        routes.parse_route(f"/project/{info.name}")  # a name routes can carry, before the ticket is spent
         known = self.trust.projects.get(info.name)
         self.trust.projects[info.name] = known.merged(info) if known is not None else info
         channel, _via = self.hop(info.name, [])
@@ -102,6 +102,7 @@ class Membership:
     def fetch_now(self, name: str) -> bool:
         """Ask the project node for a fresh credential now: whether it gave one (False: not a
         member, or no longer)."""
+        routes.parse_route(f"/project/{name}")
         before = self.trust.own.get(name)
         channel, _via = self.hop(name, [])  # fetches one when we have none (or an old one)
         if self.trust.own.get(name) is before:
@@ -126,7 +127,7 @@ class Membership:
         project node must not hold up the box for long)."""
         fetching = self._fetching.get(name)
         if fetching is None:
-            if time.monotonic() < self._no_credential_until.get(name, 0.0):
+            if self.node.clock.now() < self._no_credential_until.get(name, 0.0):
                 return  # asked lately, and got none (not a member, or the project node is away): go on
             fetching = self._fetching[name] = gevent.spawn(self._credential_from_project_node, name)
         fetching.join(FIRST_CREDENTIAL_WAIT)
@@ -142,7 +143,7 @@ class Membership:
         finally:
             del self._fetching[name]
             if name not in self.trust.own:
-                self._no_credential_until[name] = time.monotonic() + FIRST_CREDENTIAL_RETRY
+                self._no_credential_until[name] = self.node.clock.now() + FIRST_CREDENTIAL_RETRY
 
     def _fetch_credential(self, project: str, channel: Address) -> None:
         reply = self.node.request((channel, Address.local("authority")), authority_wire.ISSUE_REQUEST, 10.0)
@@ -172,12 +173,12 @@ class Membership:
         retry_at: dict = {}  # project -> (monotonic time of the next try, backoff) after a failure
         while True:
             held = [p for p in self.trust.projects if p in self.trust.own or p == self.relay_box_of]
-            now = time.monotonic()
+            now = self.node.clock.now()
             wait = min([self.trust.refresh_in(p) for p in held] + [REFRESH_LOOK]
                        + [at - now for at, _ in retry_at.values()])
-            gevent.sleep(max(REFRESH_MIN_WAIT, wait))
+            self.node.clock.sleep(max(REFRESH_MIN_WAIT, wait))
             for name in held:
-                if not self.trust.needs_credential(name) or retry_at.get(name, (0, 0))[0] > time.monotonic():
+                if not self.trust.needs_credential(name) or retry_at.get(name, (0, 0))[0] > self.node.clock.now():
                     continue
                 before = self.trust.own.get(name)
                 try:
@@ -187,7 +188,7 @@ class Membership:
                     failure = str(exc)
                 if failure:  # unreachable, or no longer a member: ask again, less and less often
                     backoff = min(retry_at[name][1] * 2, REFRESH_RETRY_MAX) if name in retry_at else REFRESH_RETRY
-                    retry_at[name] = (time.monotonic() + backoff, backoff)
+                    retry_at[name] = (self.node.clock.now() + backoff, backoff)
                     log.warning("project %s: cannot refresh our credential: %s (again in %g s)", name, failure,
                                 backoff)
                     continue

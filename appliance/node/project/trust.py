@@ -18,10 +18,12 @@ class Trust:
     attributes its peers proved with theirs."""
 
     def __init__(self, projects=(), own_project: tuple | None = None, kept: dict | None = None, save=None,
-                 holder: str | None = None):
+                 holder: str | None = None, wall=time.time):
         """`kept` (project -> credential hex) and `save(kept)`: where our credentials (of
         identity `holder`) outlive a restart, so that a member restarted while its project
-        node is down can still use the project's other relay boxes until they lapse."""
+        node is down can still use the project's other relay boxes until they lapse. `wall`: the
+        clock credentials' times are read on (Unix time)."""
+        self._wall = wall
         self.projects: dict[str, ProjectInfo] = {p.name: p for p in projects}
         # a project node's own (name, authority key): it holds its members to their credentials too
         self._own_project = own_project
@@ -34,7 +36,7 @@ class Trust:
                 authority_key = self._authority_key(project)
                 if credential.project != project or authority_key is None:
                     continue  # a project this node no longer knows
-                credentials.verify(credential, authority_key, holder, int(time.time()))
+                credentials.verify(credential, authority_key, holder, int(self._wall()))
             except (ValueError, TypeError, CredentialError):
                 continue  # damaged, expired, another identity's, or another authority's (a project made anew)
             self.own[project] = credential
@@ -54,7 +56,7 @@ class Trust:
             self._save({name: c.encode().hex() for name, c in self.own.items()})
 
     def presentable(self) -> tuple:
-        now = time.time()
+        now = self._wall()
         return tuple(c.encode() for c in self.own.values() if c.expires_at > now)
 
     def needs_credential(self, project: str) -> bool:
@@ -66,7 +68,7 @@ class Trust:
         cred = self.own.get(project)
         if cred is None:
             return 0.0
-        return max(0.0, (cred.issued_at + cred.expires_at) / 2 - time.time())
+        return max(0.0, (cred.issued_at + cred.expires_at) / 2 - self._wall())
 
     def learn(self, peer: str, encoded_credentials) -> dict:
         """Record what the peer's credentials (from its handshake, or presented in a channel
@@ -79,7 +81,7 @@ class Trust:
                 authority_key = self._authority_key(cred.project)
                 if authority_key is None:
                     continue
-                attributes = credentials.verify(cred, authority_key, peer, int(time.time()))
+                attributes = credentials.verify(cred, authority_key, peer, int(self._wall()))
             except CredentialError as exc:
                 log.info("ignored a credential from %s: %s", peer, exc)
                 continue
@@ -98,9 +100,9 @@ class Trust:
     def attributes_of(self, peer: str | None, project: str) -> dict | None:
         """The attributes a peer proved with an unexpired credential of `project`, or None."""
         attributes, expires = self._peers.get(peer or "", {}).get(project, (None, 0.0))
-        return attributes if expires > time.time() else None
+        return attributes if expires > self._wall() else None
 
     def attribute_sets(self, peer: str | None) -> list:
         """The attributes of each unexpired credential the peer proved (one per project)."""
-        now = time.time()
+        now = self._wall()
         return [attributes for attributes, expires in self._peers.get(peer or "", {}).values() if expires > now]

@@ -5,7 +5,6 @@ credential of it in the channel they register over (and lose their names when it
 from __future__ import annotations
 
 import logging
-import time
 
 from appliance.node.project.authority import relay_refusal
 
@@ -38,7 +37,7 @@ class RelayBox:
 
     def refusal(self, msg, name: str) -> str | None:
         end = self.channels.first_hop(msg.return_route)
-        if end is None or end.proved_until(self.project) <= time.time():
+        if end is None or end.proved_until(self.project) <= self.channels.node.clock.wall():
             return (f"{msg.peer or 'an unauthenticated node'} presented no unexpired credential of project "
                     f"{self.project} in its secure channel to relay box {self.node_name}")
         return relay_refusal(self.project, msg.peer, self.trust.attributes_of(msg.peer, self.project), name)

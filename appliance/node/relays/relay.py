@@ -367,7 +367,7 @@ class RelayClient(Worker):
                     self.condition.down(str(exc) or type(exc).__name__)
                     log.warning("relay %s: registration at %s failed: %s (retry in %.1f s)",
                                 self.relay_address, self.at_text, exc, backoff)
-                    self._stopped.wait(backoff * random.uniform(0.5, 1.0))
+                    self.node.clock.wait(self._stopped, backoff * random.uniform(0.5, 1.0))
                     backoff = min(backoff * 2, self.REFUSED_BACKOFF_MAX if isinstance(exc, RelayRefused)
                                   else self.BACKOFF_MAX)
                     continue
@@ -382,12 +382,12 @@ class RelayClient(Worker):
         missed = 0
         ping_route = self.remote_route[:-1] + (Address.local("echo"),)
         reason = f"the link to {self.at_text} was lost"
-        while not self._stopped.is_set() and not lost.wait(self.PING_INTERVAL):
-            sent = time.monotonic()
+        while not self._stopped.is_set() and not self.node.clock.wait(lost, self.PING_INTERVAL):
+            sent = self.node.clock.now()
             try:  # a link lost while the ping waits ends the wait at once
                 if self.node.request(ping_route, b"\x00", self.PING_TIMEOUT, cancel=lost) is None:
                     break
-                self.ping_rtt = time.monotonic() - sent
+                self.ping_rtt = self.node.clock.now() - sent
                 missed = 0
                 continue
             except RequestTimeout:

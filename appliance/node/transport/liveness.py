@@ -22,6 +22,7 @@ import logging
 
 import gevent
 
+from appliance.node.clock import Clock
 from appliance.node.errors import ConnectionClosed
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ class LinkMonitor:
     """Watches `connections()`: TcpConnections, with their `connected`, `heard`, `spoke`,
     `silent_ticks`, `stuck_ticks` and `sent_mark`, a `writer`, and `drop(sock)`."""
 
-    def __init__(self, connections, counters, timeout: float = DEFAULT_LINK_TIMEOUT, check=None):
+    def __init__(self, connections, counters, timeout: float = DEFAULT_LINK_TIMEOUT, check=None,
+                 clock: Clock | None = None):
         self.timeout = timeout
         self._check = check  # check(conn): True when a budget closed conn
         self.interval = min(MAX_TICK, timeout / 3)
@@ -44,8 +46,7 @@ class LinkMonitor:
         self.dead_after = max(2, int(timeout / self.interval + 1e-9) - 1)
         self._connections = connections
         self._counters = counters
-        self._timer = gevent.get_hub().loop.timer(self.interval, self.interval)
-        self._timer.start(self._tick)
+        self._timer = (clock or Clock()).every(self.interval, self._tick)
 
     def _tick(self) -> None:
         """Runs in the hub: it never waits, and drops dead links in a greenlet of their own."""
@@ -81,4 +82,4 @@ class LinkMonitor:
             conn.spoke = False
 
     def stop(self) -> None:
-        self._timer.close()
+        self._timer.stop()

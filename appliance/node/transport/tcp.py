@@ -106,7 +106,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.silent_ticks = 0
         self.stuck_ticks = 0  # ticks with bytes queued and no writer progress
         self.sent_mark = (0, None)  # writer.progress() at the last tick
-        self.connected_at = gevent.get_hub().loop.now()
+        self.connected_at = self.node.clock.now()
         self.writer = SocketWriter(sock, on_error=lambda exc: self.drop(sock))
         self.queue = LinkQueue(self.transport.queues)  # what answers and other links hold of its queue
         self.active_at = self.transport.budget.now()  # when it last routed a message (or connected)
@@ -264,13 +264,13 @@ class TcpConnection(Worker, CloseNotifier):
         self._notify_closed()
         self._init_close_notifier()  # the next socket's watchers
         log.info("connection %s to %s lost, dialling again", self.id, self.peer)
-        if gevent.get_hub().loop.now() - self.connected_at >= REDIAL_STABLE:
+        if self.node.clock.now() - self.connected_at >= REDIAL_STABLE:
             self._backoff = REDIAL_FIRST  # it had been up a while: a new failure, a fresh start
         self._redialer = gevent.spawn(self._redial)
 
     def _redial(self) -> None:
         while not self.closed:
-            gevent.sleep(self._backoff * random.uniform(0.5, 1.0))
+            self.node.clock.sleep(self._backoff * random.uniform(0.5, 1.0))
             self._backoff = min(self._backoff * 2, REDIAL_MAX)
             try:
                 sock = connect_tcp(self.target)
@@ -355,7 +355,7 @@ class TcpTransport:
         self.connections: dict[str, TcpConnection] = {}
         self.budget = ConnectionBudget(limits, node.counters)
         self.queues = QueueBudget(limits, node.counters)
-        self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout, self._tick)
+        self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout, self._tick, node.clock)
         self._connecting = SingleFlight()
 
     def _tick(self, conn: TcpConnection) -> bool:
