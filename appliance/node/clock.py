@@ -17,10 +17,11 @@ from gevent.event import Event
 
 
 class Clock:
-    """Real time: the hub's loop clock and timers."""
+    """Real time: the monotonic clock (a wall clock stepped back or forth moves no timeout)
+    and the hub's timers."""
 
     def now(self) -> float:
-        return gevent.get_hub().loop.now()
+        return time.monotonic()
 
     def wall(self) -> float:
         return time.time()

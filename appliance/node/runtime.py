@@ -66,7 +66,7 @@ class NodeRuntime:
         self.forwarding = ForwardingService(
             self.node, registration_policy(name, check_identifiers(relay_authorized), self.authority, box),
             offered=relay or project_node is not None or bool(relay_authorized) or relay_box_of is not None,
-            grace=relay_grace, limits=limits)
+            grace=relay_grace, limits=limits, clock=self.node.clock.now)
         self.node.register(self.forwarding)
         if box is not None:
             box.end_relays_on_lapse(self.forwarding)

@@ -376,7 +376,7 @@ class SecureChannels:
     def __init__(self, node, identity: Identity, trust, limits: Limits = Limits()):
         """`trust`: what the node believes of projects and peers (project/trust.py)."""
         self.node = node
-        self.handshakes = HandshakeBudget(limits, node.counters)
+        self.handshakes = HandshakeBudget(limits, node.counters, node.clock.now)
         self.identity = identity
         self.trust = trust
         self.static_private = os.urandom(32)  # attested by the identity in every handshake

@@ -104,10 +104,10 @@ class ForwardingService(Worker):
         self.offered = offered
         self.grace = grace
         self.limits = limits
-        self.clock = clock or time.monotonic  # not the loop's: it follows the wall clock
+        self.clock = clock or time.monotonic
         self._per_link: Counter = Counter()  # live relays by the link they were registered over
         self._log = LogRate(log, REFUSAL_LOG_EVERY, self.clock)  # once per peer, not once per attempt
-        self._rate = KeyedBuckets(limits.registrations_per_second_per_source, time.monotonic)
+        self._rate = KeyedBuckets(limits.registrations_per_second_per_source, self.clock)
 
     def handle(self, msg: LocalMessage) -> None:
         if not self._rate.take(message_source(self.node, msg.return_route)):

@@ -47,7 +47,7 @@ class ConnectionBudget:
     def __init__(self, limits: Limits, counters: Counter, clock=None):
         self.limits = limits
         self.counters = counters
-        self._clock = clock or time.monotonic  # not the loop's clock: that one follows the wall clock
+        self._clock = clock or time.monotonic
         self.per_listener: Counter = Counter()
         self.per_source: Counter = Counter()
         self.incomplete = 0  # bytes of partial frames, all connections together

@@ -353,7 +353,7 @@ class TcpTransport:
         self.max_frame = max_frame
         self.listeners: dict[str, TcpListener] = {}
         self.connections: dict[str, TcpConnection] = {}
-        self.budget = ConnectionBudget(limits, node.counters)
+        self.budget = ConnectionBudget(limits, node.counters, node.clock.now)
         self.queues = QueueBudget(limits, node.counters)
         self.monitor = LinkMonitor(self.connections.values, node.counters, link_timeout, self._tick, node.clock)
         self._connecting = SingleFlight()
