@@ -6,10 +6,18 @@ returns. Every legal move is in TRANSITIONS; anything else is the peer's error, 
 StreamError after the stream has moved to CLOSED (the runtime then aborts it).
 
     inlet:  AWAITING_PONG --Pong--> OPEN             (Pong grants it the window; it answers with its own: the ack)
+            AWAITING_PONG --Disconnect--> CLOSED     (the outlet refused: its client is closed, not reset)
     outlet: AWAITING_ACK --Credit--> OPEN            (Pong went out first)
     OPEN --local EOF--> LOCAL_ENDED --End--> CLOSED  (a half-close each way, in either order)
     OPEN --End--> REMOTE_ENDED --local EOF--> CLOSED
     any --Disconnect, abort, link lost, timeout--> CLOSED
+
+Before it opens, a stream keeps time: the runtime calls `timer(now)` when `next_timer` is due.
+An inlet stream pings (Act.PING) at once and every PING_RETRY seconds while no Pong came,
+doubting the route before each retry (Act.DOUBT), and gives up after PONG_TIMEOUT; an outlet
+stream whose Pong nobody acknowledged within PONG_TIMEOUT is reset (Act.TIMED_OUT first, so
+the runtime can say why). An inlet takes the first Pong from an authorized peer (`pong`) and
+turns away a second one (an answer to a repeated Ping) with Disconnect.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ import enum
 from appliance.stream.credit import DEFAULT_WINDOW, INITIAL_WINDOW, ReceiveWindow, SendCredit
 from appliance.stream.errors import StreamError, UnexpectedMessage
 from appliance.wire import portal as wire
+
+PONG_TIMEOUT = 10.0  # an inlet stream waits this long for Pong, an outlet stream for its acknowledgement
+PING_RETRY = 1.0  # no Pong yet: doubt the route, resolve it again and send Ping again
 
 
 class _Enum(enum.Enum):
@@ -52,6 +63,13 @@ class Act(_Enum):
     SHUT_WRITE = "shut write"  # once everything is written, half-close the local socket
     CLOSE = "close"  # once everything is written, close the local socket
     ABORT = "abort"  # close the local socket now (a reset)
+    PING = "ping"  # resolve the route to the outlet (again) and send Origin and Ping over it, then call pinged()
+    DOUBT = "doubt"  # the last Ping went unanswered: check the route's links, prefer another route that is up
+    BIND = "bind"  # the peer is at this route from now on (the accepted Pong's return route)
+    TURN_AWAY = "turn away"  # send Disconnect to this route: a second outlet stream, for a repeated Ping
+    UNAUTHORIZED = "unauthorized"  # a Pong from this peer, which is not authorized: ignored
+    REFUSED = "refused"  # the outlet refused the stream (Disconnect before Pong)
+    TIMED_OUT = "timed out"  # no Pong (inlet) or no acknowledgement (outlet) within PONG_TIMEOUT
 
 
 S = State
@@ -76,26 +94,71 @@ ABORT_AND_TELL = ((Act.SEND, wire.DISCONNECT), (Act.ABORT, None))
 
 
 class PortalStreamState:
-    """`for_inlet()` after the inlet sent Ping; `for_outlet()` before the outlet answers Pong."""
+    """`for_inlet()` when a client connected; `for_outlet()` before the outlet answers Pong."""
 
-    __slots__ = ("state", "send", "receive_window", "aborted")
+    __slots__ = ("state", "send", "receive_window", "aborted", "route", "authorized", "deadline", "ping_at",
+                 "pings")
 
-    def __init__(self, state: State, window: int = DEFAULT_WINDOW):
+    def __init__(self, state: State, window: int = DEFAULT_WINDOW, now: float = 0.0, authorized=None):
         self.state = state
         self.send = SendCredit()
         self.receive_window = ReceiveWindow(window)
         self.aborted = False  # CLOSED by Disconnect, abort, link loss or timeout (not two Ends)
+        self.route = None  # the peer's route, once known (an inlet's: the accepted Pong's return route)
+        self.authorized = authorized  # an inlet's: the peers whose Pong it takes (None: any)
+        self.deadline = now + PONG_TIMEOUT  # open by then, or give up
+        self.ping_at = now  # when the next Ping is due (None: one is being sent)
+        self.pings = 0
 
     @classmethod
-    def for_inlet(cls, window: int = DEFAULT_WINDOW) -> "PortalStreamState":
-        return cls(S.AWAITING_PONG, window)
+    def for_inlet(cls, window: int = DEFAULT_WINDOW, now: float = 0.0, authorized=None) -> "PortalStreamState":
+        """An inlet stream: its first Ping is due at once (`timer(now)`)."""
+        return cls(S.AWAITING_PONG, window, now, authorized)
 
     @classmethod
-    def for_outlet(cls, window: int = DEFAULT_WINDOW) -> tuple:
+    def for_outlet(cls, window: int = DEFAULT_WINDOW, now: float = 0.0) -> tuple:
         """The state and what the outlet sends first: Pong, which grants the inlet our window."""
-        stream = cls(S.AWAITING_ACK, window)
+        stream = cls(S.AWAITING_ACK, window, now)
         stream.receive_window.open(INITIAL_WINDOW)
         return stream, ((Act.SEND, wire.PONG),)
+
+    # --- time, before the stream opens --------------------------------------------------------
+    @property
+    def next_timer(self) -> float | None:
+        """When `timer` has something to do next (None: nothing, the stream is open or over)."""
+        if self.state is S.AWAITING_PONG:
+            return self.deadline if self.ping_at is None else min(self.ping_at, self.deadline)
+        if self.state is S.AWAITING_ACK:
+            return self.deadline
+        return None
+
+    def timer(self, now: float) -> tuple:
+        """Time passed: Ping (again), or give up."""
+        if self.state not in (S.AWAITING_PONG, S.AWAITING_ACK) or now < self.next_timer:
+            return NOTHING
+        if now >= self.deadline:
+            self._close_aborted()
+            return ((Act.TIMED_OUT, None),) + ABORT_AND_TELL
+        self.ping_at = None
+        self.pings += 1
+        return ((Act.PING, None),) if self.pings == 1 else ((Act.DOUBT, None), (Act.PING, None))
+
+    def pinged(self, now: float) -> None:
+        """The runtime sent the Ping (or could not resolve the route): the next is due in PING_RETRY."""
+        if self.state is S.AWAITING_PONG:
+            self.ping_at = now + PING_RETRY
+
+    def pong(self, route: tuple, peer: str | None) -> tuple:
+        """A Pong from `peer` over `route`: the first one from an authorized peer opens the
+        stream; a later one from elsewhere answers a repeated Ping, and is turned away."""
+        if self.state is S.AWAITING_PONG:
+            if self.authorized and peer not in self.authorized:
+                return ((Act.UNAUTHORIZED, peer),)
+            self.route = route
+            return ((Act.BIND, route),) + self.receive(wire.PONG_TAG, b"")
+        if self.state is S.CLOSED or route == self.route:
+            return NOTHING  # in flight when we closed, or the same outlet stream's again
+        return ((Act.TURN_AWAY, route),)
 
     def _close_aborted(self) -> None:
         """CLOSED by Disconnect, abort, link loss, timeout or a peer's error (not two Ends)."""
@@ -120,7 +183,10 @@ class PortalStreamState:
         if tag == wire.DISCONNECT_TAG:
             if self.state is S.CLOSED:
                 return NOTHING
+            refused = self.state is S.AWAITING_PONG
             self._close_aborted()
+            if refused:  # its target is down, or we may not use it: the client is closed, not reset
+                return ((Act.REFUSED, None), (Act.CLOSE, None))
             return ((Act.ABORT, None),)  # an abort, as a reset: End is how a stream ends well
         if self.state is S.CLOSED:
             return NOTHING  # in flight when we closed

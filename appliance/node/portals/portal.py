@@ -38,6 +38,7 @@ from appliance.node.transport.writer import SocketWriter
 from appliance.stream.credit import DEFAULT_WINDOW, INITIAL_WINDOW
 from appliance.stream.errors import StreamError
 from appliance.observe.condition import Health
+from appliance.stream import state as stream_state
 from appliance.stream.state import ABORT_AND_TELL, Act, PortalStreamState, State
 from appliance.wire import portal as portal_wire
 from appliance.wire import probe, proxy_protocol
@@ -48,8 +49,6 @@ from appliance.wire.multiaddr import Tcp, parse_hostport
 log = logging.getLogger(__name__)
 
 CHUNK = 128 * 1024
-PONG_TIMEOUT = 10.0
-PING_RETRY = 1.0  # no Pong yet: check the route's links, resolve it again and send Ping again
 TARGET_CONNECT_TIMEOUT = 5.0
 FLUSH_IDLE = 30.0  # a closing stream whose client takes nothing for this long is reset
 ORIGIN = bytes([portal_wire.ORIGIN_TAG])
@@ -87,7 +86,6 @@ class PortalStream(Worker):
         self.registry = registry
         self.closed = False
         self.heard = True  # a message came from the peer since RouteWatch last looked
-        self.created_at = self.node.clock.now()
         self._pumping = False  # the local socket is read (start_pumping), whenever there is credit
         self._unwatch = None
         node.register(self)
@@ -142,6 +140,11 @@ class PortalStream(Worker):
                 self._when_written(self._shut_write)
             elif act is Act.CLOSE:
                 self._when_written(self._finish)
+            elif act is Act.REFUSED:
+                self.node.counters["portal_refused"] += 1
+                self.tally.failed += 1
+            elif act is Act.TIMED_OUT:
+                self._timed_out()
             else:  # ABORT
                 self._finish(reset=True)
 
@@ -153,10 +156,7 @@ class PortalStream(Worker):
         if self.closed:
             return
         if self.state.state is State.AWAITING_ACK:
-            if self.node.clock.now() - self.created_at >= PONG_TIMEOUT:
-                log.debug("portal stream %s: not acknowledged within %g s", self.address, PONG_TIMEOUT)
-                self.node.counters["portal_streams_unacknowledged"] += 1
-                self.abort()
+            self.apply(self.state.timer(self.node.clock.now()))
             return
         actions = self.state.flush_credit()
         if actions:
@@ -166,6 +166,10 @@ class PortalStream(Worker):
         if not self.sock.reading and self.sock.sock.getsockopt(SOL_SOCKET, SO_ERROR):
             self.node.counters["portal_clients_reset"] += 1
             self.abort()
+
+    def _timed_out(self) -> None:
+        log.debug("portal stream %s: not acknowledged within %g s", self.address, stream_state.PONG_TIMEOUT)
+        self.node.counters["portal_streams_unacknowledged"] += 1
 
     def _took(self, size: int) -> None:
         """The client socket took bytes the peer sent: grant them back."""
@@ -272,44 +276,41 @@ class PortalStream(Worker):
 
 class InletStream(PortalStream):
     def __init__(self, inlet: "Inlet", sock, via, client: str = "", local: str = ""):
-        super().__init__(inlet.node, sock, inlet.streams, PortalStreamState.for_inlet(inlet.window), inlet.tally)
+        state = PortalStreamState.for_inlet(inlet.window, inlet.node.clock.now(), inlet.authorized)
+        super().__init__(inlet.node, sock, inlet.streams, state, inlet.tally)
         inlet.tally.opened += 1
         self.inlet = inlet
         self.via = via  # the InletRoute it pings over (another, when that one stops being the best)
         self._pinged: dict = {}  # first hop of a route a Ping went over -> its InletRoute
         self._origin = portal_wire.encode_origin(client, local)  # for the outlet's PROXY header
         self._outlet_route = ()  # where the Pings went
-        self._ponged = Event()
+        self._last_ping_route = None  # the route the last Ping went over (None: it did not resolve)
+        self._reason = "no Pong to our Pings"  # what went wrong last, for the log if we give up
+        self._ponged = Event()  # the Ping loop's wake-up: Pong came, or the stream ended
 
     def handle(self, msg: LocalMessage) -> None:
-        """Pong, and Disconnect before it, need the message's route and peer."""
-        payload = msg.payload
-        if payload == portal_wire.PONG:
-            self._on_pong(msg)
-        elif payload == portal_wire.DISCONNECT and not self.remote_route:
-            self.node.counters["portal_refused"] += 1
-            self.inlet.tally.failed += 1
-            self._finish(reset=False)  # the outlet refused: its target is down, or we are not allowed
-        else:
+        """Pong needs the message's route and peer (stream/state.py says what to do with it)."""
+        if msg.payload != portal_wire.PONG:
             super().handle(msg)
-
-    def _on_pong(self, msg: LocalMessage) -> None:
-        if self.remote_route:
-            if msg.return_route != self.remote_route:  # an answer to a repeated Ping: not needed
+            return
+        for act, value in self.state.pong(msg.return_route, msg.peer):
+            if act is Act.BIND:
+                self._opened_by(msg)
+            elif act is Act.TURN_AWAY:  # an answer to a repeated Ping: not needed
                 self.node.counters["portal_pongs_turned_away"] += 1
                 self.node.answer(msg, portal_wire.DISCONNECT, self.address)
-            return
-        authorized = self.inlet.authorized
-        if authorized and msg.peer not in authorized:
-            self.node.counters["unauthorized"] += 1
-            log.warning("inlet: outlet answered as %s, which is not authorized", msg.peer or "an unauthenticated peer")
-            return
+            elif act is Act.UNAUTHORIZED:
+                self.node.counters["unauthorized"] += 1
+                log.warning("inlet: outlet answered as %s, which is not authorized", value or "an unauthenticated peer")
+            else:
+                self.apply(((act, value),))
+
+    def _opened_by(self, msg: LocalMessage) -> None:
         self.peer = msg.peer
         # the route whose outlet answered (a Ping over an earlier route may answer after a switch)
         self.via = self._pinged.get(msg.return_route[0] if msg.return_route else None, self.via)
         self.via.opened += 1
         self.bind(msg.return_route)
-        super().receive(portal_wire.PONG_TAG, b"")
         self._ponged.set()
 
     def run(self) -> None:
@@ -317,42 +318,45 @@ class InletStream(PortalStream):
             self.start_pumping()
 
     def _ping_until_pong(self) -> bool:
-        """Ping the outlet until it answers, re-resolving the route between tries, so a
-        client that arrives while a link is being rebuilt waits instead of failing."""
-        deadline = self.node.clock.now() + PONG_TIMEOUT
-        reason = "no Pong to our Pings"  # what went wrong last, for the log when we give up
-        while not self.closed:
-            if self.via.health is not Health.UP:  # it failed meanwhile, or is not known yet: the best one now
-                self.via = self.inlet.choice.pick() or self.via
-            try:
-                route = self.via.resolve_outlet(deadline - self.node.clock.now())
-            except Exception as exc:  # noqa: BLE001 - whatever broke, the client waits and we try again
-                route, reason = None, str(exc) or type(exc).__name__
-                log.debug("inlet %s: %s", self.inlet.alias, exc)
-            if self.closed or self._ponged.is_set():
-                break  # while we resolved: the client went, or an earlier Ping was answered
-            if route is not None:
-                self._outlet_route, reason = route, "no Pong to our Pings"
-                self._pinged[route[0]] = self.via
-                self.node.send(route, self._origin, (self.address,))
-                self.node.send(route, portal_wire.PING, (self.address,))
-            left = deadline - self.node.clock.now()
-            if self.node.clock.wait(self._ponged, min(PING_RETRY, max(left, 0))):
-                return not self.closed
-            if left <= PING_RETRY:
-                break
-            self.via.route_failed(route)  # no Pong within PING_RETRY: the route is in doubt, the next
-            self.via.check.kick(f"no Pong within {PING_RETRY:g} s")  # Ping takes another one that is up
-        if self._ponged.is_set():
-            return not self.closed
-        if not self.closed:
-            log.warning("inlet %s (%s, route %s): no answer from the outlet within %g s (%s); closing the client",
-                        self.inlet.alias, self.inlet.bind, self.inlet.route_text, PONG_TIMEOUT, reason)
-            self.node.counters["portal_pong_timeouts"] += 1
-            self.inlet.tally.failed += 1
-            self.via.check.kick(f"no answer from the outlet within {PONG_TIMEOUT:g} s ({reason})")
-            self.abort()
-        return False
+        """Ping the outlet when the stream's state says (at once, then every PING_RETRY s until
+        PONG_TIMEOUT), re-resolving the route between tries, so a client that arrives while a
+        link is being rebuilt waits instead of failing. Whether the stream opened."""
+        clock, state = self.node.clock, self.state
+        while not self.closed and state.state is State.AWAITING_PONG:
+            for act, value in state.timer(clock.now()):
+                if act is Act.DOUBT:  # the route is in doubt: the next Ping takes another one that is up
+                    self.via.route_failed(self._last_ping_route)
+                    self.via.check.kick(f"no Pong within {stream_state.PING_RETRY:g} s")
+                elif act is Act.PING:
+                    self._ping()
+                else:
+                    self.apply(((act, value),))
+            if not self.closed and state.state is State.AWAITING_PONG:
+                clock.wait(self._ponged, max(0.0, state.next_timer - clock.now()))
+        return not self.closed and state.state is not State.AWAITING_PONG
+
+    def _ping(self) -> None:
+        if self.via.health is not Health.UP:  # it failed meanwhile, or is not known yet: the best one now
+            self.via = self.inlet.choice.pick() or self.via
+        try:
+            route = self.via.resolve_outlet(self.state.deadline - self.node.clock.now())
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the client waits and we try again
+            route, self._reason = None, str(exc) or type(exc).__name__
+            log.debug("inlet %s: %s", self.inlet.alias, exc)
+        if route is not None and not self.closed and self.state.state is State.AWAITING_PONG:
+            self._outlet_route, self._reason = route, "no Pong to our Pings"
+            self._pinged[route[0]] = self.via
+            self.node.send(route, self._origin, (self.address,))
+            self.node.send(route, portal_wire.PING, (self.address,))
+        self._last_ping_route = route
+        self.state.pinged(self.node.clock.now())
+
+    def _timed_out(self) -> None:
+        log.warning("inlet %s (%s, route %s): no answer from the outlet within %g s (%s); closing the client",
+                    self.inlet.alias, self.inlet.bind, self.inlet.route_text, stream_state.PONG_TIMEOUT, self._reason)
+        self.node.counters["portal_pong_timeouts"] += 1
+        self.inlet.tally.failed += 1
+        self.via.check.kick(f"no answer from the outlet within {stream_state.PONG_TIMEOUT:g} s ({self._reason})")
 
     def peer_route(self) -> tuple:
         """Before Pong, the outlet service: a Disconnect there lets go of a connection it
@@ -381,7 +385,7 @@ class Inlet:
         self.server, self.bind = start_server(bind, self._accept)
         links_failed = links_failed or (lambda route: None)
         self.routes = [InletRoute(node, f"inlet {alias} ({self.bind}, route {text})", text, resolve, links_failed,
-                                  PONG_TIMEOUT, self._streaming) for text, resolve in routes]
+                                  stream_state.PONG_TIMEOUT, self._streaming) for text, resolve in routes]
         self.choice = RouteChoice(self.routes, balance)
 
     def _accept(self, sock: HubSocket, peer) -> None:
@@ -547,7 +551,7 @@ class Outlet(Worker):
         if self.stopped:  # deleted while we were connecting
             sock.close()
             return
-        state, first = PortalStreamState.for_outlet(self.window)
+        state, first = PortalStreamState.for_outlet(self.window, self.node.clock.now())
         self.tally.opened += 1
         stream = PortalStream(self.node, sock, self.streams, state, self.tally, peer)
         stream.source = source

@@ -12,6 +12,7 @@ import pytest
 from gevent.server import StreamServer
 
 from appliance.node.portals import portal
+from appliance.stream import state as stream_state
 from appliance.stream.state import State
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly
@@ -130,7 +131,7 @@ def test_an_outlet_connection_whose_inlet_never_acknowledges_is_closed(make_node
     from appliance.wire import portal as wire
     from appliance.wire.address import Address
 
-    monkeypatch.setattr(portal, "PONG_TIMEOUT", 1.5)
+    monkeypatch.setattr(stream_state, "PONG_TIMEOUT", 1.5)
     a, b = make_node("a", link_timeout=1.5), make_node("b", link_timeout=1.5)  # b looks every 0.5 s
     b.control.outlet_create(echo_server)
     route = a.resolver.resolve("/node/b/service/outlet").route
@@ -142,14 +143,14 @@ def test_an_outlet_connection_whose_inlet_never_acknowledges_is_closed(make_node
     opened = time.monotonic()
     wait_until(lambda: not outlet.streams, timeout=5, what="the unacknowledged connections to close")
     # none outlives the Pong timeout by more than the tick at which it is looked at
-    assert time.monotonic() - opened <= portal.PONG_TIMEOUT + b.tcp.monitor.interval + 0.3
+    assert time.monotonic() - opened <= stream_state.PONG_TIMEOUT + b.tcp.monitor.interval + 0.3
     assert b.node.counters["portal_streams_unacknowledged"] == 20, dict(b.node.counters)
 
 
 def test_an_inlet_that_gives_up_tells_the_outlet(make_node, monkeypatch):
     """The target accepts but the Pong is lost: the inlet gives up and its Disconnect frees the outlet."""
-    monkeypatch.setattr(portal, "PONG_TIMEOUT", 0.6)
-    monkeypatch.setattr(portal, "PING_RETRY", 0.3)
+    monkeypatch.setattr(stream_state, "PONG_TIMEOUT", 0.6)
+    monkeypatch.setattr(stream_state, "PING_RETRY", 0.3)
     server = StreamServer(("127.0.0.1", 0), lambda sock, _a: gevent.sleep(30))
     server.start()
     try:

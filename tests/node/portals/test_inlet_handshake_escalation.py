@@ -4,14 +4,15 @@ time left. (Was: 2 + 4 + 8 s, about 16 s.) Scaled down 5x here."""
 
 import time
 
-from appliance.node.portals import inlet_routes, portal
+from appliance.node.portals import inlet_routes
+from appliance.stream import state as stream_state
 from tests.node.conftest import connect
 
 
 def test_a_client_waits_at_most_pong_timeout_when_handshakes_time_out(make_node, monkeypatch, echo_server):
     # scale: PONG_TIMEOUT 10 -> 2, PING_RETRY 1 -> 0.2, handshakes 2 -> 0.4 doubling up to 10 -> 2
-    monkeypatch.setattr(portal, "PONG_TIMEOUT", 2.0)
-    monkeypatch.setattr(portal, "PING_RETRY", 0.2)
+    monkeypatch.setattr(stream_state, "PONG_TIMEOUT", 2.0)
+    monkeypatch.setattr(stream_state, "PING_RETRY", 0.2)
     monkeypatch.setattr(inlet_routes, "FIRST_HANDSHAKE_TIMEOUT", 0.4)
     monkeypatch.setattr(inlet_routes, "MAX_HANDSHAKE_TIMEOUT", 2.0)
     a, b = make_node("a"), make_node("b")
@@ -28,4 +29,4 @@ def test_a_client_waits_at_most_pong_timeout_when_handshakes_time_out(make_node,
     waited = time.monotonic() - started
     assert data in (b"", None)
     # the spec: Ping (and resolving) for at most PONG_TIMEOUT, then the client is reset
-    assert waited <= portal.PONG_TIMEOUT + 0.5, f"the client waited {waited:.1f} s (PONG_TIMEOUT {portal.PONG_TIMEOUT} s)"
+    assert waited <= stream_state.PONG_TIMEOUT + 0.5, f"the client waited {waited:.1f} s (PONG_TIMEOUT {stream_state.PONG_TIMEOUT} s)"

@@ -8,9 +8,10 @@ import gevent
 import pytest
 
 from appliance.node.clock import VirtualClock
-from appliance.node.portals import portal, routecheck
+from appliance.node.portals import routecheck
 from appliance.node.worker import Worker
 from appliance.node.errors import AddressInUse, RouteError
+from appliance.stream import state as stream_state
 from appliance.wire import portal as portal_wire
 from appliance.wire.address import Address
 from tests.helpers import free_port, wait_until
@@ -83,7 +84,7 @@ def test_target_down_closes_the_client_quickly(make_node):
     sock = connect(inlet["bind_address"])
     started = time.monotonic()
     assert sock.recv(10) == b""
-    assert time.monotonic() - started < portal.PONG_TIMEOUT  # closed by the outlet's Disconnect
+    assert time.monotonic() - started < stream_state.PONG_TIMEOUT  # closed by the outlet's Disconnect
 
 
 def test_an_inlet_whose_outlet_is_missing_refuses_clients_at_once(make_node, caplog):
@@ -125,7 +126,7 @@ def test_a_silent_outlet_resets_the_client_after_the_pong_timeout(make_node, cap
         "connecting", "connecting", "no answer from the outlet within 2 s")
     sock = connect(inlet["bind_address"])
     wait_until(lambda: a.portals.inlets["db"].streams, what="the client's stream")
-    for _ in range(int(portal.PONG_TIMEOUT / 0.5) - 1):
+    for _ in range(int(stream_state.PONG_TIMEOUT / 0.5) - 1):
         clock.advance(0.5)
     assert a.portals.inlets["db"].streams and a.node.counters["portal_pong_timeouts"] == 0
     clock.advance(0.5)

@@ -5,7 +5,8 @@ import time
 
 import gevent
 
-from appliance.node.portals import portal as portal_module, routecheck
+from appliance.node.portals import routecheck
+from appliance.stream import state as stream_state
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly
 
@@ -20,7 +21,7 @@ def portal(make_node, echo_server):
 
 
 def test_a_route_that_worked_is_connecting_while_it_is_rebuilt_then_down(make_node, echo_server, monkeypatch):
-    monkeypatch.setattr(portal_module, "PONG_TIMEOUT", 1.5)  # a route that worked is down after it
+    monkeypatch.setattr(stream_state, "PONG_TIMEOUT", 1.5)  # a route that worked is down after it
     monkeypatch.setattr(routecheck, "RETRY_MAX", 0.25)
     relay, edge, client = portal(make_node, echo_server)
     assert client.control.inlet_create("127.0.0.1:0", ROUTE, alias="db")["state"] == "up"
