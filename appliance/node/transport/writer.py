@@ -1,9 +1,11 @@
 """A socket writer that sends at once, or once per loop turn inside a Batch, and never waits.
 
-A write goes straight to the kernel when nothing is queued: a lone request pays no delay.
-Inside a `Batch` (a reader working through several frames of one receive) writes are
-queued instead, and one flush per writer, run by the hub after every greenlet woken in
-that turn has run and before it waits for I/O again, sends them together.
+A write goes straight to the kernel when nothing is queued and it is the writer's first in
+this turn of the loop: a lone request pays no delay. A second write in the same turn (the
+loop is working through many readable sockets: fifty clients' requests for one link), and
+every write inside a `Batch` (a reader working through several frames of one receive), is
+queued instead, and one flush per writer, run by the hub after every greenlet woken in that
+turn has run and before it waits for I/O again, sends them together.
 What the kernel does not take is drained by a greenlet that waits for the socket. `write`
 never blocks its caller, which is usually a link reader that serves many streams: what may
 queue is bounded by its owner (a portal stream by its credit window; a link by the windows
@@ -26,6 +28,22 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 1 << 30  # last resort only: a link whose peer reads nothing is found by LinkMonitor
 MAX_SEND = 256 * 1024  # bytes joined for one send: few syscalls without re-copying a long queue
+
+
+_turn = 0  # the loop's turns, counted by a prepare watcher (it runs before each wait for I/O)
+
+
+def _next_turn() -> None:
+    global _turn
+    _turn += 1
+
+
+def _count_turns() -> None:
+    """Start counting the turns of this thread's loop, once per hub."""
+    hub = gevent.get_hub()
+    if getattr(hub, "ockam_turns", None) is None:
+        hub.ockam_turns = hub.loop.prepare(ref=False)
+        hub.ockam_turns.start(_next_turn)
 
 
 class Batch:
@@ -59,15 +77,18 @@ class SocketWriter:
         self._size = 0
         self._flush_pending = False
         self._draining = None  # the greenlet waiting for the socket to take the rest
+        self._turn = -1  # the loop's turn of the last write sent at once
         self._flushed: Event | None = None  # flush() waits on it
         self.idle = True  # everything written so far is on the socket
         self.sent = 0  # bytes the kernel took, ever: progress, for whoever watches it
         self.closed = False
+        _count_turns()
 
     def write(self, data) -> None:
         if self.closed:
             raise ConnectionClosed("socket is closed")
-        if not Batch.depth and self.idle:
+        if not Batch.depth and self.idle and self._turn != _turn:
+            self._turn = _turn
             try:
                 sent = self._sock.send(data)
             except OSError as exc:

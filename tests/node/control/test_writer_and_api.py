@@ -63,18 +63,24 @@ class _RecordingSocket:
         self.capacity += 1 << 20
 
 
-def test_writes_are_sent_at_once_outside_a_batch_and_together_inside_one():
+def test_a_turn_s_first_write_is_sent_at_once_and_the_rest_of_the_turn_or_a_batch_together_at_its_end():
     sock = _RecordingSocket()
     writer = SocketWriter(sock)
     writer.write(b"a")
     writer.write(b"b")
-    assert sock.sends == [b"a", b"b"]
-    with Batch():
-        for part in (b"c", b"d", b"e"):
-            writer.write(part)
-    assert sock.sends == [b"a", b"b"], "a batch waits for the end of the loop turn"
+    writer.write(b"c")
+    assert sock.sends == [b"a"], "more writes in the same turn of the loop wait for its end"
     gevent.sleep(0)
-    assert sock.sends == [b"a", b"b", b"cde"]
+    assert sock.sends == [b"a", b"bc"]
+    writer.write(b"d")  # a new turn: at once
+    assert sock.sends == [b"a", b"bc", b"d"]
+    gevent.sleep(0)
+    with Batch():
+        for part in (b"e", b"f", b"g"):
+            writer.write(part)
+    assert sock.sends == [b"a", b"bc", b"d"], "a batch waits for the end of the loop turn"
+    gevent.sleep(0)
+    assert sock.sends == [b"a", b"bc", b"d", b"efg"]
     assert writer.flush(timeout=1)
 
 
