@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-SYSTEM_TOOLS := curl iperf3 socat prometheus nginx
+# tool:Debian package (the package that brings the tool, when its name differs)
+SYSTEM_TOOLS := curl iperf3 socat prometheus nginx dnsmasq:dnsmasq-base dig:dnsutils logger:bsdutils
 BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench
 # postgresql pulls in postgresql-NN (initdb, postgres and pgbench, under /usr/lib/postgresql/NN/bin)
 # and postgresql-client-common (the /usr/bin/pgbench wrapper)
@@ -25,7 +26,8 @@ $(STAMP): pyproject.toml
 
 # Debian packages the end-to-end tests and benchmarks drive (installed only when missing).
 system-deps:
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(SYSTEM_TOOLS); do tool=$${t%%:*}; package=$${t#*:}; \
+	  command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$package"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \

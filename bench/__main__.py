@@ -23,10 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from bench import failover, paths, report, targets, workloads
+from bench import failover, paths, report, targets, udp, workloads
 
 TARGETS = {"iperf3": targets.iperf3, "redis": targets.redis, "echo": targets.echo,
            "stall": targets.bulk_or_echo, "pgbench": targets.postgres}
+KINDS = (*TARGETS, "udp")  # udp: its own paths (bench/udp.py), no OpenSSH to compare with
 
 
 def raise_fd_limit(wanted: int) -> None:
@@ -85,14 +86,14 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30000, help="redis-benchmark requests")
     parser.add_argument("--idle", default="1000,10000", help="idle connection counts")
     parser.add_argument("--quick", action="store_true", help="short runs, 1000 idle connections")
-    parser.add_argument("--only", default=",".join(TARGETS), metavar="KIND[,KIND]",
-                        help=f"run only these workloads, of: {','.join(TARGETS)}")
+    parser.add_argument("--only", default=",".join(KINDS), metavar="KIND[,KIND]",
+                        help=f"run only these workloads, of: {','.join(KINDS)}")
     parser.add_argument("--rounds", type=int, default=1, help="measure the paths round-robin N times: medians")
     parser.add_argument("--out", default="bench/results/latest.json")
     opts = parser.parse_args()
     kinds = [kind for kind in opts.only.split(",") if kind]
-    if not kinds or set(kinds) - set(TARGETS):
-        parser.error(f"--only takes workloads of: {','.join(TARGETS)}")
+    if not kinds or set(kinds) - set(KINDS):
+        parser.error(f"--only takes workloads of: {','.join(KINDS)}")
     if opts.rounds < 1:
         parser.error("--rounds takes a count of at least 1")
     if opts.quick:
@@ -102,7 +103,7 @@ def main() -> int:
 
     results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
                "python": sys.version.split()[0], "seconds": opts.seconds, "rounds": opts.rounds, "paths": {}}
-    for kind in kinds:
+    for kind in [k for k in kinds if k in TARGETS]:
         with contextlib.ExitStack() as stack:
             try:
                 target = stack.enter_context(TARGETS[kind]())
@@ -132,6 +133,8 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - reported, the rest stands
             results["relay_kill"] = {"error": str(exc)}
         print(f"  relay killed under load (2 relays, failover inlet): {results['relay_kill']}", flush=True)
+    if "udp" in kinds:  # datagrams through a UDP portal, next to the same clients sending directly
+        results["udp"] = udp.run(opts.seconds)
     results["encrypted_vs_openssh"] = report.ratios(results, "ockam portal (encrypted)", "openssh chain")
     results["plain_vs_openssh"] = report.ratios(results, "ockam portal (plain)", "openssh chain")
     results["plain_vs_socat"] = report.ratios(results, "ockam portal (plain)", "socat")
@@ -143,6 +146,8 @@ def main() -> int:
     print(f"\nencrypted portal / openssh chain: {results['encrypted_vs_openssh']}")
     print(f"plain portal / openssh chain:     {results['plain_vs_openssh']}")
     print(f"plain portal / socat:             {results['plain_vs_socat']}")
+    if "udp" in results:
+        print("\nUDP portal (inlet -> relay <- outlet), one client:", udp.summary(results["udp"]), sep="\n")
     results["targets"] = report.targets(results)
     print("\ntargets (this run):")
     for what, value, met in results["targets"]:

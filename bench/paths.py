@@ -91,9 +91,9 @@ def openssh_chain(target: int):
 
 
 @contextlib.contextmanager
-def ockam_relay_portal(target: int, secure: bool = False):
+def ockam_relay_portal(target: int, secure: bool = False, udp: bool = False):
     """inlet (n1) -> relay (n2) <- outlet (n3, dialled out): three node processes; with
-    `secure`, end-to-end encrypted n1 <-> n3 through the relay."""
+    `secure`, end-to-end encrypted n1 <-> n3 through the relay; with `udp`, a UDP portal."""
     home = tempfile.mkdtemp(prefix="ockam-bench-", dir="/tmp")
     env = {**os.environ, "OCKAM_HOME": home}
 
@@ -107,8 +107,9 @@ def ockam_relay_portal(target: int, secure: bool = False):
         ockam("node", "create", "n3")
         ockam("relay", "create", "n3", "--at", "/node/n2", "--to", "n3")
         ockam("node", "create", "n1")
-        ockam("tcp-outlet", "create", "--at", "n3", "--to", f"127.0.0.1:{target}")
-        ockam("tcp-inlet", "create", "--at", "n1", "--from", f"127.0.0.1:{port}",
+        kind = "udp" if udp else "tcp"
+        ockam(f"{kind}-outlet", "create", "--at", "n3", "--to", f"127.0.0.1:{target}", "--from", "/service/outlet")
+        ockam(f"{kind}-inlet", "create", "--at", "n1", "--from", f"127.0.0.1:{port}",
               "--to", f"/node/n2/service/forward_to_n3{'/secure/api' if secure else ''}/service/outlet")
         import json
 

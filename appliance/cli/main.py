@@ -28,6 +28,8 @@ Commands:
   message           send a message along a route and print the reply
   tcp-outlet        expose a TCP service at a node
   tcp-inlet         a local TCP port that reaches an outlet
+  udp-outlet        expose a UDP service at a node
+  udp-inlet         a local UDP port that reaches a UDP outlet
   identity          the identities nodes authenticate as
   secure-channel    end-to-end encrypted, mutually authenticated channels
   secure-channel-listener   where a node accepts secure channels (every node has /service/api)
@@ -54,6 +56,8 @@ COMMAND_MODULES = {
     "message": "appliance.cli.message_cmd",
     "tcp-outlet": "appliance.cli.portal_cmd",
     "tcp-inlet": "appliance.cli.portal_cmd",
+    "udp-outlet": "appliance.cli.portal_cmd",
+    "udp-inlet": "appliance.cli.portal_cmd",
     "config": "appliance.cli.config_cmd",
     "identity": "appliance.cli.identity_cmd",
     "secure-channel": "appliance.cli.secure_channel_cmd",

@@ -1,4 +1,4 @@
-"""`ockam tcp-outlet ...` and `ockam tcp-inlet ...`."""
+"""`ockam tcp-outlet ...`, `ockam tcp-inlet ...`, and their UDP twins `udp-outlet` and `udp-inlet`."""
 
 from __future__ import annotations
 
@@ -48,13 +48,58 @@ outlet is not there), clients are refused at once. `list` and `show` give its st
 connecting, down), since when, and the last error.
 """
 
+UDP_OUTLET_USAGE = """
+Usage:
+  ockam udp-outlet create --to=<target> [--at=<node>] [--from=<address>] [--alias=<alias>] [--authorized=<identifier>...] [--allow=<key=value>...]
+  ockam udp-outlet list [--at=<node>] [--node=<node>]
+  ockam udp-outlet show <alias> [--at=<node>] [--node=<node>]
+  ockam udp-outlet delete <alias> [--at=<node>] [--node=<node>]
+
+Options:
+  --from=<address>  the outlet's service address [default: /service/udp-outlet]
+  --to=<target>     HOST:PORT of the UDP service to expose
+  --at=<node>       the node to create it on (default: the default node); --node is the same
+  --alias=<alias>   its name in `list` and `delete` (default: its service name)
+  --authorized=<identifier>  accept only inlets whose secure channel authenticates as one of these
+  --allow=<key=value>        accept only peers whose project credential has these attributes
+
+Each client of an inlet (a flow) gets a UDP socket of its own to the target, so the service
+sees one source port per client. Flows end after [limits] udp_flow_idle_timeout (60 s) without
+a datagram either way; an outlet holds at most udp_flows_per_portal (1 024) of them.
+"""
+
+UDP_INLET_USAGE = """
+Usage:
+  ockam udp-inlet create --to=<route>... [--at=<node>] [--from=<bind>] [--alias=<alias>] [--authorized=<identifier>...]
+  ockam udp-inlet list [--at=<node>] [--node=<node>]
+  ockam udp-inlet show <alias> [--at=<node>] [--node=<node>]
+  ockam udp-inlet delete <alias> [--at=<node>] [--node=<node>]
+
+Options:
+  --from=<bind>  the local HOST:PORT clients send datagrams to [default: 127.0.0.1:5000]
+  --to=<route>   the route to a UDP outlet, written as for tcp-inlet, e.g.
+                 /node/n2/service/forward_to_edge/secure/api/service/udp-outlet; with several,
+                 each new client takes the first that can be reached, in the order given
+  --at=<node>    the node to create it on (default: the default node); --node is the same
+  --alias=<alias>  its name in `list` and `delete` (default: a random one)
+  --authorized=<identifier>  take answers only from an outlet whose node authenticates as one of these
+
+Each datagram arrives whole or not at all; nothing is retransmitted. A datagram the route
+cannot take now (still being made, a link that is behind) is dropped and counted (`show`).
+"""
+
+USAGES = {"tcp-outlet": OUTLET_USAGE, "tcp-inlet": INLET_USAGE, "udp-outlet": UDP_OUTLET_USAGE,
+          "udp-inlet": UDP_INLET_USAGE}
+
 
 def usage(command: str) -> str:
-    return OUTLET_USAGE if command == "tcp-outlet" else INLET_USAGE
+    return USAGES[command]
 
 
 OUTLET_COLUMNS = ["Alias", "Address", "Target", "Connections"]
 INLET_COLUMNS = ["Alias", "Bind address", "Outlet route", "State", "Connections", "Last error"]
+UDP_OUTLET_COLUMNS = ["Alias", "Address", "Target", "Flows", "Datagrams in", "Datagrams out", "Dropped"]
+UDP_INLET_COLUMNS = ["Alias", "Bind address", "Outlet route", "Flows", "Datagrams in", "Datagrams out", "Dropped"]
 
 
 def outlet_row(item: dict) -> list:
@@ -66,15 +111,33 @@ def inlet_row(item: dict) -> list:
     return [item["alias"], item["bind_address"], routes, condition(item), item["connections"], last_error(item)]
 
 
+def allowed(args) -> dict:
+    """An outlet's --allow attributes, as its create request takes them."""
+    if not args["--allow"]:
+        return {}
+    from appliance.cli.project_cmd import parse_attribute
+
+    return {"allow": dict(parse_attribute(a) for a in args["--allow"])}
+
+
+def udp_row(item: dict) -> list:
+    where = item["address"] if "address" in item else item["bind_address"]
+    to = item["target"] if "target" in item else " | ".join(item["outlet_routes"])
+    dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(item["dropped"].items())) or "none"
+    return [item["alias"], where, to, item["flows"], item["datagrams_in"], item["datagrams_out"], dropped]
+
+
 def run(command: str, args, out: Output) -> None:
     node = node_arg(args["--at"] or args["--node"])
-    if command == "tcp-outlet":
+    if command == "udp-outlet":
+        create, kind = {"to": args["--to"], "address": args["--from"], **allowed(args)}, "udp_outlet"
+        columns, row, shown = UDP_OUTLET_COLUMNS, udp_row, ("address", "target")
+    elif command == "udp-inlet":
+        create, kind = {"bind": args["--from"], "to": [route_arg(to) for to in args["--to"] or ()] or None}, "udp_inlet"
+        columns, row, shown = UDP_INLET_COLUMNS, udp_row, ("bind_address", "outlet_route")
+    elif command == "tcp-outlet":
         create, kind = {"to": args["--to"], "address": args["--from"],
-                        "proxy_protocol": args["--proxy-protocol"]}, "tcp_outlet"
-        if args["--allow"]:
-            from appliance.cli.project_cmd import parse_attribute
-
-            create["allow"] = dict(parse_attribute(a) for a in args["--allow"])
+                        "proxy_protocol": args["--proxy-protocol"], **allowed(args)}, "tcp_outlet"
         columns, row, shown = OUTLET_COLUMNS, outlet_row, ("address", "target")
     else:
         create = {"bind": args["--from"], "to": [route_arg(to) for to in args["--to"] or ()] or None,

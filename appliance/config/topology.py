@@ -10,6 +10,9 @@
     [[outlets]]       to, from, alias, authorized, proxy_protocol ("v1" or "v2")
     [[inlets]]        from, to (a route or a list: failover in that order), alias, authorized,
                       balance (spread new connections over the routes that answer)
+    [[udp_outlets]]   to, from, alias, authorized
+    [[udp_inlets]]    from, to (a route or a list: each new flow takes the first that resolves),
+                      alias, authorized
     [project]         name, address (HOST:PORT members reach), credential_ttl (seconds)
     [membership]      project (path of a project.json), enrollment_ticket, relay_box (bool: one
                       more relay box of the project, enrolled with a `project ticket --relay-box`)
@@ -73,6 +76,22 @@ class InletSpec:
 
 
 @dataclass(frozen=True)
+class UdpOutletSpec:
+    to: str
+    address: str = "/service/udp-outlet"
+    alias: str | None = None
+    authorized: tuple = ()
+
+
+@dataclass(frozen=True)
+class UdpInletSpec:
+    bind: str
+    to: tuple  # routes to the UDP outlet: each new flow takes the first that resolves
+    alias: str | None = None
+    authorized: tuple = ()
+
+
+@dataclass(frozen=True)
 class ListenerSpec:
     address: str
     authorized: tuple = ()
@@ -94,6 +113,8 @@ class Topology:
     relays: tuple = ()
     outlets: tuple = ()
     inlets: tuple = ()
+    udp_outlets: tuple = ()
+    udp_inlets: tuple = ()
     demo_http: str | None = None
     project: tuple = ()  # (name, address or "", credential_ttl) when this node is a project node
     member_of: str | None = None  # path of the project.json of the project this node belongs to
@@ -189,6 +210,10 @@ SCHEMA = {
     "inlets": (True, {"from": (str, True, _bind_address), "to": ((str, list), True, _routes),
                       "alias": (str, False, None), "authorized": (list, False, _identifiers),
                       "balance": (bool, False, None)}),
+    "udp_outlets": (True, {"to": (str, True, multiaddr.parse_hostport), "from": (str, False, multiaddr.parse),
+                           "alias": (str, False, None), "authorized": (list, False, _identifiers)}),
+    "udp_inlets": (True, {"from": (str, True, _bind_address), "to": ((str, list), True, _routes),
+                          "alias": (str, False, None), "authorized": (list, False, _identifiers)}),
     "demo": (False, {"http": (str, False, _bind_address)}),
     "project": (False, {"name": (str, True, _node_name), "address": (str, False, multiaddr.parse_hostport),
                         "credential_ttl": (int, False, _positive)}),
@@ -356,6 +381,11 @@ def parse(text: str, path: str = "<topology>", environ=None) -> Topology:
         inlets=tuple(InletSpec(t["from"], _tuple(t["to"]), t.get("alias"), tuple(t.get("authorized", ())),
                                t.get("balance", False))
                      for t in sections.get("inlets", [])),
+        udp_outlets=tuple(UdpOutletSpec(t["to"], t.get("from", "/service/udp-outlet"), t.get("alias"),
+                                        tuple(t.get("authorized", ())))
+                          for t in sections.get("udp_outlets", [])),
+        udp_inlets=tuple(UdpInletSpec(t["from"], _tuple(t["to"]), t.get("alias"), tuple(t.get("authorized", ())))
+                         for t in sections.get("udp_inlets", [])),
         demo_http=demo.get("http"),
         project=(project["name"], project.get("address", ""), project.get("credential_ttl", DEFAULT_CREDENTIAL_TTL))
         if project else (),

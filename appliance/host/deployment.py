@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Callable, NamedTuple
 
-from appliance.config.topology import InletSpec, ListenerSpec, OutletSpec, RelaySpec, Topology
+from appliance.config.topology import (InletSpec, ListenerSpec, OutletSpec, RelaySpec, Topology, UdpInletSpec,
+                                       UdpOutletSpec)
 from appliance.node.control.api import ControlError
 from appliance.node.demo import start_demo_http
 from appliance.node.authorized import check_identifiers
@@ -118,6 +119,11 @@ class Deployment:
         for inlet in topology.inlets:  # its routes through a project: one per box, as the project is now
             ways = tuple(label for text in inlet.to for label, _box in self.runtime.resolver.each_box(text))
             items[("inlet", inlet, ways)] = self._inlet(inlet)
+        for outlet in topology.udp_outlets:
+            items[("udp_outlet", outlet)] = self._udp_outlet(outlet)
+        for inlet in topology.udp_inlets:
+            ways = tuple(label for text in inlet.to for label, _box in self.runtime.resolver.each_box(text))
+            items[("udp_inlet", inlet, ways)] = self._udp_inlet(inlet)
         return items
 
     def _connection(self, target: str) -> Item:
@@ -150,12 +156,25 @@ class Deployment:
         runtime, alias = self.runtime, spec.alias or spec.address.removeprefix("/service/")
         return Item(f"outlet {spec.address} => {spec.to}",
                     lambda: runtime.control.outlet_create(spec.to, spec.address, alias, list(spec.authorized),
-                                                  proxy_protocol=spec.proxy_protocol),
+                                                          proxy_protocol=spec.proxy_protocol),
                     lambda: runtime.control.outlet_delete(alias))
 
     def _inlet(self, spec: InletSpec) -> Item:
         runtime, alias = self.runtime, spec.alias or f"inlet-{spec.bind}"
         return Item(f"inlet {spec.bind} => {' | '.join(spec.to)}",
                     lambda: runtime.control.inlet_create(spec.bind, list(spec.to), alias, check_route=False,
-                                                 authorized=list(spec.authorized), balance=spec.balance),
+                                                         authorized=list(spec.authorized), balance=spec.balance),
                     lambda: runtime.control.inlet_delete(alias))
+
+    def _udp_outlet(self, spec: UdpOutletSpec) -> Item:
+        runtime, alias = self.runtime, spec.alias or spec.address.removeprefix("/service/")
+        return Item(f"UDP outlet {spec.address} => {spec.to}",
+                    lambda: runtime.control.udp_outlet_create(spec.to, spec.address, alias, list(spec.authorized)),
+                    lambda: runtime.control.udp_outlet_delete(alias))
+
+    def _udp_inlet(self, spec: UdpInletSpec) -> Item:
+        runtime, alias = self.runtime, spec.alias or f"udp-inlet-{spec.bind}"
+        return Item(f"UDP inlet {spec.bind} => {' | '.join(spec.to)}",
+                    lambda: runtime.control.udp_inlet_create(spec.bind, list(spec.to), alias, check_route=False,
+                                                             authorized=list(spec.authorized)),
+                    lambda: runtime.control.udp_inlet_delete(alias))

@@ -29,9 +29,11 @@ class Limits:
     link_share: int = 16 << 20  # what one source may have queued on another link (16 portal windows)
     queued_bytes: int = 64 << 20  # answers and forwarded messages queued on all links together
     link_idle_timeout: float = 300.0  # an incoming link that carries nothing, never used a relay and routed nothing is closed after this
+    udp_flows_per_portal: int = 1024  # client flows one UDP inlet or outlet holds
+    udp_flow_idle_timeout: float = 60.0  # a UDP flow with no datagram either way ends after this
 
 
-SECONDS = {"frame_deadline", "idle_timeout", "link_idle_timeout"}
+SECONDS = {"frame_deadline", "idle_timeout", "link_idle_timeout", "udp_flow_idle_timeout"}
 RATES = {"handshakes_per_second", "handshakes_per_second_per_source", "registrations_per_second_per_source"}
 
 

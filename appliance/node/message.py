@@ -19,6 +19,8 @@ class LocalMessage(NamedTuple):
     # the return route the message had before a secure channel of this node wrapped it:
     # whom the ciphertext is on behalf of (node/transport/queues.py)
     origin_route: Optional[Route] = None
+    # a UDP portal's datagram: dropped, not queued, on a link that is behind (node/transport/tcp.py)
+    datagram: bool = False
 
     def step(self, prepend_return=None) -> "LocalMessage":
         """The same message with the first onward hop removed (and optionally a return hop added)."""

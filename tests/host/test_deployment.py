@@ -79,6 +79,26 @@ def test_reload_diff_and_rollback(runtime, echo_port):
     busy.close()
 
 
+def test_udp_portals_from_the_topology_and_added_by_a_reload(runtime):
+    service = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    service.bind(("127.0.0.1", 0))
+    first, second = free_port(), free_port()
+    base = (f'[[udp_outlets]]\nto = "127.0.0.1:{service.getsockname()[1]}"\nfrom = "/service/syslog"\n\n'
+            f'[[udp_inlets]]\nfrom = "127.0.0.1:{first}"\nto = "/service/syslog"\nalias = "syslog"\n')
+    deployment = Deployment(runtime, topology(base))
+    deployment.start()
+    summary = deployment.reload(topology(base + f'\n[[udp_inlets]]\nfrom = "127.0.0.1:{second}"\nto = "/service/syslog"\n'))
+    assert summary == {"added": [f"UDP inlet 127.0.0.1:{second} => /service/syslog"], "removed": 0, "unchanged": 2}
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    service.settimeout(5)
+    for port, line in ((first, b"<13>one"), (second, b"<13>two")):
+        client.sendto(line, ("127.0.0.1", port))
+        assert service.recv(100) == line
+    assert runtime.control.udp_outlet_show("syslog")["flows"] == 2
+    client.close()
+    service.close()
+
+
 @pytest.mark.parametrize("edit, field", [("[node]\nrelay_grace = 5\n", "relay_grace"),
                                          ("[limits]\nidle_timeout = 2\n", "limits"),
                                          ("[node]\nrelay = false\n", "relay"),

@@ -198,7 +198,7 @@ class ChannelEnd(CloseNotifier):
         payload = msg.payload
         packet = self._enc.encrypt(payload, wire.payload_head(msg.onward[1:], msg.return_route, len(payload)))
         self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), packet, None, msg.answer,
-                                     msg.origin_route or msg.return_route))
+                                     msg.origin_route or msg.return_route, msg.datagram))
 
     def _decrypt(self, msg: LocalMessage) -> None:
         try:

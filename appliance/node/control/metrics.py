@@ -40,7 +40,8 @@ GROUPED = {**DROPPED, **BUDGETS, **HANDSHAKES}
 
 
 def families(runtime) -> list:
-    return [*_portals(runtime), *_relays(runtime), *_links(runtime), *_counters(runtime.node.counters),
+    return [*_portals(runtime), *_udp_portals(runtime), *_relays(runtime), *_links(runtime),
+            *_counters(runtime.node.counters),
             *_process(runtime)]
 
 
@@ -76,6 +77,28 @@ def _portals(runtime) -> list:
             if route.check.rtt is not None:
                 rtt.add(route.check.rtt, name=name, route=route.text)
     return [received, sent, open_, opened, failed, stalls, state, since, rtt]
+
+
+def _udp_portals(runtime) -> list:
+    datagrams = Family("ockam_udp_portal_datagrams_total", "counter",
+                       "Datagrams a UDP portal carried: toward its service (from an inlet's clients, to an "
+                       "outlet's target) or back.")
+    octets = Family("ockam_udp_portal_bytes_total", "counter", "Bytes of those datagrams, the same way.")
+    dropped = Family("ockam_udp_portal_dropped_total", "counter",
+                     "Datagrams a UDP portal dropped, by reason (no_route, refused, socket_full, too_many_flows, "
+                     "unauthorized, target_unreachable).")
+    flows = Family("ockam_udp_portal_flows_open", "gauge", "Client flows a UDP portal holds.")
+    for kind, portals in (("inlet", runtime.portals.udp_inlets), ("outlet", runtime.portals.udp_outlets)):
+        for name, portal in portals.items():
+            tally, labels = portal.tally, {"kind": kind, "name": name}
+            datagrams.add(tally.to_service, **labels, direction="to_service")
+            datagrams.add(tally.from_service, **labels, direction="from_service")
+            octets.add(tally.bytes_to_service, **labels, direction="to_service")
+            octets.add(tally.bytes_from_service, **labels, direction="from_service")
+            for reason, count in sorted(tally.dropped.items()):
+                dropped.add(count, **labels, reason=reason)
+            flows.add(len(portal.flows.by_key), **labels)
+    return [datagrams, octets, dropped, flows]
 
 
 def _state(family: Family, condition, **labels) -> None:

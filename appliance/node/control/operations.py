@@ -48,6 +48,14 @@ class ControlOperations:
             "tcp_inlet.list": self.inlet_list,
             "tcp_inlet.show": self.inlet_show,
             "tcp_inlet.delete": self.inlet_delete,
+            "udp_outlet.create": self.udp_outlet_create,
+            "udp_outlet.list": self.udp_outlet_list,
+            "udp_outlet.show": self.udp_outlet_show,
+            "udp_outlet.delete": self.udp_outlet_delete,
+            "udp_inlet.create": self.udp_inlet_create,
+            "udp_inlet.list": self.udp_inlet_list,
+            "udp_inlet.show": self.udp_inlet_show,
+            "udp_inlet.delete": self.udp_inlet_delete,
             "secure_channel_listener.create": self.secure_channel_listener_create,
             "secure_channel_listener.list": self.secure_channel_listener_list,
             "secure_channel_listener.delete": self.secure_channel_listener_delete,
@@ -72,6 +80,7 @@ class ControlOperations:
             "transports": self.tcp_connection_list(),
             "relays": self.relay_list(),
             "inlets": self.inlet_list(), "outlets": self.outlet_list(),
+            "udp_inlets": self.udp_inlet_list(), "udp_outlets": self.udp_outlet_list(),
             "services": sorted(a.inner.decode() for a, w in self.node.workers.items()
                                if not isinstance(w, TcpConnection) and len(a.inner) != 32),
             "counters": dict(self.node.counters),
@@ -264,3 +273,29 @@ class ControlOperations:
 
     def inlet_delete(self, alias: str) -> None:
         self.portals.delete_inlet(alias)
+
+    def udp_outlet_create(self, to: str, address: str = "udp-outlet", alias: str | None = None,
+                          authorized: list | None = None, allow: dict | None = None) -> dict:
+        return self.portals.create_udp_outlet(to, address, alias, authorized, allow).describe()
+
+    def udp_outlet_list(self) -> list:
+        return [o.describe() for o in self.portals.udp_outlets.values()]
+
+    def udp_outlet_show(self, alias: str) -> dict:
+        return self.portals.udp_outlet(alias).describe()
+
+    def udp_outlet_delete(self, alias: str) -> None:
+        self.portals.delete_udp_outlet(alias)
+
+    def udp_inlet_create(self, bind: str, to, alias: str | None = None, check_route: bool = True,
+                         authorized: list | None = None) -> dict:
+        return self.portals.create_udp_inlet(bind, to, alias, check_route, authorized).describe()
+
+    def udp_inlet_list(self) -> list:
+        return [i.describe() for i in self.portals.udp_inlets.values()]
+
+    def udp_inlet_show(self, alias: str) -> dict:
+        return self.portals.udp_inlet(alias).describe()
+
+    def udp_inlet_delete(self, alias: str) -> None:
+        self.portals.delete_udp_inlet(alias)

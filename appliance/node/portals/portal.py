@@ -29,6 +29,7 @@ from appliance.node.errors import ConnectionClosed, NodeError
 from appliance.node.transport.links import watch_link
 from appliance.node.lograte import LogRate
 from appliance.node.message import LocalMessage
+from appliance.node.portals.access import access_refusal
 from appliance.node.portals.inlet_routes import InletRoute, RouteChoice
 from appliance.node.transport.sockets import HubSocket
 from appliance.node.sources import message_source
@@ -521,15 +522,7 @@ class Outlet(Worker):
         return self._opening[source] + sum(1 for s in self.streams if s.source == source)
 
     def _refusal(self, peer: str | None) -> str | None:
-        if self.authorized and peer not in self.authorized:
-            return "not authorized"
-        if self.allow:
-            proved = self.attribute_sets(peer) if self.attribute_sets else []
-            if not proved:
-                return "no valid project credential"
-            if not any(all(attributes.get(k) == v for k, v in self.allow.items()) for attributes in proved):
-                return f"credential lacks {self.allow}"
-        return None
+        return access_refusal(peer, self.authorized, self.allow, self.attribute_sets)
 
     def _cancel(self, inlet_route: tuple) -> None:
         """The inlet behind `inlet_route` gave up before it heard our Pong."""

@@ -10,10 +10,12 @@ from appliance.node import routes
 from appliance.node.authorized import check_identifiers
 from appliance.node.errors import AddressInUse, BadArgument, NotFound
 from appliance.node.portals.portal import Inlet, Outlet, new_alias
+from appliance.node.portals.udp import UdpInlet, UdpOutlet
 from appliance.wire import multiaddr
 from appliance.wire import proxy_protocol as proxy_protocol_wire
 
 INLET_CHECK_WAIT = 2.0  # `tcp-inlet create` says whether the outlet answered within this
+UDP_HANDSHAKE_TIMEOUT = 2.0  # a UDP flow's secure channel: its client retries soon anyway (DNS: after 1-5 s)
 
 
 class Portals:
@@ -21,6 +23,8 @@ class Portals:
         self.node, self.resolver, self.channels, self.trust, self.limits = node, resolver, channels, trust, limits
         self.inlets: dict[str, Inlet] = {}
         self.outlets: dict[str, Outlet] = {}
+        self.udp_inlets: dict[str, UdpInlet] = {}
+        self.udp_outlets: dict[str, UdpOutlet] = {}
 
     def create_outlet(self, to: str, address: str = "outlet", alias: str | None = None, authorized=None,
                       allow: dict | None = None, proxy_protocol: str | None = None) -> Outlet:
@@ -51,15 +55,9 @@ class Portals:
         alias = alias or new_alias()
         if alias in self.inlets:
             raise AddressInUse(f"an inlet with alias {alias!r} already exists")
-        texts = [to] if isinstance(to, str) else list(to or ())
-        if not texts or len(set(texts)) != len(texts):
-            raise BadArgument("an inlet needs one or more different routes to its outlet (--to)")
+        texts = self._route_texts(to)
         authorized = check_identifiers(authorized)
-        for text in texts:
-            if check_route:
-                routes.check(text, self.resolver.node_lookup, self.trust.projects)
-            else:  # a topology's: the nodes it names may start later
-                routes.parse_route(text)
+        self._check_routes(texts, check_route)
 
         def resolver(text, box):
             return lambda timeout: self.resolver.resolve(text, authorized=authorized, handshake_timeout=timeout,
@@ -73,17 +71,78 @@ class Portals:
             inlet.wait_checked(INLET_CHECK_WAIT)
         return inlet
 
-    def outlet(self, alias: str) -> Outlet:
-        outlet = self.outlets.get(alias)
-        if outlet is None:
-            raise NotFound(f"no outlet {alias!r}")
+    def create_udp_outlet(self, to: str, address: str = "udp-outlet", alias: str | None = None, authorized=None,
+                          allow: dict | None = None) -> UdpOutlet:
+        name = address.removeprefix("/service/")
+        alias = alias or name
+        if alias in self.udp_outlets:
+            raise AddressInUse(f"a UDP outlet with alias {alias!r} already exists")
+        multiaddr.parse_hostport(to)
+        outlet = UdpOutlet(self.node, name, to, alias, check_identifiers(authorized), allow, self.trust.attribute_sets,
+                           self.limits.udp_flow_idle_timeout, self.limits.udp_flows_per_portal)
+        try:
+            self.node.register(outlet)
+        except AddressInUse:
+            outlet.stop()
+            raise
+        self.udp_outlets[alias] = outlet
         return outlet
 
-    def inlet(self, alias: str) -> Inlet:
-        inlet = self.inlets.get(alias)
-        if inlet is None:
-            raise NotFound(f"no inlet {alias!r}")
+    def create_udp_inlet(self, bind: str, to, alias: str | None = None, check_route: bool = True,
+                         authorized=None) -> UdpInlet:
+        """`to`: the route to the UDP outlet, or several (each flow takes the first that
+        resolves, in their order); written as for a TCP inlet."""
+        alias = alias or new_alias()
+        if alias in self.udp_inlets:
+            raise AddressInUse(f"a UDP inlet with alias {alias!r} already exists")
+        texts = self._route_texts(to)
+        authorized = check_identifiers(authorized)
+        self._check_routes(texts, check_route)
+
+        def resolver(text, box):
+            return lambda: self.resolver.resolve(text, authorized=authorized, box=box,
+                                                 handshake_timeout=UDP_HANDSHAKE_TIMEOUT).route
+
+        ways = [(label, resolver(text, box)) for text in texts for label, box in self.resolver.each_box(text)]
+        inlet = UdpInlet(self.node, bind, ways, alias, authorized, self.limits.udp_flow_idle_timeout,
+                         self.limits.udp_flows_per_portal)
+        self.udp_inlets[alias] = inlet
         return inlet
+
+    @staticmethod
+    def _route_texts(to) -> list:
+        """An inlet's routes: one or more different ones."""
+        texts = [to] if isinstance(to, str) else list(to or ())
+        if not texts or len(set(texts)) != len(texts):
+            raise BadArgument("an inlet needs one or more different routes to its outlet (--to)")
+        return texts
+
+    def _check_routes(self, texts: list, check_route: bool) -> None:
+        """Each well written (and, with `check_route`, naming only nodes and projects this host knows)."""
+        for text in texts:
+            if check_route:
+                routes.check(text, self.resolver.node_lookup, self.trust.projects)
+            else:  # a topology's: the nodes it names may start later
+                routes.parse_route(text)
+
+    @staticmethod
+    def _get(table: dict, alias: str, what: str):
+        item = table.get(alias)
+        if item is None:
+            raise NotFound(f"no {what} {alias!r}")
+        return item
+
+    def outlet(self, alias: str) -> Outlet:
+        return self._get(self.outlets, alias, "outlet")
+
+    def inlet(self, alias: str) -> Inlet:
+        return self._get(self.inlets, alias, "inlet")
+
+    def udp_outlet(self, alias: str) -> UdpOutlet:
+        return self._get(self.udp_outlets, alias, "UDP outlet")
+
+    def udp_inlet(self, alias: str) -> UdpInlet:
+        return self._get(self.udp_inlets, alias, "UDP inlet")
 
     def delete_outlet(self, alias: str) -> None:
         outlet = self.outlet(alias)
@@ -94,6 +153,17 @@ class Portals:
     def delete_inlet(self, alias: str) -> None:
         inlet = self.inlet(alias)
         del self.inlets[alias]
+        inlet.close()
+
+    def delete_udp_outlet(self, alias: str) -> None:
+        outlet = self.udp_outlet(alias)
+        del self.udp_outlets[alias]
+        self.node.unregister(outlet.address)
+        outlet.stop()
+
+    def delete_udp_inlet(self, alias: str) -> None:
+        inlet = self.udp_inlet(alias)
+        del self.udp_inlets[alias]
         inlet.close()
 
     def streams(self):
@@ -114,5 +184,7 @@ class Portals:
             gevent.sleep(0.1)
 
     def close(self) -> None:
-        for inlet in list(self.inlets.values()):
+        for inlet in [*self.inlets.values(), *self.udp_inlets.values()]:
             inlet.close()
+        for outlet in self.udp_outlets.values():
+            outlet.stop()

@@ -27,6 +27,7 @@ from collections import deque
 
 ACCOUNT_FROM = 256 * 1024
 ANSWERS = "answers"  # the key of this node's own answers
+DATAGRAM_BACKLOG = 64 * 1024  # a link this far behind carries no UDP portal datagrams: they may be lost, the rest may not
 
 
 class QueueBudget:

@@ -20,7 +20,7 @@ from appliance.node.transport.budget import ConnectionBudget, source_address
 from appliance.node.transport.links import CloseNotifier
 from appliance.node.transport.liveness import DEFAULT_LINK_TIMEOUT, LinkMonitor
 from appliance.node.message import LocalMessage
-from appliance.node.transport.queues import ACCOUNT_FROM, ANSWERS, LinkQueue, QueueBudget
+from appliance.node.transport.queues import ACCOUNT_FROM, ANSWERS, DATAGRAM_BACKLOG, LinkQueue, QueueBudget
 from appliance.node.singleflight import SingleFlight
 from appliance.node.transport.sockets import HubSocket, Listener, connect
 from appliance.node.sources import arrival_link
@@ -122,6 +122,9 @@ class TcpConnection(Worker, CloseNotifier):
             log.debug("dropped a message of %d bytes for %s: over the frame limit", len(frame) - 4, self.peer)
             return
         backlog = self.writer.backlog
+        if backlog >= DATAGRAM_BACKLOG and msg.datagram:  # what may be lost is, rather than delay the rest
+            self.node.counters["datagrams_dropped_link_behind"] += 1
+            return
         if (msg.answer or backlog >= ACCOUNT_FROM) and not self._admit(msg, len(frame), backlog):
             return
         self.spoke = True

@@ -1,0 +1,334 @@
+"""UDP portals: a UDP inlet next to the clients, a UDP outlet next to the service.
+
+A flow is one client address at the inlet. Its datagrams go, each whole, as Datagram
+messages (wire/udp_portal.py) to the outlet service, which gives each flow a UDP socket of
+its own: the service sees one source port per client, and what it answers goes back to
+that client only, from the outlet's per-flow worker. Nothing is retransmitted or queued
+for long: a datagram the route cannot take now (not resolved yet beyond a few, a link that
+is behind, a full socket buffer) is dropped and counted, never a delay for the TCP streams
+on the same links. Flows end after `idle` seconds without a datagram either way, and each
+portal holds at most `max_flows` of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import gevent
+
+from appliance.node.lograte import LogRate
+from appliance.node.message import LocalMessage
+from appliance.node.portals.access import access_refusal
+from appliance.node.sources import message_source
+from appliance.node.transport.links import watch_link
+from appliance.node.transport.udp import bind_udp, connect_udp
+from appliance.node.worker import Worker
+from appliance.wire import udp_portal as wire
+from appliance.wire.address import Address
+from appliance.wire.errors import DecodeError
+from appliance.wire.multiaddr import parse_bind, parse_hostport
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IDLE = 60.0
+DEFAULT_MAX_FLOWS = 1024
+PENDING = 16  # datagrams a flow holds while its route is being resolved (or its target looked up)
+SWEEP_EVERY = 5.0  # seconds between looks for idle flows (at most a quarter of the idle timeout)
+LOG_EVERY = 60.0
+
+
+class UdpTally:
+    """What a UDP portal counts: datagrams and bytes each way, drops by reason, flows."""
+
+    def __init__(self):
+        self.to_service = self.from_service = 0  # datagrams (at an inlet: from the clients / to them)
+        self.bytes_to_service = self.bytes_from_service = 0
+        self.flows_opened = 0
+        self.dropped: Counter = Counter()
+
+    def describe(self) -> dict:
+        return {"datagrams_in": self.to_service, "datagrams_out": self.from_service,
+                "bytes_in": self.bytes_to_service, "bytes_out": self.bytes_from_service,
+                "flows_total": self.flows_opened, "dropped": dict(self.dropped)}
+
+
+class _Flows:
+    """A portal's flows, by key, with their idle timeout and their bound."""
+
+    def __init__(self, node, idle: float, max_flows: int):
+        self.node, self.idle, self.max_flows = node, idle, max_flows
+        self.by_key: dict = {}
+        self._sweeper = node.clock.every(min(SWEEP_EVERY, idle / 4), self._sweep)
+
+    def _sweep(self) -> None:
+        """In the hub: close the flows that carried nothing for `idle` seconds."""
+        now = self.node.clock.now()
+        for flow in [f for f in self.by_key.values() if now - f.active_at >= self.idle]:
+            flow.close()
+
+    def close(self) -> None:
+        self._sweeper.stop()
+        for flow in list(self.by_key.values()):
+            flow.close()
+
+
+# --- the inlet -----------------------------------------------------------------------------------
+class UdpInlet:
+    """Listens on a UDP HOST:PORT; each client address is a flow to the outlet over the first
+    of `routes` ((text, resolve()) pairs) that resolves."""
+
+    def __init__(self, node, bind: str, routes: list, alias: str, authorized=None, idle: float = DEFAULT_IDLE,
+                 max_flows: int = DEFAULT_MAX_FLOWS):
+        self.node, self.alias, self.authorized, self.routes = node, alias, authorized, routes
+        self.route_text = " | ".join(text for text, _ in routes)
+        self.tally = UdpTally()
+        self.flows = _Flows(node, idle, max_flows)
+        self._log = LogRate(log, LOG_EVERY)
+        self.socket = bind_udp(parse_bind(bind), self._datagram)
+        self.bind = self.socket.address
+
+    def _datagram(self, data: bytes, client) -> None:
+        """In the hub: a client's datagram."""
+        self.tally.to_service += 1
+        self.tally.bytes_to_service += len(data)
+        flow = self.flows.by_key.get(client)
+        if flow is None:
+            if len(self.flows.by_key) >= self.flows.max_flows:
+                self._drop("too_many_flows", "inlet %s (%s): %d flows open, a new client's datagram dropped",
+                           self.alias, self.bind, len(self.flows.by_key))
+                return
+            flow = self.flows.by_key[client] = InletFlow(self, client)
+        flow.to_outlet(data)
+
+    def _drop(self, reason: str, *message) -> None:
+        self.tally.dropped[reason] += 1
+        self.node.counters["udp_datagrams_dropped"] += 1
+        if message:
+            self._log.warning(reason, *message)
+
+    def close(self) -> None:
+        self.flows.close()
+        self.socket.close()
+
+    def describe(self) -> dict:
+        return {"alias": self.alias, "bind_address": self.bind, "outlet_route": self.routes[0][0],
+                "outlet_routes": [text for text, _ in self.routes], "flows": len(self.flows.by_key),
+                "authorized": sorted(self.authorized or ()), "idle_timeout": self.flows.idle,
+                **self.tally.describe()}
+
+
+class InletFlow(Worker):
+    """One client of a UDP inlet: its route to the outlet, resolved when first needed and
+    again after the link it starts with closed."""
+
+    def __init__(self, inlet: UdpInlet, client):
+        self.inlet, self.node, self.client = inlet, inlet.node, client
+        self.address = Address.random_local()
+        self.route = None
+        self.refused = None  # the outlet's reason, when it refused this flow: its datagrams are dropped
+        self.active_at = self.node.clock.now()
+        self._pending: list = []
+        self._resolving = None
+        self._unwatch = None
+        self.node.register(self)
+        inlet.tally.flows_opened += 1
+
+    def to_outlet(self, data: bytes) -> None:
+        self.active_at = self.node.clock.now()
+        if self.refused is not None:
+            self.inlet._drop("refused")
+            return
+        if self.route is None:
+            if len(self._pending) >= PENDING:
+                self.inlet._drop("no_route")
+                return
+            self._pending.append(data)
+            if self._resolving is None:
+                self._resolving = gevent.spawn(self._resolve)
+            return
+        self.node.route(LocalMessage(self.route, (self.address,), wire.encode_datagram(data), datagram=True))
+
+    def _resolve(self) -> None:
+        errors = []
+        for text, resolve in self.inlet.routes:
+            try:
+                route = resolve()
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the next route, then the next datagram
+                errors.append(f"{text}: {exc}")
+                continue
+            if self.node.workers.get(self.address) is not self:
+                return  # closed meanwhile
+            self.route = route
+            self._unwatch = watch_link(self.node, route[0], self._route_lost) if route else None
+            pending, self._pending = self._pending, []
+            for data in pending:
+                self.to_outlet(data)
+            break
+        else:
+            dropped, self._pending = len(self._pending), []
+            self.inlet.tally.dropped["no_route"] += dropped
+            self.node.counters["udp_datagrams_dropped"] += dropped
+            self.inlet._log.warning("no_route", "inlet %s (%s): no route to the outlet (%s); %d datagrams dropped",
+                                    self.inlet.alias, self.inlet.bind, "; ".join(errors), dropped)
+        self._resolving = None
+
+    def _route_lost(self, _link) -> None:
+        """The link the route starts with closed: the next datagram resolves it again."""
+        self.route, self._unwatch = None, None
+
+    def handle(self, msg: LocalMessage) -> None:
+        """From the outlet's flow: a datagram for our client, or a refusal."""
+        try:
+            tag, value = wire.decode(msg.payload)
+        except DecodeError:
+            self.node.counters["bad_portal_messages"] += 1
+            return
+        if self.inlet.authorized and msg.peer not in self.inlet.authorized:
+            self.node.counters["unauthorized"] += 1
+            self.inlet._drop("unauthorized", "inlet %s: a datagram from %s, which is not authorized",
+                             self.inlet.alias, msg.peer or "an unauthenticated peer")
+            return
+        if tag == wire.REFUSED_TAG:
+            self.refused = value
+            self.inlet._log.warning("refused", "inlet %s (%s): the outlet refused client %s: %s",
+                                    self.inlet.alias, self.inlet.bind, self.client, value)
+            return
+        self.active_at = self.node.clock.now()
+        if self.inlet.socket.sendto(value, self.client):
+            self.inlet.tally.from_service += 1
+            self.inlet.tally.bytes_from_service += len(value)
+        else:
+            self.inlet._drop("socket_full")
+
+    def close(self) -> None:
+        if self.inlet.flows.by_key.get(self.client) is self:
+            del self.inlet.flows.by_key[self.client]
+        self.node.unregister(self.address)
+        if self._unwatch is not None:
+            self._unwatch()
+        if self._resolving is not None:
+            self._resolving.kill(block=False)
+
+
+# --- the outlet ----------------------------------------------------------------------------------
+class UdpOutlet(Worker):
+    """The service at `/service/<name>`: each inlet flow (a return route) gets a UDP socket of
+    its own to the target."""
+
+    def __init__(self, node, name: str, target: str, alias: str, authorized=None, allow=None, attribute_sets=None,
+                 idle: float = DEFAULT_IDLE, max_flows: int = DEFAULT_MAX_FLOWS):
+        self.node, self.alias = node, alias
+        self.address = Address.local(name)
+        self.target_text, self.target = target, parse_hostport(target)
+        self.authorized, self.allow, self.attribute_sets = authorized, allow or {}, attribute_sets
+        self.tally = UdpTally()
+        self.flows = _Flows(node, idle, max_flows)
+        self._log = LogRate(log, LOG_EVERY)
+
+    def handle(self, msg: LocalMessage) -> None:
+        try:
+            tag, data = wire.decode(msg.payload)
+        except DecodeError:
+            self.node.counters["bad_portal_messages"] += 1
+            return
+        if tag != wire.DATAGRAM_TAG:
+            self.node.counters["bad_portal_messages"] += 1
+            return
+        self.tally.to_service += 1
+        self.tally.bytes_to_service += len(data)
+        flow = self.flows.by_key.get(msg.return_route)
+        if flow is None or flow.peer != msg.peer:
+            flow = self._open(msg)
+            if flow is None:
+                return
+        flow.to_target(data)
+
+    def _open(self, msg: LocalMessage):
+        refusal = access_refusal(msg.peer, self.authorized, self.allow, self.attribute_sets)
+        if refusal is None and len(self.flows.by_key) >= self.flows.max_flows:
+            refusal = f"{len(self.flows.by_key)} flows open (the outlet's limit)"
+        if refusal is not None:
+            self.tally.dropped["refused"] += 1
+            self.node.counters["udp_datagrams_dropped"] += 1
+            self._log.warning(msg.peer, "UDP outlet %s: refused a flow from %s: %s", self.alias,
+                              msg.peer or message_source(self.node, msg.return_route) or "a stranger", refusal)
+            self.node.answer(msg, wire.encode_refused(refusal), self.address)
+            return None
+        flow = self.flows.by_key[msg.return_route] = OutletFlow(self, msg.return_route, msg.peer)
+        return flow
+
+    def stop(self) -> None:
+        self.flows.close()
+
+    def describe(self) -> dict:
+        return {"alias": self.alias, "address": f"/service/{self.address.inner.decode()}",
+                "target": self.target_text, "flows": len(self.flows.by_key),
+                "authorized": sorted(self.authorized or ()), "allow": self.allow, "idle_timeout": self.flows.idle,
+                **self.tally.describe()}
+
+
+class OutletFlow(Worker):
+    """One inlet flow at the outlet: a UDP socket connected to the target, and the route back."""
+
+    def __init__(self, outlet: UdpOutlet, route: tuple, peer: str | None):
+        self.outlet, self.node, self.route, self.peer = outlet, outlet.node, route, peer
+        self.address = Address.random_local()
+        self.active_at = self.node.clock.now()
+        self.socket = None
+        self._pending: list = []
+        self.closed = False
+        self.node.register(self)
+        outlet.tally.flows_opened += 1
+        self._unwatch = watch_link(self.node, route[0], lambda _link: self.close())
+        gevent.spawn(self._connect)
+
+    def _connect(self) -> None:
+        try:
+            sock = connect_udp(self.outlet.target, self._from_target)
+        except Exception as exc:  # noqa: BLE001 - the target cannot be reached: this flow's datagrams are lost
+            self.outlet._log.warning("target", "UDP outlet %s: %s", self.outlet.alias, exc)
+            self.outlet.tally.dropped["target_unreachable"] += len(self._pending) + 1
+            self.close()
+            return
+        if self.closed:
+            sock.close()
+            return
+        self.socket = sock
+        pending, self._pending = self._pending, []
+        for data in pending:
+            self.to_target(data)
+
+    def to_target(self, data: bytes) -> None:
+        self.active_at = self.node.clock.now()
+        if self.socket is None:
+            if len(self._pending) < PENDING:
+                self._pending.append(data)
+            else:
+                self.outlet.tally.dropped["no_route"] += 1
+            return
+        if not self.socket.send(data):
+            self.outlet.tally.dropped["socket_full"] += 1
+            self.node.counters["udp_datagrams_dropped"] += 1
+
+    def _from_target(self, data: bytes, _address) -> None:
+        """In the hub: the service answered this flow's client."""
+        self.active_at = self.node.clock.now()
+        self.outlet.tally.from_service += 1
+        self.outlet.tally.bytes_from_service += len(data)
+        self.node.route(LocalMessage(self.route, (self.address,), wire.encode_datagram(data), datagram=True))
+
+    def handle(self, msg: LocalMessage) -> None:
+        self.node.counters["bad_portal_messages"] += 1  # the inlet writes to the outlet service, not here
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.outlet.flows.by_key.get(self.route) is self:
+            del self.outlet.flows.by_key[self.route]
+        self.node.unregister(self.address)
+        if self._unwatch is not None:
+            self._unwatch()
+        if self.socket is not None:
+            self.socket.close()
