@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -104,3 +106,47 @@ def test_mixed_relay_and_edge(windows, ockam, site, relay_on):
     relay_side("tcp-inlet", "create", "--at", "client", "--from", f"127.0.0.1:{inlet}",
                "--to", f"/ip4/127.0.0.1/tcp/{relay}/service/forward_to_edge/secure/api/service/outlet")
     assert marker in curl(inlet)
+
+
+def test_a_udp_portal_through_windows_nodes_reaches_a_linux_service(windows):
+    service = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    service.bind(("127.0.0.1", 0))
+    service.settimeout(0.5)
+
+    def echo():
+        while True:
+            try:
+                data, address = service.recvfrom(65_535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            service.sendto(b"echo:" + data, address)
+
+    threading.Thread(target=echo, daemon=True).start()
+    relay, inlet = free_port(), free_port()
+    windows("node", "create", "u2", f"--tcp-listener-address=127.0.0.1:{relay}")
+    windows("node", "create", "u3")
+    windows("relay", "create", "u3", "--at", "/node/u2", "--to", "u3")
+    windows("udp-outlet", "create", "--at", "u3", "--from", "/service/udp", "--to",
+            f"127.0.0.1:{service.getsockname()[1]}")
+    windows("node", "create", "u1")
+    windows("udp-inlet", "create", "--at", "u1", "--from", f"127.0.0.1:{inlet}", "--alias", "u",
+            "--to", "/node/u2/service/forward_to_u3/secure/api/service/udp")
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(1.0)
+    big = os.urandom(30_000)
+
+    def answered(data: bytes) -> bool:
+        client.sendto(data, ("127.0.0.1", inlet))
+        try:
+            return client.recv(65_535) == b"echo:" + data
+        except socket.timeout:
+            return False
+
+    wait_until(lambda: answered(b"hello from linux"), timeout=30, what="the first answer through Windows nodes")
+    wait_until(lambda: answered(big), timeout=10, what="a 30 000-byte datagram")
+    shown = json.loads(windows("udp-inlet", "show", "u", "--at", "u1", "--output", "json"))
+    assert shown["flows"] == 1 and shown["datagrams_out"] >= 2
+    client.close()
+    service.close()

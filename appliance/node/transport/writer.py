@@ -30,7 +30,7 @@ DEFAULT_LIMIT = 1 << 30  # last resort only: a link whose peer reads nothing is 
 MAX_SEND = 256 * 1024  # bytes joined for one send: few syscalls without re-copying a long queue
 
 
-_turn = 0  # the loop's turns, counted by a prepare watcher (it runs before each wait for I/O)
+_turn = 0  # the loop's turns, counted by a check watcher (once per turn; libuv has no prepare watchers)
 
 
 def _next_turn() -> None:
@@ -42,7 +42,7 @@ def _count_turns() -> None:
     """Start counting the turns of this thread's loop, once per hub."""
     hub = gevent.get_hub()
     if getattr(hub, "ockam_turns", None) is None:
-        hub.ockam_turns = hub.loop.prepare(ref=False)
+        hub.ockam_turns = hub.loop.check(ref=False)
         hub.ockam_turns.start(_next_turn)
 
 

@@ -63,23 +63,29 @@ class _RecordingSocket:
         self.capacity += 1 << 20
 
 
+def next_turn() -> None:
+    """Let the loop finish this turn and poll for I/O: the writers' next turn begins."""
+    gevent.sleep(0.001)
+
+
 def test_a_turn_s_first_write_is_sent_at_once_and_the_rest_of_the_turn_or_a_batch_together_at_its_end():
     sock = _RecordingSocket()
     writer = SocketWriter(sock)
+    next_turn()
     writer.write(b"a")
     writer.write(b"b")
     writer.write(b"c")
     assert sock.sends == [b"a"], "more writes in the same turn of the loop wait for its end"
-    gevent.sleep(0)
+    next_turn()
     assert sock.sends == [b"a", b"bc"]
     writer.write(b"d")  # a new turn: at once
     assert sock.sends == [b"a", b"bc", b"d"]
-    gevent.sleep(0)
+    next_turn()
     with Batch():
         for part in (b"e", b"f", b"g"):
             writer.write(part)
     assert sock.sends == [b"a", b"bc", b"d"], "a batch waits for the end of the loop turn"
-    gevent.sleep(0)
+    next_turn()
     assert sock.sends == [b"a", b"bc", b"d", b"efg"]
     assert writer.flush(timeout=1)
 
