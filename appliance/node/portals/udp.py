@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 DEFAULT_IDLE = 60.0
 DEFAULT_MAX_FLOWS = 1024
 PENDING = 16  # datagrams a flow holds while its route is being resolved (or its target looked up)
+PENDING_BYTES = 1 << 20  # ...and all the flows of an inlet together, in bytes
+REFUSED_RETRY = 5.0  # a flow the outlet refused asks again after this (the outlet may have room by then)
 SWEEP_EVERY = 5.0  # seconds between looks for idle flows (at most a quarter of the idle timeout)
 LOG_EVERY = 60.0
+SOURCE_SHARE = 4  # one inlet node may hold a quarter of an outlet's flows once it is half full
 
 
 class UdpTally:
@@ -83,15 +86,19 @@ class UdpInlet:
         self.node, self.alias, self.authorized, self.routes = node, alias, authorized, routes
         self.route_text = " | ".join(text for text, _ in routes)
         self.tally = UdpTally()
-        self.flows = _Flows(node, idle, max_flows)
         self._log = LogRate(log, LOG_EVERY)
-        self.socket = bind_udp(parse_bind(bind), self._datagram)
+        self.socket = bind_udp(parse_bind(bind), self._datagram)  # first: a busy port leaves nothing behind
         self.bind = self.socket.address
+        self.flows = _Flows(node, idle, max_flows)
+        self.pending_bytes = 0  # held by its flows while their routes are resolved
 
     def _datagram(self, data: bytes, client) -> None:
         """In the hub: a client's datagram."""
         self.tally.to_service += 1
         self.tally.bytes_to_service += len(data)
+        if len(data) > wire.MAX_DATAGRAM:  # an IPv6 datagram may be a few bytes larger than any portal carries
+            self._drop("too_large")
+            return
         flow = self.flows.by_key.get(client)
         if flow is None:
             if len(self.flows.by_key) >= self.flows.max_flows:
@@ -126,59 +133,77 @@ class InletFlow(Worker):
         self.inlet, self.node, self.client = inlet, inlet.node, client
         self.address = Address.random_local()
         self.route = None
-        self.refused = None  # the outlet's reason, when it refused this flow: its datagrams are dropped
+        self.refused_at = None  # when the outlet refused this flow: its datagrams are dropped for a while
         self.active_at = self.node.clock.now()
         self._pending: list = []
         self._resolving = None
         self._unwatch = None
+        self.closed = False
         self.node.register(self)
         inlet.tally.flows_opened += 1
 
     def to_outlet(self, data: bytes) -> None:
-        self.active_at = self.node.clock.now()
-        if self.refused is not None:
-            self.inlet._drop("refused")
-            return
+        now = self.active_at = self.node.clock.now()
+        if self.refused_at is not None:
+            if now - self.refused_at < REFUSED_RETRY:
+                self.inlet._drop("refused")
+                return
+            self.refused_at = None
         if self.route is None:
-            if len(self._pending) >= PENDING:
+            if len(self._pending) >= PENDING or self.inlet.pending_bytes + len(data) > PENDING_BYTES:
                 self.inlet._drop("no_route")
                 return
             self._pending.append(data)
+            self.inlet.pending_bytes += len(data)
             if self._resolving is None:
                 self._resolving = gevent.spawn(self._resolve)
             return
         self.node.route(LocalMessage(self.route, (self.address,), wire.encode_datagram(data), datagram=True))
 
     def _resolve(self) -> None:
-        errors = []
-        for text, resolve in self.inlet.routes:
-            try:
-                route = resolve()
-            except Exception as exc:  # noqa: BLE001 - whatever broke, the next route, then the next datagram
-                errors.append(f"{text}: {exc}")
-                continue
-            if self.node.workers.get(self.address) is not self:
-                return  # closed meanwhile
-            self.route = route
-            self._unwatch = watch_link(self.node, route[0], self._route_lost) if route else None
-            pending, self._pending = self._pending, []
-            for data in pending:
-                self.to_outlet(data)
-            break
-        else:
-            dropped, self._pending = len(self._pending), []
-            self.inlet.tally.dropped["no_route"] += dropped
-            self.node.counters["udp_datagrams_dropped"] += dropped
-            self.inlet._log.warning("no_route", "inlet %s (%s): no route to the outlet (%s); %d datagrams dropped",
-                                    self.inlet.alias, self.inlet.bind, "; ".join(errors), dropped)
-        self._resolving = None
+        """In a greenlet of its own, never killed: it may be waiting on a channel that other
+        routes share (node/singleflight.py), whose waiters must not get its exit."""
+        try:
+            errors = []
+            for text, resolve in self.inlet.routes:
+                try:
+                    route = resolve()
+                except Exception as exc:  # noqa: BLE001 - whatever broke, the next route, then the next datagram
+                    errors.append(f"{text}: {exc}")
+                    continue
+                if self.closed:
+                    return
+                self.route = route
+                self._unwatch = watch_link(self.node, route[0], self._route_lost) if route else None
+                pending = self._take_pending()
+                for data in pending:
+                    self.to_outlet(data)
+                return
+            dropped = len(self._take_pending())
+            if dropped and not self.closed:
+                self.inlet.tally.dropped["no_route"] += dropped
+                self.node.counters["udp_datagrams_dropped"] += dropped
+                self.inlet._log.warning("no_route", "inlet %s (%s): no route to the outlet (%s); %d datagrams "
+                                        "dropped", self.inlet.alias, self.inlet.bind, "; ".join(errors), dropped)
+        finally:
+            self._take_pending()
+            self._resolving = None
+
+    def _take_pending(self) -> list:
+        pending, self._pending = self._pending, []
+        self.inlet.pending_bytes -= sum(len(data) for data in pending)
+        return pending
 
     def _route_lost(self, _link) -> None:
         """The link the route starts with closed: the next datagram resolves it again."""
         self.route, self._unwatch = None, None
 
     def handle(self, msg: LocalMessage) -> None:
-        """From the outlet's flow: a datagram for our client, or a refusal."""
+        """From the outlet's flow: a datagram for our client, or a refusal. Only what comes
+        back over the link (or secure channel) our route starts with is taken."""
+        if self.route is None or msg.return_route[:1] != self.route[:1]:
+            self.node.counters["portal_messages_from_wrong_route"] += 1
+            return
         try:
             tag, value = wire.decode(msg.payload)
         except DecodeError:
@@ -190,7 +215,7 @@ class InletFlow(Worker):
                              self.inlet.alias, msg.peer or "an unauthenticated peer")
             return
         if tag == wire.REFUSED_TAG:
-            self.refused = value
+            self.refused_at = self.node.clock.now()
             self.inlet._log.warning("refused", "inlet %s (%s): the outlet refused client %s: %s",
                                     self.inlet.alias, self.inlet.bind, self.client, value)
             return
@@ -202,13 +227,13 @@ class InletFlow(Worker):
             self.inlet._drop("socket_full")
 
     def close(self) -> None:
+        self.closed = True
         if self.inlet.flows.by_key.get(self.client) is self:
             del self.inlet.flows.by_key[self.client]
         self.node.unregister(self.address)
         if self._unwatch is not None:
             self._unwatch()
-        if self._resolving is not None:
-            self._resolving.kill(block=False)
+        self._take_pending()  # a resolution still under way finds the flow closed and sends nothing
 
 
 # --- the outlet ----------------------------------------------------------------------------------
@@ -232,13 +257,16 @@ class UdpOutlet(Worker):
         except DecodeError:
             self.node.counters["bad_portal_messages"] += 1
             return
-        if tag != wire.DATAGRAM_TAG:
+        if tag != wire.DATAGRAM_TAG or not msg.return_route:  # nowhere to answer: not an inlet's flow
             self.node.counters["bad_portal_messages"] += 1
             return
         self.tally.to_service += 1
         self.tally.bytes_to_service += len(data)
         flow = self.flows.by_key.get(msg.return_route)
-        if flow is None or flow.peer != msg.peer:
+        if flow is not None and flow.peer != msg.peer:  # another identity over the same route: not its flow
+            flow.close()
+            flow = None
+        if flow is None:
             flow = self._open(msg)
             if flow is None:
                 return
@@ -246,8 +274,11 @@ class UdpOutlet(Worker):
 
     def _open(self, msg: LocalMessage):
         refusal = access_refusal(msg.peer, self.authorized, self.allow, self.attribute_sets)
+        source = msg.peer or message_source(self.node, msg.return_route)
         if refusal is None and len(self.flows.by_key) >= self.flows.max_flows:
             refusal = f"{len(self.flows.by_key)} flows open (the outlet's limit)"
+        elif refusal is None and self._flows_from(source) >= self.flows.max_flows // SOURCE_SHARE:
+            refusal = f"{self.flows.max_flows // SOURCE_SHARE} flows open for one inlet node (its share)"
         if refusal is not None:
             self.tally.dropped["refused"] += 1
             self.node.counters["udp_datagrams_dropped"] += 1
@@ -255,8 +286,15 @@ class UdpOutlet(Worker):
                               msg.peer or message_source(self.node, msg.return_route) or "a stranger", refusal)
             self.node.answer(msg, wire.encode_refused(refusal), self.address)
             return None
-        flow = self.flows.by_key[msg.return_route] = OutletFlow(self, msg.return_route, msg.peer)
+        flow = self.flows.by_key[msg.return_route] = OutletFlow(self, msg.return_route, msg.peer, source)
         return flow
+
+    def _flows_from(self, source) -> int:
+        """Flows open for one inlet node (the peer identity of a secure channel, else the link),
+        counted once the outlet is half full: then no one source takes the rest."""
+        if len(self.flows.by_key) < self.flows.max_flows // 2:
+            return 0
+        return sum(1 for flow in self.flows.by_key.values() if flow.source == source)
 
     def stop(self) -> None:
         self.flows.close()
@@ -271,8 +309,8 @@ class UdpOutlet(Worker):
 class OutletFlow(Worker):
     """One inlet flow at the outlet: a UDP socket connected to the target, and the route back."""
 
-    def __init__(self, outlet: UdpOutlet, route: tuple, peer: str | None):
-        self.outlet, self.node, self.route, self.peer = outlet, outlet.node, route, peer
+    def __init__(self, outlet: UdpOutlet, route: tuple, peer: str | None, source=None):
+        self.outlet, self.node, self.route, self.peer, self.source = outlet, outlet.node, route, peer, source
         self.address = Address.random_local()
         self.active_at = self.node.clock.now()
         self.socket = None
@@ -288,7 +326,8 @@ class OutletFlow(Worker):
             sock = connect_udp(self.outlet.target, self._from_target)
         except Exception as exc:  # noqa: BLE001 - the target cannot be reached: this flow's datagrams are lost
             self.outlet._log.warning("target", "UDP outlet %s: %s", self.outlet.alias, exc)
-            self.outlet.tally.dropped["target_unreachable"] += len(self._pending) + 1
+            self.outlet.tally.dropped["target_unreachable"] += len(self._pending)
+            self.node.counters["udp_datagrams_dropped"] += len(self._pending)
             self.close()
             return
         if self.closed:
@@ -306,6 +345,7 @@ class OutletFlow(Worker):
                 self._pending.append(data)
             else:
                 self.outlet.tally.dropped["no_route"] += 1
+                self.node.counters["udp_datagrams_dropped"] += 1
             return
         if not self.socket.send(data):
             self.outlet.tally.dropped["socket_full"] += 1
@@ -313,6 +353,10 @@ class OutletFlow(Worker):
 
     def _from_target(self, data: bytes, _address) -> None:
         """In the hub: the service answered this flow's client."""
+        if len(data) > wire.MAX_DATAGRAM:  # an IPv6 service may send a few bytes more than a portal carries
+            self.outlet.tally.dropped["too_large"] += 1
+            self.node.counters["udp_datagrams_dropped"] += 1
+            return
         self.active_at = self.node.clock.now()
         self.outlet.tally.from_service += 1
         self.outlet.tally.bytes_from_service += len(data)

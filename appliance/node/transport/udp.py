@@ -8,6 +8,7 @@ import logging
 import socket as _stdsocket
 
 import gevent
+from gevent import socket as cooperative
 
 from appliance.node.errors import AddressInUse, RouteError
 from appliance.wire.multiaddr import Tcp
@@ -113,6 +114,7 @@ def _is_ip(host: str) -> bool:
 
 def _lookup(target: Tcp) -> tuple:
     try:
-        return _stdsocket.getaddrinfo(target.host, target.port, type=_stdsocket.SOCK_DGRAM)[0][4][:2]
+        # gevent's: the node is not monkey-patched, and a lookup must not stop its loop
+        return cooperative.getaddrinfo(target.host, target.port, type=_stdsocket.SOCK_DGRAM)[0][4][:2]
     except OSError as exc:
         raise RouteError(f"cannot resolve {target.host}: {exc.strerror or exc}") from None

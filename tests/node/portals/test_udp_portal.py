@@ -192,3 +192,47 @@ def test_a_datagram_flood_does_not_hurt_a_tcp_portal_on_the_same_links(make_node
             thread.join(timeout=10)
     times.sort()
     assert flooded[0] > 1000 and times[int(len(times) * 0.99)] < 0.25, (flooded[0], times[-5:])
+
+
+def test_an_inlet_flow_takes_datagrams_and_refusals_only_over_its_own_route(make_node, udp_echo):
+    user, edge, address = portal(make_node, udp_echo)
+    sock = client(1.0)
+    assert ask(sock, address, b"mine") == b"echo:mine"
+    (flow,) = user.portals.udp_inlets[user.control.udp_inlet_list()[0]["alias"]].flows.by_key.values()
+    stranger = (Address.local("echo"),)  # anything but the link the flow's route starts with
+    flow.handle(LocalMessage((flow.address,), stranger, wire.encode_datagram(b"injected")))
+    flow.handle(LocalMessage((flow.address,), stranger, wire.encode_refused("go away")))
+    assert user.node.counters["portal_messages_from_wrong_route"] == 2 and flow.refused_at is None
+    assert ask(sock, address, b"still mine") == b"echo:still mine"
+
+
+def test_a_refused_flow_asks_again_after_a_while(make_node, udp_echo):
+    clock = VirtualClock()
+    make_node("edge", clock=clock)
+    edge = make_node("edge2", clock=clock)
+    edge.control.udp_outlet_create(f"127.0.0.1:{udp_echo.port}", "/service/udp", authorized=["I" + "0" * 40])
+    user = make_node("user", listen=False, clock=clock)
+    inlet = user.control.udp_inlet_create("127.0.0.1:0", "/node/edge2/secure/api/service/udp")
+    host, port = inlet["bind_address"].rsplit(":", 1)
+    sock = client(0.3)
+    sock.sendto(b"one", (host, int(port)))
+    wait_until(lambda: edge.control.udp_outlet_show("udp")["dropped"] == {"refused": 1}, what="the refusal")
+    wait_until(lambda: any(f.refused_at is not None for f in user.portals.udp_inlets[inlet["alias"]].flows.by_key.values()),
+               what="the inlet to hear it")
+    sock.sendto(b"two", (host, int(port)))  # within REFUSED_RETRY: dropped at the inlet
+    wait_until(lambda: user.control.udp_inlet_show(inlet["alias"])["dropped"] == {"refused": 1}, what="the drop")
+    clock.advance(5.0)
+    sock.sendto(b"three", (host, int(port)))  # asks again
+    wait_until(lambda: edge.control.udp_outlet_show("udp")["dropped"] == {"refused": 2}, what="the second ask")
+
+
+def test_an_inlet_on_a_busy_port_leaves_nothing_behind(make_node, udp_echo):
+    clock = VirtualClock()
+    node = make_node("n", clock=clock)
+    busy = stdsocket.socket(stdsocket.AF_INET, stdsocket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    timers = len(clock._timers)
+    with pytest.raises(Exception, match="cannot listen on UDP 127.0.0.1:"):
+        node.control.udp_inlet_create(f"127.0.0.1:{busy.getsockname()[1]}", "/service/udp")
+    assert len(clock._timers) == timers and node.control.udp_inlet_list() == []
+    busy.close()
