@@ -143,7 +143,7 @@ class HubSocket:
             return None
         try:
             return struct.unpack("i", fcntl.ioctl(self.sock.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0]
-        except OSError:
+        except (OSError, ValueError):  # ValueError: closed under us (fileno -1), seen with libuv
             return None
 
     def wait_writable(self) -> None:
