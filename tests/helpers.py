@@ -61,3 +61,8 @@ def echo_until_eof(sock) -> None:
         if not data:
             return
         sock.sendall(data)
+
+
+def port_of(hostport: str) -> int:
+    """The port of a HOST:PORT."""
+    return int(hostport.rsplit(":", 1)[1])

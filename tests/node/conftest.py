@@ -34,8 +34,25 @@ def make_node():
 
 
 @pytest.fixture
-def echo_server():
-    """A TCP echo server on loopback; yields its host:port."""
+def tcp_service():
+    """tcp_service(handler) -> the HOST:PORT of a TCP service on loopback that calls
+    handler(sock, address) for each connection, in a greenlet of its own; stopped at teardown."""
+    servers = []
+
+    def start(handler) -> str:
+        server = StreamServer(("127.0.0.1", 0), handler)
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{server.address[1]}"
+
+    yield start
+    for server in servers:
+        server.stop(timeout=0)
+
+
+@pytest.fixture
+def echo_server(tcp_service):
+    """A TCP echo server on loopback; its host:port."""
     def echo(sock, _addr):
         try:
             echo_until_eof(sock)
@@ -44,10 +61,7 @@ def echo_server():
         finally:
             sock.close()
 
-    server = StreamServer(("127.0.0.1", 0), echo)
-    server.start()
-    yield f"127.0.0.1:{server.address[1]}"
-    server.stop(timeout=0)
+    return tcp_service(echo)
 
 
 class CountingSink:

@@ -8,7 +8,6 @@ import struct
 
 import gevent
 import greenlet
-from gevent.server import StreamServer
 
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly
@@ -28,7 +27,7 @@ def reset(sock) -> None:
     sock.close()
 
 
-def test_fds_and_greenlets_return_to_their_starting_count(make_node):
+def test_fds_and_greenlets_return_to_their_starting_count(make_node, tcp_service):
     def serve(sock, _addr):  # `bulk` streams until the client goes; anything else is echoed
         try:
             first = sock.recv(65536)
@@ -43,46 +42,42 @@ def test_fds_and_greenlets_return_to_their_starting_count(make_node):
         finally:
             sock.close()
 
-    server = StreamServer(("127.0.0.1", 0), serve)
-    server.start()
-    try:
-        make_node("relay")
-        edge, client = make_node("edge", listen=False), make_node("client")
-        edge.control.relay_create("edge", "/node/relay")
-        edge.control.outlet_create(f"127.0.0.1:{server.address[1]}")
-        inlets = [client.control.inlet_create("127.0.0.1:0", "/node/relay/service/forward_to_edge" + secure + "/service/outlet")
-                  ["bind_address"] for secure in ("", "/secure/api")]
-        for inlet in inlets:
-            assert echo_once(inlet) == b"are you there?"
+    service = tcp_service(serve)
+    make_node("relay")
+    edge, client = make_node("edge", listen=False), make_node("client")
+    edge.control.relay_create("edge", "/node/relay")
+    edge.control.outlet_create(service)
+    inlets = [client.control.inlet_create("127.0.0.1:0", "/node/relay/service/forward_to_edge" + secure + "/service/outlet")
+              ["bind_address"] for secure in ("", "/secure/api")]
+    for inlet in inlets:
+        assert echo_once(inlet) == b"are you there?"
+    gc.collect()
+    fds, greenlets = open_fds(), live_greenlets()
+
+    for inlet in inlets:
+        stalled = [connect(inlet) for _ in range(3)]
+        for sock in stalled:
+            sock.sendall(b"bulk")
+            sock.recv(1)  # then they stop reading, and are reset mid-stream
+        half = [connect(inlet) for _ in range(3)]
+        for sock in half:
+            sock.sendall(b"half")
+            sock.shutdown(stdsocket.SHUT_WR)
+            assert recv_exactly(sock, 4) == b"half"
+        pending = [connect(inlet) for _ in range(3)]  # connect and vanish before Pong
+        for sock in stalled + pending:
+            reset(sock)
+        for sock in half:
+            sock.close()
+    relay_client = edge.relays.named("forward_to_edge")[0]
+    for conn in list(relay_client._owned):  # the relay link is lost, and rebuilt
+        conn.close()
+    wait_until(lambda: relay_client.registrations == 2, what="the edge to register again")
+    for inlet in inlets:
+        assert gevent.spawn(echo_once, inlet).get(timeout=15) == b"are you there?"
+
+    def settled():
         gc.collect()
-        fds, greenlets = open_fds(), live_greenlets()
-
-        for inlet in inlets:
-            stalled = [connect(inlet) for _ in range(3)]
-            for sock in stalled:
-                sock.sendall(b"bulk")
-                sock.recv(1)  # then they stop reading, and are reset mid-stream
-            half = [connect(inlet) for _ in range(3)]
-            for sock in half:
-                sock.sendall(b"half")
-                sock.shutdown(stdsocket.SHUT_WR)
-                assert recv_exactly(sock, 4) == b"half"
-            pending = [connect(inlet) for _ in range(3)]  # connect and vanish before Pong
-            for sock in stalled + pending:
-                reset(sock)
-            for sock in half:
-                sock.close()
-        relay_client = edge.relays.named("forward_to_edge")[0]
-        for conn in list(relay_client._owned):  # the relay link is lost, and rebuilt
-            conn.close()
-        wait_until(lambda: relay_client.registrations == 2, what="the edge to register again")
-        for inlet in inlets:
-            assert gevent.spawn(echo_once, inlet).get(timeout=15) == b"are you there?"
-
-        def settled():
-            gc.collect()
-            return (not any(i.streams for i in client.portals.inlets.values()) and not edge.portals.outlets["outlet"].streams
-                    and open_fds() <= fds and live_greenlets() <= greenlets)
-        wait_until(settled, timeout=15, what="fds and greenlets to return to their starting count")
-    finally:
-        server.stop(timeout=0)
+        return (not any(i.streams for i in client.portals.inlets.values()) and not edge.portals.outlets["outlet"].streams
+                and open_fds() <= fds and live_greenlets() <= greenlets)
+    wait_until(settled, timeout=15, what="fds and greenlets to return to their starting count")

@@ -15,7 +15,7 @@ from appliance.secure.suites import CHACHAPOLY
 from appliance.wire import portal as portal_wire
 from appliance.wire import secure_channel as wire
 from appliance.wire.address import Address
-from tests.helpers import wait_until
+from tests.helpers import port_of, wait_until
 from tests.node.conftest import connect, recv_exactly
 
 
@@ -201,23 +201,17 @@ def test_messages_out_of_a_channel_carry_the_peer_identifier(make_node):
     assert seen == [a.identifier, None]
 
 
-def test_a_handshake_fails_at_once_when_its_link_closes(make_node):
+def test_a_handshake_fails_at_once_when_its_link_closes(make_node, tcp_service):
     """A relay node killed as it accepted: the connection closes under the handshake, which
     fails then (before: it waited out its whole timeout, delaying the relay's next try)."""
-    from gevent.server import StreamServer
-
     def accept_then_die(sock, _addr):
         sock.recv(1024)  # the transport's first bytes: then gone
         sock.close()
 
-    server = StreamServer(("127.0.0.1", 0), accept_then_die)
-    server.start()
+    service = tcp_service(accept_then_die)
     a = make_node("a")
     workers = set(a.node.workers)
-    try:
-        with pytest.raises(RouteError, match=r"the link to /ip4/127.0.0.1/tcp/\d+/secure/api closed during "
-                                             "the secure channel handshake"):
-            a.resolver.resolve(f"/ip4/127.0.0.1/tcp/{server.address[1]}/secure/api", reuse=False, handshake_timeout=60)
-    finally:
-        server.stop(timeout=0)
+    with pytest.raises(RouteError, match=r"the link to /ip4/127.0.0.1/tcp/\d+/secure/api closed during "
+                                         "the secure channel handshake"):
+        a.resolver.resolve(f"/ip4/127.0.0.1/tcp/{port_of(service)}/secure/api", reuse=False, handshake_timeout=60)
     assert set(a.node.workers) == workers  # the channel's decryptor, and the TCP connection, are gone

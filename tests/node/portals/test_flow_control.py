@@ -9,7 +9,6 @@ import time
 
 import gevent
 import pytest
-from gevent.server import StreamServer
 
 from appliance.node.portals import portal
 from appliance.stream import state as stream_state
@@ -25,7 +24,7 @@ def _bulk_bytes(size: int) -> bytes:
 
 
 @pytest.fixture
-def bulk_or_echo_server():
+def bulk_or_echo_server(tcp_service):
     """`bulk\\n` gets BULK pseudo-random bytes; anything else is echoed."""
     data = _bulk_bytes(BULK)
 
@@ -43,10 +42,8 @@ def bulk_or_echo_server():
         finally:
             sock.close()
 
-    server = StreamServer(("127.0.0.1", 0), serve)
-    server.start()
-    yield f"127.0.0.1:{server.address[1]}", hashlib.sha256(data).hexdigest()
-    server.stop(timeout=0)
+    service = tcp_service(serve)
+    yield service, hashlib.sha256(data).hexdigest()
 
 
 def read_to_eof(sock) -> bytes:
@@ -103,27 +100,23 @@ def test_a_stalled_client_stalls_nobody_else(make_node, bulk_or_echo_server, sec
     assert hashlib.sha256(b"".join(received)).hexdigest() == digest
 
 
-def test_half_close_reaches_the_service_and_the_reply_still_flows(make_node):
+def test_half_close_reaches_the_service_and_the_reply_still_flows(make_node, tcp_service):
     def reply_after_eof(sock, _addr):
         request = read_to_eof(sock)
         sock.sendall(b"got " + request)  # answered only once the client said it is done
         sock.close()
 
-    server = StreamServer(("127.0.0.1", 0), reply_after_eof)
-    server.start()
-    try:
-        a, b = make_node("a"), make_node("b")
-        b.control.outlet_create(f"127.0.0.1:{server.address[1]}")
-        inlet = a.control.inlet_create("127.0.0.1:0", "/node/b/service/outlet")["bind_address"]
-        sock = connect(inlet)
-        sock.sendall(b"the whole request")
-        sock.shutdown(1)  # SHUT_WR
-        assert read_to_eof(sock) == b"got the whole request"
-        sock.close()
-        wait_until(lambda: not b.portals.outlets["outlet"].streams and not a.portals.inlets[next(iter(a.portals.inlets))].streams,
-                   what="both sides of the finished stream to close")
-    finally:
-        server.stop(timeout=0)
+    service = tcp_service(reply_after_eof)
+    a, b = make_node("a"), make_node("b")
+    b.control.outlet_create(service)
+    inlet = a.control.inlet_create("127.0.0.1:0", "/node/b/service/outlet")["bind_address"]
+    sock = connect(inlet)
+    sock.sendall(b"the whole request")
+    sock.shutdown(1)  # SHUT_WR
+    assert read_to_eof(sock) == b"got the whole request"
+    sock.close()
+    wait_until(lambda: not b.portals.outlets["outlet"].streams and not a.portals.inlets[next(iter(a.portals.inlets))].streams,
+               what="both sides of the finished stream to close")
 
 
 def test_an_outlet_connection_whose_inlet_never_acknowledges_is_closed(make_node, echo_server, monkeypatch):
@@ -147,26 +140,22 @@ def test_an_outlet_connection_whose_inlet_never_acknowledges_is_closed(make_node
     assert b.node.counters["portal_streams_unacknowledged"] == 20, dict(b.node.counters)
 
 
-def test_an_inlet_that_gives_up_tells_the_outlet(make_node, monkeypatch):
+def test_an_inlet_that_gives_up_tells_the_outlet(make_node, monkeypatch, tcp_service):
     """The target accepts but the Pong is lost: the inlet gives up and its Disconnect frees the outlet."""
     monkeypatch.setattr(stream_state, "PONG_TIMEOUT", 0.6)
     monkeypatch.setattr(stream_state, "PING_RETRY", 0.3)
-    server = StreamServer(("127.0.0.1", 0), lambda sock, _a: gevent.sleep(30))
-    server.start()
-    try:
-        a, b = make_node("a"), make_node("b")
-        b.control.outlet_create(f"127.0.0.1:{server.address[1]}")
-        inlet = a.control.inlet_create("127.0.0.1:0", "/node/b/service/outlet")["bind_address"]
-        real_send = b.node.send
+    service = tcp_service(lambda sock, _a: gevent.sleep(30))
+    a, b = make_node("a"), make_node("b")
+    b.control.outlet_create(service)
+    inlet = a.control.inlet_create("127.0.0.1:0", "/node/b/service/outlet")["bind_address"]
+    real_send = b.node.send
 
-        def lose_answers(onward, payload, return_route=()):  # Pong and the window after it
-            if payload[:1] not in (portal.portal_wire.PONG, b"\x04"):
-                real_send(onward, payload, return_route)
-        b.node.send = lose_answers
-        sock = connect(inlet)
-        with pytest.raises(ConnectionResetError):
-            sock.recv(10)
-        wait_until(lambda: not b.portals.outlets["outlet"].streams, timeout=2, what="the outlet to let go")
-        assert b.node.counters["portal_streams_cancelled"] >= 1
-    finally:
-        server.stop(timeout=0)
+    def lose_answers(onward, payload, return_route=()):  # Pong and the window after it
+        if payload[:1] not in (portal.portal_wire.PONG, b"\x04"):
+            real_send(onward, payload, return_route)
+    b.node.send = lose_answers
+    sock = connect(inlet)
+    with pytest.raises(ConnectionResetError):
+        sock.recv(10)
+    wait_until(lambda: not b.portals.outlets["outlet"].streams, timeout=2, what="the outlet to let go")
+    assert b.node.counters["portal_streams_cancelled"] >= 1

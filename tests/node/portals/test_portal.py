@@ -59,22 +59,18 @@ def test_closing_the_client_closes_the_outlet_side(portal_through_relay):
     wait_until(lambda: not client.portals.inlets[next(iter(client.portals.inlets))].streams, what="the inlet stream to close")
 
 
-def test_target_closing_closes_the_client(make_node):
-    from gevent.server import StreamServer
-
+def test_target_closing_closes_the_client(make_node, tcp_service):
     def greet_and_close(sock, _addr):
         sock.sendall(b"bye")
         sock.close()
 
-    server = StreamServer(("127.0.0.1", 0), greet_and_close)
-    server.start()
+    service = tcp_service(greet_and_close)
     a = make_node("a")
-    a.control.outlet_create(f"127.0.0.1:{server.address[1]}")
+    a.control.outlet_create(service)
     inlet = a.control.inlet_create("127.0.0.1:0", "/service/outlet")
     sock = connect(inlet["bind_address"])
     assert recv_exactly(sock, 3) == b"bye"
     assert sock.recv(10) == b""
-    server.stop()
 
 
 def test_target_down_closes_the_client_quickly(make_node):

@@ -7,23 +7,20 @@ import struct
 
 import gevent
 import pytest
-from gevent.server import StreamServer
 
 from tests.helpers import wait_until
 from tests.node.conftest import connect
 
 
 @pytest.fixture
-def silent_portal(make_node):
+def silent_portal(make_node, tcp_service):
     """(inlet, outlet, client socket) to a service that neither reads nor answers; the nodes
     check their streams every 1 s."""
-    server = StreamServer(("127.0.0.1", 0), lambda sock, _a: gevent.sleep(30))
-    server.start()
+    service = tcp_service(lambda sock, _a: gevent.sleep(30))
     a, b = make_node("a", link_timeout=3), make_node("b", link_timeout=3)
-    b.control.outlet_create(f"127.0.0.1:{server.address[1]}")
+    b.control.outlet_create(service)
     inlet = a.portals.inlets[a.control.inlet_create("127.0.0.1:0", "/node/b/service/outlet")["alias"]]
     yield inlet, b.portals.outlets["outlet"], connect(inlet.bind)
-    server.stop(timeout=0)
 
 
 def reset_and_expect_cleanup(sock, inlet, outlet) -> None:

@@ -5,7 +5,7 @@ import pytest
 from appliance.node.errors import AddressInUse, RouteError
 from appliance.node.relays.relay import RelayClient, RelayRefused
 from appliance.wire.errors import BadRelayName
-from tests.helpers import wait_until
+from tests.helpers import port_of, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -131,27 +131,21 @@ def test_relay_create_can_require_the_relay_node_identity(make_node):
     assert private.control.relay_create("n3", "/node/n2/secure/api", authorized=[relay_node.identifier])
 
 
-def test_a_registration_whose_connection_is_reset_fails_at_once(make_node):
+def test_a_registration_whose_connection_is_reset_fails_at_once(make_node, tcp_service):
     """A relay that accepts and then dies (as one being killed does) must not cost the
     full registration timeout: the lost link fails the attempt, and the retry comes soon."""
     import time
-
-    from gevent.server import StreamServer
 
     def accept_then_reset(sock, _addr):
         sock.recv(1)
         sock.close()
 
-    server = StreamServer(("127.0.0.1", 0), accept_then_reset)
-    server.start()
-    try:
-        edge = make_node("edge", listen=False)
-        started = time.monotonic()
-        with pytest.raises(RouteError, match="was lost during the relay registration"):
-            edge.control.relay_create("edge", f"/ip4/127.0.0.1/tcp/{server.address[1]}")
-        assert time.monotonic() - started < RelayClient.REGISTER_TIMEOUT / 2
-    finally:
-        server.stop(timeout=0)
+    service = tcp_service(accept_then_reset)
+    edge = make_node("edge", listen=False)
+    started = time.monotonic()
+    with pytest.raises(RouteError, match="was lost during the relay registration"):
+        edge.control.relay_create("edge", f"/ip4/127.0.0.1/tcp/{port_of(service)}")
+    assert time.monotonic() - started < RelayClient.REGISTER_TIMEOUT / 2
 
 
 def test_a_secret_kept_by_name_alone_goes_to_no_relay_node_of_several(make_node):

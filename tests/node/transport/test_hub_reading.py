@@ -7,7 +7,6 @@ import socket as stdsocket
 import struct
 
 import gevent
-from gevent.server import StreamServer
 
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly
@@ -17,35 +16,31 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_a_client_that_resets_while_its_stream_waits_for_credit_is_aborted_at_a_tick(make_node):
+def test_a_client_that_resets_while_its_stream_waits_for_credit_is_aborted_at_a_tick(make_node, tcp_service):
     """Nobody reads a socket paused for credit: the tick asks the kernel for its error."""
     stalls = []
-    server = StreamServer(("127.0.0.1", 0), lambda sock, _a: (stalls.append(sock), gevent.sleep(60)))
-    server.start()
-    try:
-        node = make_node("n", link_timeout=1.5)
-        node.control.outlet_create(f"127.0.0.1:{server.address[1]}")
-        inlet = node.control.inlet_create("127.0.0.1:0", "/service/outlet")["bind_address"]
-        client = connect(inlet)
-        streams = node.portals.inlets[next(iter(node.portals.inlets))].streams
-        wait_until(lambda: streams and next(iter(streams)).sock.reading, what="the inlet to read its client")
-        stream = next(iter(streams))
-        client.setblocking(False)
+    service = tcp_service(lambda sock, _a: (stalls.append(sock), gevent.sleep(60)))
+    node = make_node("n", link_timeout=1.5)
+    node.control.outlet_create(service)
+    inlet = node.control.inlet_create("127.0.0.1:0", "/service/outlet")["bind_address"]
+    client = connect(inlet)
+    streams = node.portals.inlets[next(iter(node.portals.inlets))].streams
+    wait_until(lambda: streams and next(iter(streams)).sock.reading, what="the inlet to read its client")
+    stream = next(iter(streams))
+    client.setblocking(False)
 
-        def paused() -> bool:  # past the 1 MiB window (the target reads nothing): no more reading
-            try:
-                client.send(b"x" * 65536)
-            except BlockingIOError:
-                pass
-            return not stream.sock.reading
+    def paused() -> bool:  # past the 1 MiB window (the target reads nothing): no more reading
+        try:
+            client.send(b"x" * 65536)
+        except BlockingIOError:
+            pass
+        return not stream.sock.reading
 
-        wait_until(paused, timeout=10, what="the inlet to pause for credit")
-        client.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, struct.pack("ii", 1, 0))
-        client.close()
-        wait_until(lambda: stream.closed, timeout=5, what="the paused stream to be aborted")
-        assert node.node.counters["portal_clients_reset"] == 1
-    finally:
-        server.stop(timeout=0)
+    wait_until(paused, timeout=10, what="the inlet to pause for credit")
+    client.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    wait_until(lambda: stream.closed, timeout=5, what="the paused stream to be aborted")
+    assert node.node.counters["portal_clients_reset"] == 1
 
 
 def test_a_tick_whose_credit_breaks_the_link_ends_the_stream_without_an_error(make_node, echo_server):
