@@ -91,9 +91,13 @@ def test_udp_portals_from_the_topology_and_added_by_a_reload(runtime):
     assert summary == {"added": [f"UDP inlet 127.0.0.1:{second} => /service/syslog"], "removed": 0, "unchanged": 2}
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     service.settimeout(5)
+    client.settimeout(5)
     for port, line in ((first, b"<13>one"), (second, b"<13>two")):
         client.sendto(line, ("127.0.0.1", port))
-        assert service.recv(100) == line
+        data, flow = service.recvfrom(100)
+        assert data == line
+        service.sendto(b"ack " + line, flow)  # an answer goes back to its client through the inlet
+        assert client.recv(100) == b"ack " + line
     assert runtime.control.udp_outlet_show("syslog")["flows"] == 2
     client.close()
     service.close()

@@ -200,8 +200,9 @@ class InletFlow(Worker):
 
     def handle(self, msg: LocalMessage) -> None:
         """From the outlet's flow: a datagram for our client, or a refusal. Only what comes
-        back over the link (or secure channel) our route starts with is taken."""
-        if self.route is None or msg.return_route[:1] != self.route[:1]:
+        back over the link (or secure channel) our route starts with is taken (an outlet on
+        this node itself answers from its flow's local address)."""
+        if self.route is None or (len(self.route) > 1 and msg.return_route[:1] != self.route[:1]):
             self.node.counters["portal_messages_from_wrong_route"] += 1
             return
         try:
