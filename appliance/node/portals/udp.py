@@ -44,11 +44,16 @@ SOURCE_SHARE = 4  # one inlet node may hold a quarter of an outlet's flows once 
 class UdpTally:
     """What a UDP portal counts: datagrams and bytes each way, drops by reason, flows."""
 
-    def __init__(self):
+    def __init__(self, counters):
+        self._counters = counters  # the node's: udp_datagrams_dropped, all portals together
         self.to_service = self.from_service = 0  # datagrams (at an inlet: from the clients / to them)
         self.bytes_to_service = self.bytes_from_service = 0
         self.flows_opened = 0
         self.dropped: Counter = Counter()
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.dropped[reason] += count
+        self._counters["udp_datagrams_dropped"] += count
 
     def describe(self) -> dict:
         return {"datagrams_in": self.to_service, "datagrams_out": self.from_service,
@@ -70,6 +75,11 @@ class _Flows:
         for flow in [f for f in self.by_key.values() if now - f.active_at >= self.idle]:
             flow.close()
 
+    def forget(self, key, flow) -> None:
+        """A flow that closed: gone from the table (unless another took its key since)."""
+        if self.by_key.get(key) is flow:
+            del self.by_key[key]
+
     def close(self) -> None:
         self._sweeper.stop()
         for flow in list(self.by_key.values()):
@@ -85,7 +95,7 @@ class UdpInlet:
                  max_flows: int = DEFAULT_MAX_FLOWS):
         self.node, self.alias, self.authorized, self.routes = node, alias, authorized, routes
         self.route_text = " | ".join(text for text, _ in routes)
-        self.tally = UdpTally()
+        self.tally = UdpTally(node.counters)
         self._log = LogRate(log, LOG_EVERY)
         self.socket = bind_udp(parse_bind(bind), self._datagram)  # first: a busy port leaves nothing behind
         self.bind = self.socket.address
@@ -109,8 +119,7 @@ class UdpInlet:
         flow.to_outlet(data)
 
     def _drop(self, reason: str, *message) -> None:
-        self.tally.dropped[reason] += 1
-        self.node.counters["udp_datagrams_dropped"] += 1
+        self.tally.drop(reason)
         if message:
             self._log.warning(reason, *message)
 
@@ -181,8 +190,7 @@ class InletFlow(Worker):
                 return
             dropped = len(self._take_pending())
             if dropped and not self.closed:
-                self.inlet.tally.dropped["no_route"] += dropped
-                self.node.counters["udp_datagrams_dropped"] += dropped
+                self.inlet.tally.drop("no_route", dropped)
                 self.inlet._log.warning("no_route", "inlet %s (%s): no route to the outlet (%s); %d datagrams "
                                         "dropped", self.inlet.alias, self.inlet.bind, "; ".join(errors), dropped)
         finally:
@@ -229,8 +237,7 @@ class InletFlow(Worker):
 
     def close(self) -> None:
         self.closed = True
-        if self.inlet.flows.by_key.get(self.client) is self:
-            del self.inlet.flows.by_key[self.client]
+        self.inlet.flows.forget(self.client, self)
         self.node.unregister(self.address)
         if self._unwatch is not None:
             self._unwatch()
@@ -248,7 +255,7 @@ class UdpOutlet(Worker):
         self.address = Address.local(name)
         self.target_text, self.target = target, parse_hostport(target)
         self.authorized, self.allow, self.attribute_sets = authorized, allow or {}, attribute_sets
-        self.tally = UdpTally()
+        self.tally = UdpTally(node.counters)
         self.flows = _Flows(node, idle, max_flows)
         self._log = LogRate(log, LOG_EVERY)
 
@@ -281,8 +288,7 @@ class UdpOutlet(Worker):
         elif refusal is None and self._flows_from(source) >= self.flows.max_flows // SOURCE_SHARE:
             refusal = f"{self.flows.max_flows // SOURCE_SHARE} flows open for one inlet node (its share)"
         if refusal is not None:
-            self.tally.dropped["refused"] += 1
-            self.node.counters["udp_datagrams_dropped"] += 1
+            self.tally.drop("refused")
             self._log.warning(msg.peer, "UDP outlet %s: refused a flow from %s: %s", self.alias,
                               msg.peer or message_source(self.node, msg.return_route) or "a stranger", refusal)
             self.node.answer(msg, wire.encode_refused(refusal), self.address)
@@ -327,8 +333,7 @@ class OutletFlow(Worker):
             sock = connect_udp(self.outlet.target, self._from_target)
         except Exception as exc:  # noqa: BLE001 - the target cannot be reached: this flow's datagrams are lost
             self.outlet._log.warning("target", "UDP outlet %s: %s", self.outlet.alias, exc)
-            self.outlet.tally.dropped["target_unreachable"] += len(self._pending)
-            self.node.counters["udp_datagrams_dropped"] += len(self._pending)
+            self.outlet.tally.drop("target_unreachable", len(self._pending))
             self.close()
             return
         if self.closed:
@@ -345,18 +350,15 @@ class OutletFlow(Worker):
             if len(self._pending) < PENDING:
                 self._pending.append(data)
             else:
-                self.outlet.tally.dropped["no_route"] += 1
-                self.node.counters["udp_datagrams_dropped"] += 1
+                self.outlet.tally.drop("no_route")
             return
         if not self.socket.send(data):
-            self.outlet.tally.dropped["socket_full"] += 1
-            self.node.counters["udp_datagrams_dropped"] += 1
+            self.outlet.tally.drop("socket_full")
 
     def _from_target(self, data: bytes, _address) -> None:
         """In the hub: the service answered this flow's client."""
         if len(data) > wire.MAX_DATAGRAM:  # an IPv6 service may send a few bytes more than a portal carries
-            self.outlet.tally.dropped["too_large"] += 1
-            self.node.counters["udp_datagrams_dropped"] += 1
+            self.outlet.tally.drop("too_large")
             return
         self.active_at = self.node.clock.now()
         self.outlet.tally.from_service += 1
@@ -370,8 +372,7 @@ class OutletFlow(Worker):
         if self.closed:
             return
         self.closed = True
-        if self.outlet.flows.by_key.get(self.route) is self:
-            del self.outlet.flows.by_key[self.route]
+        self.outlet.flows.forget(self.route, self)
         self.node.unregister(self.address)
         if self._unwatch is not None:
             self._unwatch()
