@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 import re
 import sys
 
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(out, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # whoever read our output stopped (`| head`): nothing to tell it, as for SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
     except Exception as exc:  # noqa: BLE001 - last resort: one line, the traceback only with -v
         if out.verbose:
             raise

@@ -76,6 +76,13 @@ def test_at_names_the_node_wherever_a_node_is_named(n1):
     assert worker in n1("tcp-connection", "list", "--at", "n2") and worker not in n1("tcp-connection", "list")
 
 
+def test_output_into_a_closed_pipe_ends_quietly_as_for_sigpipe():
+    proc = subprocess.Popen(ockam_command() + ["tcp-inlet", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # `| head` that has read enough: before the command writes a byte
+    assert (proc.wait(timeout=30), proc.stderr.read()) == (141, b"")
+    proc.stderr.close()
+
+
 def test_help_starts_with_the_usage():
     proc = subprocess.run(ockam_command() + ["--help"], capture_output=True, text=True, check=True)
     assert proc.stdout.startswith("Usage:\n  ockam <command> [<args>...]\n")
