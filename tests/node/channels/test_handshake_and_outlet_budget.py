@@ -72,5 +72,5 @@ def test_behind_a_relay_we_reached_over_our_own_channel_each_relay_connection_is
     for name in ("u1", "u2", "u3"):
         with pytest.raises(RequestTimeout):
             make_node(name).control.message_send("/node/relay/service/forward_to_edge/service/spy", "x", timeout=0.3)
-    assert len(spy.return_routes) == 3
+    wait_until(lambda: len(spy.return_routes) == 3, what="the spy to get all three messages")
     assert len({message_source(edge.node, route) for route in spy.return_routes}) == 3
