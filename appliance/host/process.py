@@ -27,10 +27,16 @@ class ProcessError(ApplianceError):
     """A node process that would not start or stop."""
 
 
+SAFE_PATH = ["-P"] if sys.version_info >= (3, 11) else []  # see self_command
+
+
 def self_command() -> list[str]:
+    """This program as a command. From source, `python -m` would put the working directory
+    first on the module path: a node started from a folder that holds an `appliance`
+    package would run that code instead of ours. `-P` (Python 3.11+) keeps it off."""
     if getattr(sys, "frozen", False):
         return [sys.executable]
-    return [sys.executable, "-m", "appliance"]
+    return [sys.executable, *SAFE_PATH, "-m", "appliance"]
 
 
 def child_environment() -> dict:

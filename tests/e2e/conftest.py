@@ -30,9 +30,9 @@ class Ockam:
         self.home = home
         self.env = {**os.environ, "OCKAM_HOME": home}
 
-    def run(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60):
+    def run(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60, cwd=None):
         proc = subprocess.run(ockam_command() + list(args), env=self.env, capture_output=True,
-                              text=True, input=input, timeout=timeout)
+                              text=True, input=input, timeout=timeout, cwd=cwd)
         if check and proc.returncode != 0:
             raise AssertionError(f"ockam {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc

@@ -73,3 +73,15 @@ def test_node_lifecycle(ockam):
     assert ockam("node", "default") == "n1"
     assert ockam("-q", "node", "delete", "n1") == ""
     assert ockam("node", "list") == "No nodes"
+
+
+def test_a_node_started_from_a_folder_holding_an_appliance_package_runs_ours(ockam, tmp_path):
+    """`python -m appliance` would import the working directory's `appliance` first."""
+    planted = tmp_path / "appliance"
+    planted.mkdir()
+    marker = tmp_path / "planted-code-ran"
+    (planted / "__init__.py").write_text("")
+    (planted / "__main__.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n")
+    ockam.run("node", "create", "n1", cwd=tmp_path)
+    assert ockam.run("message", "send", "hi", "--to", "/service/echo", cwd=tmp_path).stdout.strip() == "hi"
+    assert not marker.exists()

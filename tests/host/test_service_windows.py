@@ -13,6 +13,7 @@ import types
 
 import pytest
 
+from appliance.host import process
 from tests.helpers import free_port, wait_until
 
 
@@ -116,7 +117,7 @@ def test_install_registers_the_service_with_restart_on_failure(pywin32, topology
     assert install[1] == "ockam-win" and install[2]["startType"] == 2
     home = str(tmp_path / "home")
     assert install[2]["exeArgs"] == subprocess.list2cmdline(
-        ["-m", "appliance", "service", "run", "--config", str(path), "--name", "win", "--home", home])
+        [*process.SAFE_PATH, "-m", "appliance", "service", "run", "--config", str(path), "--name", "win", "--home", home])
     assert result["home"] == home
     assert ("FailureActions", [(1, 2000)] * 3) in pywin32 and ("FailureActionsFlag", True) in pywin32
     assert ("StartService", "ockam-win") in pywin32
