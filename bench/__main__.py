@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench import failover, paths, report, targets, udp, workloads
+from bench.net import process_cpu_seconds
 
 TARGETS = {"iperf3": targets.iperf3, "redis": targets.redis, "echo": targets.echo,
            "stall": targets.bulk_or_echo, "pgbench": targets.postgres}
@@ -47,9 +48,13 @@ def measure(path_name: str, make_path, target: int, kind: str, opts, row: dict, 
             row["iperf3_mb_s"] = round(value, 1)
         elif kind == "redis":
             for clients in (1, 50):
+                path_before = process_cpu_seconds(path.cpu_pids())
                 rps, p50, cpu_us = workloads.redis_ping(path.port, clients, opts.requests)
                 row[f"redis_{clients}_rps"], row[f"redis_{clients}_p50_ms"] = round(rps), p50
                 row[f"redis_{clients}_cpu_us"] = cpu_us
+                if path.cpu_pids():  # the path's own processes alone, without the clients and redis
+                    spent = sum(process_cpu_seconds(path.cpu_pids())) - sum(path_before)
+                    row[f"redis_{clients}_path_cpu_us"] = round(spent / opts.requests * 1e6)
         elif kind == "echo":
             row["conn_per_s"] = round(workloads.connections_per_second(path.port, opts.seconds))
             # ours at every count; OpenSSH (which slows down badly with thousands of

@@ -2,10 +2,14 @@
 
     python -m bench.ab KIND [--plain] [--rounds N] TREE_A TREE_B
 
-KIND is iperf3, redis, echo or pgbench, measured as `make bench` does. Each round starts the three nodes of one tree (its
-`appliance` first on PYTHONPATH), measures the encrypted portal (plain with --plain), stops
-them, then does the same with the other tree, the other one first in the next round; the
-machine's drift between minutes thus lands on both. Prints every round and each tree's mean.
+KIND is iperf3, redis, echo or pgbench, measured as `make bench` does. Each round starts the three nodes of one tree (run
+in that tree, with it on PYTHONPATH), measures the encrypted portal (plain with --plain),
+stops them, then does the same with the other tree, the other one first in the next round;
+the machine's drift between minutes thus lands on both. Prints every round and each tree's mean.
+
+Each round runs in its tree's folder: `python -m` puts the working directory first on the
+module path, and a node started before `-P` (host/process.py) would otherwise run the code
+of whatever checkout bench.ab was started from, whatever the tree.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ print(json.dumps({key: value for key, value in row.items() if isinstance(value, 
 
 
 def one_round(tree: str, kind: str, mode: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.path.abspath(tree)}
-    proc = subprocess.run([sys.executable, "-c", ONE_ROUND, kind, mode], env=env, capture_output=True, text=True,
-                          timeout=600)
+    tree = os.path.abspath(tree)
+    proc = subprocess.run([sys.executable, "-c", ONE_ROUND, kind, mode], env={**os.environ, "PYTHONPATH": tree},
+                          cwd=tree, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"{tree}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

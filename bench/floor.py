@@ -9,8 +9,11 @@ redis-benchmark and redis, next to the OpenSSH chain and our plain portal, in on
 - gevent with a greenlet per direction of each connection, on our HubSocket,
 - gevent with no greenlet per connection: HubSocket's read callbacks in the hub, as our
   nodes read since issue 12,
-and reports redis PING req/s at 1 and 50 clients with the machine's CPU time per request. It is the evidence behind the closing note of the performance issue: the
-greenlet-per-connection design has a ceiling before any of our protocol work is done.
+and reports redis PING req/s at 1 and 50 clients with the machine's CPU time per request,
+and the relaying processes' own CPU per request split into user time (the interpreter, or
+ssh's code) and kernel time. It is the evidence behind the closing notes of the performance
+issues: the greenlet-per-connection design had a ceiling before any of our protocol work was
+done, and the user time of a Python process per wake-up is what compiling could shrink.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import subprocess
 import sys
 
 from bench import paths, targets, workloads
-from bench.net import free_port, wait_for_port
+from bench.net import free_port, process_cpu_seconds, wait_for_port
 
 EPOLL_FORWARDER = r"""
 import select, socket, sys
@@ -122,7 +125,7 @@ def chain(kind: str, target: int, hops: int = 3):
             procs.append(subprocess.Popen(forwarder_argv(kind, listen_port, port), stderr=subprocess.DEVNULL))
             wait_for_port(listen_port)
             port = listen_port
-        yield paths.Path(port, {})  # CPU is measured for the whole machine, not per process
+        yield paths.Path(port, {}, tuple(proc.pid for proc in procs))
     finally:
         for proc in procs:
             proc.terminate()
@@ -132,9 +135,18 @@ def chain(kind: str, target: int, hops: int = 3):
 def measure(path, requests: int) -> dict:
     row = {}
     for clients in (1, 50):
+        movers_before = process_cpu_seconds(path.cpu_pids())
         rps, _p50, cpu_us = workloads.redis_ping(path.port, clients, requests)
+        user, kernel = (round((after - before) / requests * 1e6)
+                        for after, before in zip(process_cpu_seconds(path.cpu_pids()), movers_before))
         row[f"c={clients} req/s"], row[f"c={clients} cpu us/req"] = round(rps), cpu_us
+        row[f"c={clients} user"], row[f"c={clients} kernel"] = user, kernel
     return row
+
+
+ROW_KEYS = tuple(f"c={clients} {what}" for clients in (1, 50)
+                 for what in ("req/s", "cpu us/req", "user", "kernel"))
+COLUMNS = ("c=1 req/s", "cpu us/req", "user", "kernel", "c=50 req/s", "cpu us/req", "user", "kernel")
 
 
 CHAINS = {
@@ -152,7 +164,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="bench.floor")
     parser.add_argument("--requests", type=int, default=20000)
     opts = parser.parse_args()
-    print(f"{'path':<24}{'c=1 req/s':>12}{'cpu us/req':>12}{'c=50 req/s':>12}{'cpu us/req':>12}")
+    print(f"{'path':<24}" + "".join(f"{column:>12}" for column in COLUMNS))
     with targets.redis() as target:
         for name, make in CHAINS.items():
             try:
@@ -161,9 +173,11 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - report it and go on with the other chains
                 print(f"{name:<24}failed: {exc}")
                 continue
-            print(f"{name:<24}" + "".join(f"{v:>12,}" for v in row.values()), flush=True)
+            print(f"{name:<24}" + "".join(f"{row[key]:>12,}" for key in ROW_KEYS), flush=True)
     print("cpu us/req: busy CPU of the whole machine per request (relays, sshd, redis and the client"
-          " alike), so rows compare; the machine is shared, so expect noise")
+          " alike), so rows compare; the machine is shared, so expect noise.\n"
+          "user, kernel: us per request in the three relaying processes alone, in their own code"
+          " (the interpreter, ssh) and in the kernel (system calls, loopback TCP, wake-ups)")
     return 0
 
 

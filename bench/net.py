@@ -41,6 +41,39 @@ def machine_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pids) -> tuple:
+    """(user, kernel) CPU seconds of the processes `pids` and of their children so far: the
+    children alive, and those gone and reaped (socat forks one per connection)."""
+    user = kernel = 0
+    for pid in descendants(pids):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11]) + int(fields[13])  # utime, cutime
+        kernel += int(fields[12]) + int(fields[14])  # stime, cstime
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, kernel / tick
+
+
+def descendants(pids) -> set:
+    """`pids` and every process below them (sshd forks a process per session)."""
+    found, todo = set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
 def reap(proc: subprocess.Popen, timeout: float) -> None:
     """Wait for a process that was told to stop; kill it if it has not within `timeout` s."""
     try:

@@ -23,6 +23,11 @@ from bench.net import free_port, reap, wait_for_port
 class Path(NamedTuple):
     port: int
     pids: dict  # hop name -> pid
+    movers: tuple = ()  # every process that moves the traffic, when `pids` is not all of them
+
+    def cpu_pids(self) -> tuple:
+        """The processes whose CPU (with their children's) is the path's."""
+        return self.movers or tuple(self.pids.values())
 
 
 def ockam_command() -> list[str]:
@@ -81,7 +86,7 @@ def openssh_chain(target: int):
         wait_for_port(remote)
         procs.append(subprocess.Popen(client + ["-L", f"127.0.0.1:{local}:127.0.0.1:{remote}", user]))
         wait_for_port(local)
-        yield Path(local, {"ssh -L": procs[2].pid, "ssh -R": procs[1].pid})
+        yield Path(local, {"ssh -L": procs[2].pid, "ssh -R": procs[1].pid}, tuple(p.pid for p in procs))
     finally:  # every one of them, even when one does not stop in time (it is killed)
         for proc in reversed(procs):
             proc.terminate()
