@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 from appliance.wire.address import Route
+from appliance.wire.buffer import Buffer
 
 
 class LocalMessage(NamedTuple):
     onward: Route
     return_route: Route
-    payload: bytes
+    payload: Buffer  # bytes, or a view into what was received
     # identifier of the authenticated peer when the message came out of a secure channel
     peer: Optional[str] = None
     # this node's own answer to a peer's request: dropped, not queued, for a peer that does

@@ -20,6 +20,7 @@ from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
 from appliance.wire import probe
 from appliance.wire.address import MAX_ROUTE_HOPS, Address, Route, route_text
+from appliance.wire.buffer import Buffer
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,15 @@ class Node:
             self.counters["worker_errors"] += 1
             log.exception("worker %s failed to handle a message", address)
 
-    def send(self, onward: Route, payload: bytes, return_route: Route = ()) -> None:
+    def send(self, onward: Route, payload: Buffer, return_route: Route = ()) -> None:
         self.route(LocalMessage(tuple(onward), tuple(return_route), payload))
 
-    def answer(self, request: LocalMessage, payload: bytes, sender: Address | None = None) -> None:
+    def answer(self, request: LocalMessage, payload: Buffer, sender: Address | None = None) -> None:
         """Answer a peer's request along its return route (from `sender`, if it wants
         replies): dropped rather than queued when the link back is far behind."""
         self.route(LocalMessage(request.return_route, (sender,) if sender else (), payload, None, True))
 
-    def request(self, onward: Route, payload: bytes, timeout: float, cancel=None) -> LocalMessage | None:
+    def request(self, onward: Route, payload: Buffer, timeout: float, cancel=None) -> LocalMessage | None:
         """Send from a one-shot address and wait for the first message sent back to it; None
         if the `cancel` event is set first."""
         waiter = _ReplyWaiter()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from appliance.node.message import LocalMessage
 from appliance.wire.address import Address
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Worker:
     """Base class. `handle` runs in the delivering greenlet: it must not block for long,
-    except to apply backpressure (a full socket writer)."""
+    except to apply backpressure (a full socket writer).
+
+    Set `address` on the instance: in the compiled build (packaging/compiled.py) it is a slot
+    of the native class, which a class attribute of a subclass does not fill."""
 
     address: Address
 

@@ -12,17 +12,20 @@ it), decryption writes into it.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from nacl._sodium import ffi, lib
 from nacl.bindings import sodium_init
 
 from appliance.secure.errors import DecryptError, SecureError
+from appliance.wire.buffer import Buffer
 
 TAGLEN = 16
 sodium_init()  # idempotent; PyNaCl runs it on import too, but say so where it matters
 
 
-def _sealer(c_encrypt):
-    def encrypt(plaintext, ad: bytes, nonce: bytes, key: bytes, prefix: bytes = b"", head: bytes = b"") -> bytearray:
+def _sealer(c_encrypt) -> Callable[..., bytearray]:
+    def encrypt(plaintext, ad: Buffer, nonce: Buffer, key: Buffer, prefix: bytes = b"", head: bytes = b"") -> bytearray:
         """`prefix` + ciphertext of `head` + `plaintext` + tag, in one buffer: the plaintext
         is copied into place once and encrypted there (a channel's nonce is the prefix, its
         message head the head), so a 128 KiB portal chunk is not copied three times."""
@@ -38,8 +41,8 @@ def _sealer(c_encrypt):
     return encrypt
 
 
-def _opener(c_decrypt):
-    def decrypt(ciphertext, ad: bytes, nonce: bytes, key: bytes) -> bytearray:
+def _opener(c_decrypt) -> Callable[..., bytearray]:
+    def decrypt(ciphertext, ad: Buffer, nonce: Buffer, key: Buffer) -> bytearray:
         size = len(ciphertext) - TAGLEN
         if size < 0:
             raise DecryptError("ciphertext is shorter than its tag")
@@ -56,7 +59,7 @@ def aes256gcm_available() -> bool:
     return lib.crypto_aead_aes256gcm_is_available() == 1
 
 
-aes256gcm_encrypt = _sealer(lib.crypto_aead_aes256gcm_encrypt)
-aes256gcm_decrypt = _opener(lib.crypto_aead_aes256gcm_decrypt)
-chacha20poly1305_encrypt = _sealer(lib.crypto_aead_chacha20poly1305_ietf_encrypt)
-chacha20poly1305_decrypt = _opener(lib.crypto_aead_chacha20poly1305_ietf_decrypt)
+aes256gcm_encrypt: Callable[..., bytearray] = _sealer(lib.crypto_aead_aes256gcm_encrypt)
+aes256gcm_decrypt: Callable[..., bytearray] = _opener(lib.crypto_aead_aes256gcm_decrypt)
+chacha20poly1305_encrypt: Callable[..., bytearray] = _sealer(lib.crypto_aead_chacha20poly1305_ietf_encrypt)
+chacha20poly1305_decrypt: Callable[..., bytearray] = _opener(lib.crypto_aead_chacha20poly1305_ietf_decrypt)

@@ -13,6 +13,7 @@ import struct
 
 from appliance.secure.errors import DecryptError, ReplayError, SecureError
 from appliance.secure.suites import MAX_NONCE, TAGLEN, Suite
+from appliance.wire.buffer import Buffer
 
 REKEY_INTERVAL = 32
 WINDOW = 64
@@ -23,7 +24,7 @@ NONCE = struct.Struct(">Q")
 class ChannelEncryptor:
     __slots__ = ("suite", "key", "nonce")
 
-    def __init__(self, suite: Suite, key: bytes):
+    def __init__(self, suite: Suite, key: Buffer):
         self.suite = suite
         self.key = key
         self.nonce = 0
@@ -42,7 +43,7 @@ class ChannelEncryptor:
 class ChannelDecryptor:
     __slots__ = ("suite", "key", "previous_key", "epoch", "highest", "seen")
 
-    def __init__(self, suite: Suite, key: bytes):
+    def __init__(self, suite: Suite, key: Buffer):
         self.suite = suite
         self.key = key
         self.previous_key: bytes | None = None

@@ -10,6 +10,7 @@ from nacl.exceptions import RuntimeError as NaclRuntimeError
 
 from appliance.secure import aead
 from appliance.secure.errors import HandshakeError, UnknownSuite
+from appliance.wire.buffer import Buffer
 
 DHLEN = 32
 HASHLEN = 32
@@ -22,7 +23,7 @@ class Suite:
 
     __slots__ = ("id", "protocol_name", "_encrypt", "_decrypt", "_nonce")
 
-    def __init__(self, suite_id: int, protocol_name: bytes, encrypt, decrypt, nonce):
+    def __init__(self, suite_id: int, protocol_name: Buffer, encrypt, decrypt, nonce):
         self.id = suite_id
         self.protocol_name = protocol_name
         self._encrypt = encrypt
@@ -32,15 +33,16 @@ class Suite:
     def __repr__(self) -> str:
         return f"Suite({self.protocol_name.decode()})"
 
-    def encrypt(self, key: bytes, nonce: int, ad: bytes, plaintext, prefix: bytes = b"", head: bytes = b"") -> bytearray:
+    def encrypt(self, key: Buffer, nonce: int, ad: Buffer, plaintext, prefix: bytes = b"",
+                head: bytes = b"") -> bytearray:
         """`prefix` + AEAD(`head` + `plaintext`), in one new buffer (secure/aead.py)."""
         return self._encrypt(plaintext, ad, self._nonce(nonce), key, prefix, head)
 
-    def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext) -> bytearray:
+    def decrypt(self, key: Buffer, nonce: int, ad: Buffer, ciphertext) -> bytearray:
         """Raises DecryptError when the ciphertext is truncated or fails authentication."""
         return self._decrypt(ciphertext, ad, self._nonce(nonce), key)
 
-    def rekey(self, key: bytes) -> bytes:
+    def rekey(self, key: Buffer) -> bytes:
         """Noise REKEY: the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes)."""
         return bytes(memoryview(self.encrypt(key, MAX_NONCE, b"", bytes(32)))[:32])
 
@@ -81,11 +83,11 @@ def suite_by_name(name: str) -> Suite:
     return suite_by_id(suite.id)
 
 
-def sha256(data: bytes) -> bytes:
+def sha256(data: Buffer) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def hkdf(chaining_key: bytes, ikm: bytes, outputs: int) -> tuple:
+def hkdf(chaining_key: Buffer, ikm: Buffer, outputs: int) -> tuple:
     """Noise's HKDF with HMAC-SHA256: two or three 32-byte outputs."""
     temp = hmac.digest(chaining_key, ikm, "sha256")
     out1 = hmac.digest(temp, b"\x01", "sha256")
@@ -95,11 +97,11 @@ def hkdf(chaining_key: bytes, ikm: bytes, outputs: int) -> tuple:
     return out1, out2, hmac.digest(temp, out2 + b"\x03", "sha256")
 
 
-def x25519_keypair(private: bytes) -> tuple:
+def x25519_keypair(private: Buffer) -> tuple:
     return private, sodium.crypto_scalarmult_base(private)
 
 
-def dh(private: bytes, public: bytes) -> bytes:
+def dh(private: Buffer, public: Buffer) -> bytes:
     try:
         return sodium.crypto_scalarmult(private, public)
     except (NaclRuntimeError, ValueError, TypeError) as exc:

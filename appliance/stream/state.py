@@ -104,10 +104,10 @@ class PortalStreamState:
         self.send = SendCredit()
         self.receive_window = ReceiveWindow(window)
         self.aborted = False  # CLOSED by Disconnect, abort, link loss or timeout (not two Ends)
-        self.route = None  # the peer's route, once known (an inlet's: the accepted Pong's return route)
+        self.route: tuple | None = None  # the peer's route, once known (an inlet's: the accepted Pong's return route)
         self.authorized = authorized  # an inlet's: the peers whose Pong it takes (None: any)
         self.deadline = now + PONG_TIMEOUT  # open by then, or give up
-        self.ping_at = now  # when the next Ping is due (None: one is being sent)
+        self.ping_at: float | None = now  # when the next Ping is due (None: one is being sent)
         self.pings = 0
 
     @classmethod
@@ -134,7 +134,7 @@ class PortalStreamState:
 
     def timer(self, now: float) -> tuple:
         """Time passed: Ping (again), or give up."""
-        if self.state not in (S.AWAITING_PONG, S.AWAITING_ACK) or now < self.next_timer:
+        if self.state not in (S.AWAITING_PONG, S.AWAITING_ACK) or now < (self.next_timer or 0.0):
             return NOTHING
         if now >= self.deadline:
             self._close_aborted()

@@ -11,6 +11,7 @@ import os
 from typing import NamedTuple
 
 from appliance.wire import bare
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 
 LOCAL = 0
@@ -120,7 +121,7 @@ def split_route(buf, pos: int) -> tuple:
     return read_route(reader), reader.pos
 
 
-def _decode_scanned(key: bytes) -> Route:
+def _decode_scanned(key: Buffer) -> Route:
     """A route whose extent and one-byte lengths split_route has just checked."""
     if key[0] > MAX_ROUTE_HOPS:
         raise DecodeError(f"route of {key[0]} hops is longer than {MAX_ROUTE_HOPS}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import FrameTooLarge, ProtocolVersionMismatch
 
 PROTOCOL_VERSION = 2  # 2: portal flow control (Credit, End) and channel probes; 1 peers are refused
@@ -33,7 +34,7 @@ class FrameDecoder:
         self._pending_len = 0
         self._version_seen = False
 
-    def feed(self, data: bytes) -> list:
+    def feed(self, data: Buffer) -> list:
         if not data:
             return []
         if not self._version_seen:

@@ -11,6 +11,7 @@ an outlet of an older version drops it as unknown and answers the Ping all the s
 from __future__ import annotations
 
 from appliance.wire import bare
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 
 PING = b"\x00"
@@ -22,7 +23,7 @@ MAX_ADDRESS = 262  # "[" + 45 characters of IPv6 + "]:" + 5 digits, with room: H
 MAX_CREDIT = 1 << 32  # a larger grant is not a window anybody means
 
 
-def encode_payload(data: bytes) -> bytes:
+def encode_payload(data: Buffer) -> bytes:
     return b"\x03" + bare.encode_uint(len(data)) + data
 
 
@@ -34,7 +35,7 @@ def encode_origin(client: str, inlet: str) -> bytes:
     return b"\x06" + bare.encode_string(client) + bare.encode_string(inlet)
 
 
-def decode(message: bytes) -> tuple:
+def decode(message: Buffer) -> tuple:
     """(tag, value): the data of a Payload, the byte count of a Credit, else b""."""
     if not message:
         raise DecodeError("empty portal message")

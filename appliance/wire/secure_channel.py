@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from appliance.wire import bare
 from appliance.wire.address import Route
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 from appliance.wire.transport import decode_routed, encode_head
 
@@ -24,11 +25,11 @@ INIT, RESPONSE, FINISH, REFUSE = 1, 2, 3, 4
 MAX_CREDENTIALS = 16
 
 
-def encode_init(suite_id: int, noise_message: bytes) -> bytes:
+def encode_init(suite_id: int, noise_message: Buffer) -> bytes:
     return bytes((INIT, VERSION, suite_id)) + noise_message
 
 
-def decode_init(message: bytes) -> tuple:
+def decode_init(message: Buffer) -> tuple:
     """(suite id, Noise message 1)."""
     if len(message) < 3 or message[0] != INIT:
         raise DecodeError("not a secure channel request")
@@ -37,7 +38,7 @@ def decode_init(message: bytes) -> tuple:
     return message[2], message[3:]
 
 
-def encode_step(kind: int, noise_message: bytes) -> bytes:
+def encode_step(kind: int, noise_message: Buffer) -> bytes:
     return bytes((kind,)) + noise_message
 
 
@@ -45,7 +46,7 @@ def encode_refusal(reason: str) -> bytes:
     return bytes((REFUSE,)) + bare.encode_string(reason[:500])
 
 
-def decode_step(message: bytes) -> tuple:
+def decode_step(message: Buffer) -> tuple:
     """(kind, body): body is the Noise message, or the reason text for a refusal."""
     if not message or message[0] not in (RESPONSE, FINISH, REFUSE):
         raise DecodeError("not a secure channel handshake message")
@@ -65,7 +66,7 @@ class IdentityProof(NamedTuple):
                          *(bare.encode_bytes(c) for c in self.credentials)))
 
     @classmethod
-    def decode(cls, data: bytes) -> "IdentityProof":
+    def decode(cls, data: Buffer) -> "IdentityProof":
         reader = bare.Reader(data)
         if reader.u8() != VERSION:
             raise DecodeError("unsupported identity proof version")
@@ -84,7 +85,7 @@ PAYLOAD, CLOSE, CONFIRM, PROBE, PROBE_ACK, CREDENTIAL = 0, 1, 2, 3, 4, 5
 SIGNALS = (CLOSE, CONFIRM, PROBE, PROBE_ACK)  # one byte, nothing after it
 
 
-def encode_payload(onward: Route, return_route: Route, payload: bytes) -> bytes:
+def encode_payload(onward: Route, return_route: Route, payload: Buffer) -> bytes:
     return payload_head(onward, return_route, len(payload)) + payload
 
 
@@ -100,7 +101,7 @@ PROBE_MESSAGE = b"\x03"  # are you still there? (the peer answers PROBE_ACK)
 PROBE_ACK_MESSAGE = b"\x04"
 
 
-def encode_credential(credential: bytes) -> bytes:
+def encode_credential(credential: Buffer) -> bytes:
     """A fresh credential of the sender, presented inside the channel (`05 | data credential`)."""
     return bytes((CREDENTIAL,)) + bare.encode_bytes(credential)
 

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from appliance.wire import bare
 from appliance.wire.address import Route, encode_route, remember, split_route
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 from appliance.wire.framing import HEADER
 
@@ -41,7 +42,7 @@ def encode_head(onward: Route, return_route: Route, payload_length: int, tag: by
     return _routes_head(onward, return_route, tag) + bare.encode_uint(payload_length)
 
 
-def _routes_head(onward: Route, return_route: Route, tag: bytes) -> bytes:
+def _routes_head(onward: Route, return_route: Route, tag: Buffer) -> bytes:
     head = _HEADS_OUT.get((onward, return_route, tag))
     if head is None:
         head = tag + encode_route(onward) + encode_route(return_route)

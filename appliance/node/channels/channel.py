@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -23,13 +24,13 @@ from appliance.node.transport.links import CloseNotifier, watch_link
 from appliance.node.singleflight import SingleFlight
 from appliance.node.sources import message_source
 from appliance.node.worker import Worker
-from appliance.secure.channel import ChannelDecryptor, ChannelEncryptor
 from appliance.secure.errors import DecryptError, HandshakeError, HandshakeRefused, ReplayError, SecureError
 from appliance.secure.handshake import ChannelHandshake, HandshakeState
 from appliance.secure.identity import Identity
 from appliance.secure.suites import Suite, default_suite, suite_by_id
 from appliance.wire import secure_channel as wire
 from appliance.wire.address import Address
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class _Encryptor(Worker):
         return self.end.on_close(callback)
 
     @property
-    def carried_by(self):
+    def carried_by(self) -> Any:
         """The first hop of the channel's route: what a message out of it arrived over."""
         return self.end.remote_route[0] if self.end.remote_route else None
 
@@ -94,7 +95,7 @@ class ChannelEnd(CloseNotifier):
         self.suite = suite
         self.authorized = authorized
         self.via = via
-        self.handshake: ChannelHandshake | None = ChannelHandshake(suite, initiator, channels.static_private,
+        self.handshake: Any = ChannelHandshake(suite, initiator, channels.static_private,
                                                                    self._prove, authorized)
         self.decryptor = _Decryptor(self)
         self.encryptor = _Encryptor(self)
@@ -103,20 +104,20 @@ class ChannelEnd(CloseNotifier):
         self.established = AsyncResult()
         self.closed = False
         self._init_close_notifier()
-        self._unwatch = None  # stops watching the link this channel rides on
-        self._enc: ChannelEncryptor | None = None
-        self._dec: ChannelDecryptor | None = None
+        self._unwatch: Any = None  # stops watching the link this channel rides on
+        self._enc: Any = None  # a ChannelEncryptor once established
+        self._dec: Any = None
         self.heard_at = 0.0  # loop time of the last authenticated message from the peer
         self._probing = SingleFlight()
         self._probe_answered: Event | None = None
         self.retired = False  # its peer did not answer a probe: no new traffic is sent into it
-        self._source = None  # a responder's: what its handshake counts against (HandshakeBudget)
+        self._source: Any = None  # a responder's: what its handshake counts against (HandshakeBudget)
         self.proved: dict = {}  # project -> Unix time the newest credential of it the peer proved here lapses
-        self._lapse = None  # the loop timer that closes the channel then
+        self._lapse: Any = None  # the loop timer that closes the channel then
         self.node.register(self.decryptor)
 
     # --- handshake --------------------------------------------------------------------------
-    def _prove(self, static_public: bytes) -> bytes:
+    def _prove(self, static_public: Buffer) -> bytes:
         identity = self.channels.identity
         return wire.IdentityProof(identity.public_key, identity.attest_static_key(static_public),
                                   self.channels.trust.presentable()).encode()
@@ -128,7 +129,7 @@ class ChannelEnd(CloseNotifier):
             RouteError(f"the link to {self.via} closed during the secure channel handshake"))) if route else None
         self.node.send(route, self.handshake.start(), (self.decryptor.address,))
 
-    def start_responder(self, msg: LocalMessage, noise_message: bytes) -> None:
+    def start_responder(self, msg: LocalMessage, noise_message: Buffer) -> None:
         self.remote_route = msg.return_route
         self._source = message_source(self.node, msg.return_route)
         self.channels.handshakes.started(self._source, self)
@@ -143,7 +144,7 @@ class ChannelEnd(CloseNotifier):
             self.remote_route = msg.return_route  # the responder's end: our peer from now on
         self._step(self.handshake.receive, msg.payload)
 
-    def _step(self, step, message: bytes) -> None:
+    def _step(self, step, message: Buffer) -> None:
         handshake = self.handshake
         try:
             reply = step(message)
@@ -262,12 +263,12 @@ class ChannelEnd(CloseNotifier):
         """When the credential of `project` the peer proved in this channel lapses (0: none)."""
         return self.proved.get(project, 0.0)
 
-    def present(self, credential: bytes) -> None:
+    def present(self, credential: Buffer) -> None:
         """Give the peer our fresh credential, so it keeps the channel past the old one's expiry."""
         if self._enc is not None and not self.closed:
             self._signal(wire.encode_credential(credential))
 
-    def _signal(self, message: bytes) -> None:
+    def _signal(self, message: Buffer) -> None:
         """An encrypted channel message (Close, Probe, ProbeAck, Credential) to the peer."""
         self.node.route(LocalMessage(self.remote_route, (self.decryptor.address,), self._enc.encrypt(message)))
 
@@ -448,7 +449,7 @@ class SecureChannels:
         if end is not None and end.initiator:
             end.check_alive()
 
-    def present(self, credential: bytes) -> None:
+    def present(self, credential: Buffer) -> None:
         """A fresh credential of ours, to every peer we have a channel with."""
         for end in list(self.ends.values()):
             end.present(credential)

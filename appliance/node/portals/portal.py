@@ -20,6 +20,7 @@ import logging
 import os
 from collections import Counter, OrderedDict
 from socket import SO_ERROR, SOL_SOCKET
+from typing import Any
 
 import gevent
 from gevent.event import Event
@@ -78,9 +79,9 @@ class PortalStream(Worker):
         self.tally = tally
         self.sock = sock
         self.address = Address.random_local()
-        self.remote_route = ()
+        self.remote_route: Any = ()
         self.peer = peer  # the identifier at the other side, when it came over a secure channel
-        self.source = None  # an outlet's: who opened it (Outlet._connections_from)
+        self.source: Any = None  # an outlet's: who opened it (Outlet._connections_from)
         self.state = state
         self.writer = SocketWriter(sock, on_error=self._socket_failed, on_sent=self._took,
                                    limit=max(state.receive_window.size, INITIAL_WINDOW) + CHUNK)
@@ -88,7 +89,7 @@ class PortalStream(Worker):
         self.closed = False
         self.heard = True  # a message came from the peer since RouteWatch last looked
         self._pumping = False  # the local socket is read (start_pumping), whenever there is credit
-        self._unwatch = None
+        self._unwatch: Any = None
         node.register(self)
         registry.add(self)
 
@@ -284,8 +285,8 @@ class InletStream(PortalStream):
         self.via = via  # the InletRoute it pings over (another, when that one stops being the best)
         self._pinged: dict = {}  # first hop of a route a Ping went over -> its InletRoute
         self._origin = portal_wire.encode_origin(client, local)  # for the outlet's PROXY header
-        self._outlet_route = ()  # where the Pings went
-        self._last_ping_route = None  # the route the last Ping went over (None: it did not resolve)
+        self._outlet_route: Any = ()  # where the Pings went
+        self._last_ping_route: Any = None  # the route the last Ping went over (None: it did not resolve)
         self._reason = "no Pong to our Pings"  # what went wrong last, for the log if we give up
         self._ponged = Event()  # the Ping loop's wake-up: Pong came, or the stream ended
 
@@ -471,7 +472,8 @@ class Outlet(Worker):
         if probe.is_probe(payload):  # an inlet asks whether we are here (for it)
             if self._refusal(msg.peer):
                 self.node.counters["outlet_probes_refused"] += 1
-                payload = probe.unreachable_answer(payload)
+                self.node.answer(msg, probe.unreachable_answer(payload) or payload, self.address)
+                return
             self.node.answer(msg, payload, self.address)
             return
         if payload != portal_wire.PING:

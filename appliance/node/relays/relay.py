@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections import Counter
+from typing import Any, ClassVar
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -29,6 +30,7 @@ from appliance.node.worker import Worker
 from appliance.observe.condition import Condition
 from appliance.wire import relay as relay_wire
 from appliance.wire.address import Address, route_text
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ class RelayWorker(Worker):
         self.address = Address.local(address)
         self.forward_route = forward_route
         self.link = forward_route[0] if forward_route else None  # what the registration came over
-        self.unwatch = None  # stops watching that link (TCP connection or channel)
+        self.unwatch: Any = None  # stops watching that link (TCP connection or channel)
         self.owner = owner  # identifier of the registering node, when it came over a secure channel
 
     def handle(self, msg: LocalMessage) -> None:
@@ -79,7 +81,7 @@ class Claim:
 
     __slots__ = ("owner", "secret", "relay", "expires", "lost_at")
 
-    def __init__(self, owner: str | None, secret: bytes, relay: RelayWorker):
+    def __init__(self, owner: str | None, secret: Buffer, relay: RelayWorker):
         self.owner = owner
         self.secret = secret
         self.relay: RelayWorker | None = relay  # None once its link is lost
@@ -141,7 +143,7 @@ class ForwardingService(Worker):
         log.info("relay %s registered, forwarding to %s", name, route_text(msg.return_route))
         self.node.answer(msg, relay_wire.RelayReply(True, name, secret).encode(), relay.address)
 
-    def _refusal(self, msg: LocalMessage, name: str, secret: bytes) -> str | None:
+    def _refusal(self, msg: LocalMessage, name: str, secret: Buffer) -> str | None:
         """Why this registration may not have `name`, or None."""
         here = f"at node {self.node.name}"
         if not self.offered:
@@ -191,7 +193,8 @@ class ForwardingService(Worker):
             del self.claims[name]
         if len(self.claims) >= self.limits.relays_per_node:
             lost = [(c.lost_at, n) for n, c in self.claims.items()
-                    if c.relay is None and c.owner is not None and now - c.lost_at >= IDENTITY_NAME_KEPT]
+                    if c.relay is None and c.owner is not None and c.lost_at is not None
+                    and now - c.lost_at >= IDENTITY_NAME_KEPT]
             if lost:
                 del self.claims[min(lost)[1]]
                 self.node.counters["relay_names_forgotten"] += 1
@@ -249,7 +252,7 @@ class SecretBook:
         except ValueError:
             return b""  # a damaged entry: register as a stranger would, and keep the new one
 
-    def put(self, address: str, secret: bytes) -> None:
+    def put(self, address: str, secret: Buffer) -> None:
         if self._data.get(address) != secret.hex():
             self._data[address] = secret.hex()
             if self._save is not None:
@@ -263,13 +266,13 @@ class RelayRefused(NodeError):
 class RelayClient(Worker):
     """The registering side. `resolve_at()` returns a `Resolved` route to the relay node."""
 
-    PING_INTERVAL = 10.0
-    PING_TIMEOUT = 10.0
-    MAX_MISSED_PINGS = 3
-    REGISTER_TIMEOUT = 10.0
-    BACKOFF_START = 0.25
-    BACKOFF_MAX = 2.0  # a relay back after a restart is found within 2 s
-    REFUSED_BACKOFF_MAX = 10.0  # a relay that said no (not a member, name taken) is asked less often
+    PING_INTERVAL: ClassVar[float] = 10.0
+    PING_TIMEOUT: ClassVar[float] = 10.0
+    MAX_MISSED_PINGS: ClassVar[int] = 3
+    REGISTER_TIMEOUT: ClassVar[float] = 10.0
+    BACKOFF_START: ClassVar[float] = 0.25
+    BACKOFF_MAX: ClassVar[float] = 2.0  # a relay back after a restart is found within 2 s
+    REFUSED_BACKOFF_MAX: ClassVar[float] = 10.0  # a relay that said no (not a member, name taken) is asked less often
 
     def __init__(self, node, name: str, at_text: str, resolve_at, secrets: SecretBook | None = None,
                  only_one: bool = True):
@@ -279,8 +282,8 @@ class RelayClient(Worker):
         self.at_text = at_text
         self._resolve_at = resolve_at
         self.address = Address.random_local()
-        self.remote_route = None
-        self.first_hop = None  # the link the registration rides on (TCP connection or channel)
+        self.remote_route: Any = None
+        self.first_hop: Any = None  # the link the registration rides on (TCP connection or channel)
         self._owned: list = []  # connections opened for this relay, closed when it is lost
         self.registrations = 0
         self.reconnects = 0  # registrations lost (link closed, pings unanswered) and made again
@@ -290,7 +293,7 @@ class RelayClient(Worker):
         self._only_one = only_one  # the name's only relay node: a secret kept before 15 (by name alone) is its
         self._reply: AsyncResult | None = None
         self._stopped = Event()
-        self._greenlet = None
+        self._greenlet: Any = None
 
     # --- messages ----------------------------------------------------------------------------
     def handle(self, msg: LocalMessage) -> None:

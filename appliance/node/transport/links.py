@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 
+from mypy_extensions import trait
+
 log = logging.getLogger(__name__)
 
 
+@trait
 class CloseNotifier:
     """Mixin: `on_close(callback)` returns a function that cancels the watch."""
 

@@ -20,15 +20,18 @@ import os
 import socket as _stdsocket
 import struct
 import sys
+from typing import Any
 
 import gevent
 from gevent import get_hub
 from gevent.socket import getaddrinfo
 
+from appliance.node.transport.closed import SocketClosed
+
 try:  # SIOCOUTQ, the kernel's unsent bytes: Linux (and the BSDs); not on Windows
     import fcntl
     import termios
-    _SIOCOUTQ = termios.TIOCOUTQ
+    _SIOCOUTQ: int | None = termios.TIOCOUTQ
 except (ImportError, AttributeError):
     _SIOCOUTQ = None
 
@@ -44,16 +47,9 @@ ACCEPT_RETRY = 0.1  # seconds to wait after accept failed (out of file descripto
 # a non-blocking connect under way: EINPROGRESS; on Windows WSAEWOULDBLOCK (errno.EWOULDBLOCK
 # there; on Linux that is EAGAIN, which a connect answers when no local port is free)
 CONNECT_PENDING = frozenset((errno.EINPROGRESS, errno.EWOULDBLOCK) if os.name == "nt" else (errno.EINPROGRESS,))
-_REUSE_OPTION = getattr(_stdsocket, "SO_EXCLUSIVEADDRUSE", None) if os.name == "nt" else _stdsocket.SO_REUSEADDR
+_REUSE_OPTION: Any = getattr(_stdsocket, "SO_EXCLUSIVEADDRUSE", None) if os.name == "nt" else _stdsocket.SO_REUSEADDR
 _SIO_KEEPALIVE_VALS = getattr(_stdsocket, "SIO_KEEPALIVE_VALS", None) if os.name == "nt" else None
 _WINSOCK_ERRORS = getattr(_stdsocket, "errorTab", {})  # Windows only: WSAE... code -> text
-
-
-class SocketClosed(OSError):
-    """The socket was closed (by another greenlet) while this one was waiting on it."""
-
-    def __init__(self):
-        super().__init__(errno.EBADF, "socket closed")
 
 
 class HubSocket:
@@ -70,7 +66,7 @@ class HubSocket:
         self._write = self._hub.loop.io(sock.fileno(), 2)
         self._drained = False
         self._bulk = False  # the last read brought SMALL_READ bytes or more
-        self._on_readable = None  # read_by's callback: the socket is read in the hub, not by a greenlet
+        self._on_readable: Any = None  # read_by's callback: the socket is read in the hub, not by a greenlet
         self.closed = False
 
     def recv(self, size: int) -> bytes:
@@ -153,7 +149,8 @@ class HubSocket:
         """Send everything, waiting as needed (for simple services; portals use SocketWriter)."""
         view = memoryview(data)
         while view:
-            view = view[self.send(view):]
+            sent = self.send(view)  # not inside the slice: mypyc 2.4 evaluates a slice's start twice
+            view = view[sent:]
             if view:
                 self.wait_writable()
 
@@ -174,7 +171,7 @@ class HubSocket:
         self.closed = True
         if self._on_readable is not None:  # read in the hub: no greenlet waits on reading
             self._read.close()
-            waited_on = (self._write,)
+            waited_on: tuple = (self._write,)
         else:
             waited_on = (self._read, self._write)
         self._hub.cancel_waits_close_and_then(waited_on, SocketClosed, self.sock.close)
@@ -290,7 +287,7 @@ class Listener:
         self._handle = handle
         self._loop = get_hub().loop
         self._watcher = self._loop.io(sock.fileno(), 1)
-        self._retry = None
+        self._retry: Any = None
         self._watcher.start(self._accept_all)
 
     def _accept_all(self) -> None:

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import socket as _stdsocket
+from typing import Any
 
 import gevent
 
@@ -83,11 +84,11 @@ class TcpConnection(Worker, CloseNotifier):
         self.peer = peer
         self.outgoing = outgoing
         self.target = target
-        self.source = None  # (listener, remote IP) of an accepted connection
+        self.source: tuple | None = None  # (listener, remote IP) of an accepted connection
         self.id = os.urandom(16).hex()
         self.address = Address.random_local()
         self.closed = False  # for good: deleted, or a socket lost by a connection that is not persistent
-        self._redialer = None
+        self._redialer: Any = None
         self._backoff = REDIAL_FIRST
         self._init_close_notifier()
         self._attach(sock)
@@ -95,8 +96,8 @@ class TcpConnection(Worker, CloseNotifier):
     def _attach(self, sock: HubSocket) -> None:
         self.sock = sock
         self.decoder = FrameDecoder(self.transport.max_frame)
-        self.partial_since = None  # when the incomplete frame the decoder holds began (budget's clock)
-        self.partial_progress_at = None  # when a byte of it last came
+        self.partial_since: float | None = None  # when the incomplete frame the decoder holds began (budget's clock)
+        self.partial_progress_at: float | None = None  # when a byte of it last came
         self.routed = False  # has routed a message (heartbeats do not count): idle timeout
         self.relayed = False  # has sent a message through a relay name of this node
         self._routes_hint = 0  # the routes' length in the last message (wire/transport.py decode_body)
@@ -105,8 +106,9 @@ class TcpConnection(Worker, CloseNotifier):
         self.spoke = True  # sent something since the last tick
         self.silent_ticks = 0
         self.stuck_ticks = 0  # ticks with bytes queued and no writer progress
-        self.sent_mark = (0, None)  # writer.progress() at the last tick
+        self.sent_mark: tuple = (0, None)  # writer.progress() at the last tick
         self.connected_at = self.node.clock.now()
+        self.admitted_at = self.connected_at  # ConnectionBudget.admitted sets it for an accepted one
         self.writer = SocketWriter(sock, on_error=lambda exc: self.drop(sock))
         self.queue = LinkQueue(self.transport.queues)  # what answers and other links hold of its queue
         self.active_at = self.transport.budget.now()  # when it last routed a message (or connected)
@@ -149,6 +151,7 @@ class TcpConnection(Worker, CloseNotifier):
         source = arrival_link(self.node, msg.origin_route or msg.return_route)
         if source is None or source is self:
             return True  # this node's own traffic: portal streams, bounded by their windows
+        key: Any
         if msg.peer is not None:  # proved over a secure channel: one share per identity, whatever its links
             key = msg.peer
         else:
@@ -276,7 +279,7 @@ class TcpConnection(Worker, CloseNotifier):
             self.node.clock.sleep(self._backoff * random.uniform(0.5, 1.0))
             self._backoff = min(self._backoff * 2, REDIAL_MAX)
             try:
-                sock = connect_tcp(self.target)
+                sock = connect_tcp(self.target)  # type: ignore[arg-type]  # a persistent connection has one
             except RouteError as exc:
                 log.debug("connection %s: %s", self.id, exc)
                 continue

@@ -17,14 +17,24 @@ and a queue above `limit` fails the writer like a broken socket.
 from __future__ import annotations
 
 import logging
+from typing import Any, ClassVar, Protocol
 
 import gevent
 from gevent.event import Event
 
 from appliance.node.errors import ConnectionClosed
-from appliance.node.transport.sockets import HubSocket
 
 log = logging.getLogger(__name__)
+
+
+class WritableSocket(Protocol):
+    """What a writer needs of its socket (a HubSocket; tests give it fakes)."""
+
+    def send(self, data) -> int: ...
+
+    def wait_writable(self) -> None: ...
+
+    def unsent(self) -> int | None: ...
 
 DEFAULT_LIMIT = 1 << 30  # last resort only: a link whose peer reads nothing is found by LinkMonitor
 MAX_SEND = 256 * 1024  # bytes joined for one send: few syscalls without re-copying a long queue
@@ -55,7 +65,7 @@ class Batch:
     write is sent at once, which is what a lone request wants. A greenlet that waits
     inside a batch only delays others' writes to the end of the turn; nothing is held."""
 
-    depth = 0
+    depth: ClassVar[int] = 0
 
     def __enter__(self) -> None:
         Batch.depth += 1
@@ -68,7 +78,7 @@ class SocketWriter:
     """Its events are made only when somebody has to wait: a portal holds thousands of
     writers that never do."""
 
-    def __init__(self, sock: HubSocket, on_error=None, limit: int = DEFAULT_LIMIT, on_sent=None):
+    def __init__(self, sock: WritableSocket, on_error=None, limit: int = DEFAULT_LIMIT, on_sent=None):
         self._sock = sock
         self._on_error = on_error
         self._limit = limit
@@ -76,7 +86,7 @@ class SocketWriter:
         self._chunks: list = []
         self._size = 0
         self._flush_pending = False
-        self._draining = None  # the greenlet waiting for the socket to take the rest
+        self._draining: Any = None  # the greenlet waiting for the socket to take the rest
         self._turn = -1  # the loop's turn of the last write sent at once
         self._flushed: Event | None = None  # flush() waits on it
         self.idle = True  # everything written so far is on the socket
