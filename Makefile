@@ -11,12 +11,17 @@ BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench
 BENCH_PACKAGES := redis-server redis-tools openssh-server openssh-client postgresql
 
 BUILD_STAMP := $(VENV)/.build-installed
+COMPILE_STAMP := $(VENV)/.compile-installed
+# the compiled build of the hot path (packaging/compiled.py): first on the module path, with
+# the working directory kept off it (-P), so that every process imports it
+COMPILED := build/compiled
+WITH_COMPILED := OCKAM_COMPILED=1 PYTHONPATH=$(CURDIR)/$(COMPILED):$(CURDIR)
 # reproducible builds: fixed hash seed, timestamps from the last commit
 FREEZE := PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
           $(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN ockam.spec
 
-.PHONY: run test test-fast test-tcp-control bench bench-floor bench-deps system-deps clean binary binary-check smoke \
-        binary-windows binary-windows-check test-windows
+.PHONY: run test test-fast test-tcp-control test-compiled compiled bench bench-pure bench-floor bench-deps \
+        system-deps clean binary binary-check smoke binary-windows binary-windows-check test-windows
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +54,22 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q --durations=5 tests/wire tests/secure tests/stream tests/config tests/limits tests/observe \
 	    tests/test_layers.py
 
+# the compiled build, checked by the layers the hot path runs in and by real clients through
+# portals; tests that patch a function of the hot path are the pure build's (pure_only)
+test-compiled: compiled system-deps
+	$(WITH_COMPILED) $(PY) -P -m pytest -q -n $(TEST_WORKERS) --import-mode=append --durations=5 \
+	    tests/wire tests/stream tests/secure tests/node tests/chaos tests/hostile \
+	    tests/e2e/test_secure_portal.py tests/e2e/test_portal_load.py tests/e2e/test_udp_portal.py
+
+$(COMPILE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[compile]'
+	touch $(COMPILE_STAMP)
+
+# build/compiled: appliance/ with the hot path compiled by mypyc (the pure modules when there
+# is no C compiler)
+compiled: $(COMPILE_STAMP)
+	$(PY) packaging/compiled.py $(COMPILED)
+
 # the e2e suite again with the nodes' control API on loopback TCP with a token, as on Windows
 test-tcp-control: $(STAMP) system-deps
 	OCKAM_CONTROL=tcp $(PY) -m pytest -q -n $(TEST_WORKERS) tests/e2e
@@ -63,7 +84,11 @@ bench-deps: system-deps
 	  || echo "could not install $(BENCH_PACKAGES): the rows that need them will report errors"; fi
 	$(PY) -m pip install --quiet -e '.[bench]'
 
-bench: $(STAMP) bench-deps
+# the build that ships the speed: the compiled hot path (bench-pure: the reference build)
+bench: $(STAMP) bench-deps compiled
+	$(WITH_COMPILED) $(PY) -P -m bench $(BENCH_ARGS)
+
+bench-pure: $(STAMP) bench-deps
 	$(PY) -m bench $(BENCH_ARGS)
 
 # the ceiling of three relaying processes: bare forwarder chains next to OpenSSH and ours

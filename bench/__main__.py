@@ -31,6 +31,13 @@ TARGETS = {"iperf3": targets.iperf3, "redis": targets.redis, "echo": targets.ech
 KINDS = (*TARGETS, "udp")  # udp: its own paths (bench/udp.py), no OpenSSH to compare with
 
 
+def hot_path_build() -> str:
+    """Which build the nodes run (they import what we import: make bench puts the compiled
+    one first on PYTHONPATH)."""
+    from appliance.node import node
+    return "compiled (mypyc)" if node.__file__.endswith(".so") else "pure Python"
+
+
 def raise_fd_limit(wanted: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, wanted), hard), hard))
@@ -107,7 +114,9 @@ def main() -> int:
     raise_fd_limit(4 * max(opts.idle or [0]) + 1024)  # nodes inherit it from us
 
     results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
-               "python": sys.version.split()[0], "seconds": opts.seconds, "rounds": opts.rounds, "paths": {}}
+               "python": sys.version.split()[0], "hot_path": hot_path_build(), "seconds": opts.seconds,
+               "rounds": opts.rounds, "paths": {}}
+    print(f"hot path: {results['hot_path']}", flush=True)
     for kind in [k for k in kinds if k in TARGETS]:
         with contextlib.ExitStack() as stack:
             try:

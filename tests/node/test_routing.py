@@ -32,7 +32,8 @@ def test_return_route_has_connection_then_sender(make_node):
     seen = []
 
     class Recorder(Worker):
-        address = Address.local("recorder")
+        def __init__(self):
+            self.address = Address.local("recorder")
 
         def handle(self, msg):
             seen.append(msg)
@@ -103,7 +104,8 @@ def test_worker_exception_does_not_take_the_node_down(make_node):
     a = make_node("a")
 
     class Broken(Worker):
-        address = Address.local("broken")
+        def __init__(self):
+            self.address = Address.local("broken")
 
         def handle(self, msg):
             raise RuntimeError("boom")
@@ -135,7 +137,8 @@ def test_a_read_of_many_frames_is_routed_a_slice_at_a_time(make_node):
     seen, marks = [], []
 
     class Probe(Worker):
-        address = Address.local("probe")
+        def __init__(self):
+            self.address = Address.local("probe")
 
         def handle(self, msg):
             seen.append(msg.payload)

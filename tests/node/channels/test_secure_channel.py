@@ -44,6 +44,7 @@ def test_secure_segment_inside_a_route_through_a_relay(relay_setup):
     assert len(client.control.secure_channel_list()) == 1, "the channel is reused for the same route"
 
 
+@pytest.mark.pure_only("TcpConnection.handle")
 def test_the_relay_node_only_sees_ciphertext(relay_setup, monkeypatch):
     relay, _, client = relay_setup
     seen = []
@@ -102,6 +103,7 @@ def test_wrong_identity_is_refused_by_either_side(make_node):
         a.control.secure_channel_create("/node/b/service/api", authorized=["bob"])
 
 
+@pytest.mark.pure_only("ChannelEnd._decrypt")
 def test_tampered_and_replayed_ciphertext_is_dropped_and_counted(make_node, monkeypatch):
     a, b = make_node("a"), make_node("b")
     end = a.control.secure_channel_create("/node/b/service/api")
@@ -154,15 +156,17 @@ def test_garbage_at_every_handshake_step_leaves_the_node_serving(make_node, monk
     replies = []
 
     class Catcher(Worker):
-        address = Address.local("catcher")
+        def __init__(self):
+            self.address = Address.local("catcher")
 
         def handle(self, msg):
             replies.append(msg)
 
-    a.node.register(Catcher())
-    a.node.send(api, wire.encode_init(default_suite().id, hs.write_message()), (Catcher.address,))
+    catcher = Catcher()
+    a.node.register(catcher)
+    a.node.send(api, wire.encode_init(default_suite().id, hs.write_message()), (catcher.address,))
     wait_until(lambda: replies, what="message 2")
-    a.node.send(replies[0].return_route, wire.encode_step(wire.FINISH, os.urandom(64)), (Catcher.address,))
+    a.node.send(replies[0].return_route, wire.encode_step(wire.FINISH, os.urandom(64)), (catcher.address,))
     wait_until(lambda: b.node.counters["handshakes_failed"] >= 5, what="b to reject the garbage")
     wait_until(lambda: not b.channels.ends, what="half-open handshakes to be dropped")
     assert a.control.secure_channel_create("/node/b/service/api")["peer"] == b.identifier
@@ -188,7 +192,8 @@ def test_messages_out_of_a_channel_carry_the_peer_identifier(make_node):
     seen = []
 
     class Who(Worker):
-        address = Address.local("who")
+        def __init__(self):
+            self.address = Address.local("who")
 
         def handle(self, msg: LocalMessage):
             seen.append(msg.peer)

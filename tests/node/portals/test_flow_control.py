@@ -140,6 +140,7 @@ def test_an_outlet_connection_whose_inlet_never_acknowledges_is_closed(make_node
     assert b.node.counters["portal_streams_unacknowledged"] == 20, dict(b.node.counters)
 
 
+@pytest.mark.pure_only("Node.send")
 def test_an_inlet_that_gives_up_tells_the_outlet(make_node, monkeypatch, tcp_service):
     """The target accepts but the Pong is lost: the inlet gives up and its Disconnect frees the outlet."""
     monkeypatch.setattr(stream_state, "PONG_TIMEOUT", 0.6)

@@ -55,6 +55,7 @@ def portal_with_a_second_answer(make_node, target):
     return a, b, client, stream
 
 
+@pytest.mark.pure_only("portal.connect_tcp")
 def test_a_second_outlet_stream_is_let_go_and_grants_nothing(make_node, second_connect, idle_service):
     calls = second_connect(slow_but_fine)
     a, b, _client, stream = portal_with_a_second_answer(make_node, idle_service)
@@ -63,6 +64,7 @@ def test_a_second_outlet_stream_is_let_go_and_grants_nothing(make_node, second_c
     wait_until(lambda: len(b.portals.outlets["outlet"].streams) == 1, what="the second outlet stream to go")
 
 
+@pytest.mark.pure_only("portal.connect_tcp")
 def test_an_upload_stays_within_the_window_of_its_own_outlet_stream(make_node, second_connect, idle_service):
     second_connect(slow_but_fine)
     _a, b, client, stream = portal_with_a_second_answer(make_node, idle_service)
@@ -72,6 +74,7 @@ def test_an_upload_stays_within_the_window_of_its_own_outlet_stream(make_node, s
     assert b.node.counters["portal_protocol_errors"] == 0 and not stream.closed
 
 
+@pytest.mark.pure_only("portal.connect_tcp")
 def test_a_late_disconnect_for_a_repeated_ping_leaves_the_established_stream(make_node, echo_server,
                                                                               second_connect):
     def times_out(real, target, timeout):  # the target is overloaded: the second connect fails

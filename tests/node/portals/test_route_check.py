@@ -4,6 +4,7 @@ nodes: what `list`, `/ready` and `/metrics` read."""
 import time
 
 import gevent
+import pytest
 
 from appliance.node.portals import routecheck
 from appliance.stream import state as stream_state
@@ -74,6 +75,7 @@ def test_relay_condition_follows_its_registration(make_node):
     gevent.sleep(0)
 
 
+@pytest.mark.pure_only("SecureChannels.close")
 def test_a_secure_inlet_replaces_the_channel_to_an_outlet_node_that_restarted(make_node, echo_server, monkeypatch):
     """The check's probe rode the old channel, which the new node cannot read: unanswered, and
     the inlet stayed up on a dead channel until a client waited its way through a new one."""

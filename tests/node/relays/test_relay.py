@@ -148,6 +148,7 @@ def test_a_registration_whose_connection_is_reset_fails_at_once(make_node, tcp_s
     assert time.monotonic() - started < RelayClient.REGISTER_TIMEOUT / 2
 
 
+@pytest.mark.pure_only("Node.route")
 def test_a_secret_kept_by_name_alone_goes_to_no_relay_node_of_several(make_node):
     """Before relays at several nodes, a secret was kept by the name alone; with several
     relay nodes it is no one's in particular, and must not be shown to all of them."""

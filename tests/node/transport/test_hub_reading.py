@@ -7,6 +7,7 @@ import socket as stdsocket
 import struct
 
 import gevent
+import pytest
 
 from tests.helpers import wait_until
 from tests.node.conftest import connect, recv_exactly
@@ -73,6 +74,7 @@ def test_persistent_connection_redials_leave_no_fds_behind(make_node):
     assert a.control.message_send(f"/service/{conn.address.inner.decode()}/service/echo", "hi")["reply"] == "hi"
 
 
+@pytest.mark.pure_only("tcp.connect_tcp")
 def test_a_connection_reset_before_it_is_greeted_fails_the_dial_at_once(make_node, monkeypatch):
     """A peer (a load balancer whose backend is down) that resets the connection before our
     protocol byte goes out: the dial fails, rather than hand back a closed link whose
