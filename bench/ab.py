@@ -2,7 +2,8 @@
 
     python -m bench.ab KIND [--plain] [--rounds N] TREE_A TREE_B
 
-KIND is iperf3, redis, echo or pgbench, measured as `make bench` does. Each round starts the three nodes of one tree (run
+KIND is iperf3, redis, echo or pgbench, measured as `make bench` does. A TREE is a checkout
+(git worktree add) or a compiled build of one (`python packaging/compiled.py DEST`). Each round starts the three nodes of one tree (run
 in that tree, with it on PYTHONPATH), measures the encrypted portal (plain with --plain),
 stops them, then does the same with the other tree, the other one first in the next round;
 the machine's drift between minutes thus lands on both. Prints every round and each tree's mean.
@@ -37,7 +38,10 @@ print(json.dumps({key: value for key, value in row.items() if isinstance(value, 
 
 def one_round(tree: str, kind: str, mode: str) -> dict:
     tree = os.path.abspath(tree)
-    proc = subprocess.run([sys.executable, "-c", ONE_ROUND, kind, mode], env={**os.environ, "PYTHONPATH": tree},
+    # the tree's `bench` if it has one, else ours: a tree may be a compiled build
+    # (packaging/compiled.py DEST), which holds `appliance` and nothing else
+    path = os.pathsep.join([tree, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))])
+    proc = subprocess.run([sys.executable, "-c", ONE_ROUND, kind, mode], env={**os.environ, "PYTHONPATH": path},
                           cwd=tree, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"{tree}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}")

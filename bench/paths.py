@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path as FsPath
 from typing import NamedTuple
 
+from appliance.host.process import self_command
 from bench.net import free_port, reap, wait_for_port
 
 
@@ -32,7 +33,7 @@ class Path(NamedTuple):
 
 def ockam_command() -> list[str]:
     script = FsPath(sys.executable).parent / "ockam"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "appliance"]
+    return [str(script)] if script.exists() else self_command()
 
 
 @contextlib.contextmanager

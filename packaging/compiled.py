@@ -10,8 +10,9 @@ shadow a `.py` being edited. mypyc compiles from the type annotations; the class
 path are native (their attributes are fixed and typed, methods are called directly), which
 is where it pays: bench.ab, docs/PERFORMANCE.md.
 
-Exits 0 with a note and no DEST when mypy or a C compiler is missing: the pure build is the
-fallback, never an error.
+Without mypy, a C compiler or Python's headers it exits 0 with a note and removes DEST: the
+pure build runs instead (make test-compiled then stops and says so). A failed build removes
+DEST too: nothing stale is ever left to be tested or measured as if it were current.
 """
 
 from __future__ import annotations
@@ -53,33 +54,42 @@ HOT_PATH = (
 
 
 def missing_tools() -> str | None:
-    if importlib.util.find_spec("mypyc") is None:
-        return "mypy (with mypyc) is not installed: pip install -e '.[compile]'"
+    for module in ("mypyc", "setuptools"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed: pip install -e '.[compile]'"
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler})"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "no Python headers (Python.h)"
     return None
 
 
 def build(dest: Path) -> int:
+    fresh, old = dest.with_name(dest.name + ".new"), dest.with_name(dest.name + ".old")
+    for path in (fresh, old):
+        shutil.rmtree(path, ignore_errors=True)
     reason = missing_tools()
     if reason:
+        shutil.rmtree(dest, ignore_errors=True)
         print(f"compiled build skipped: {reason}; the pure-Python modules run instead")
         return 0
-    fresh = dest.with_name(dest.name + ".new")
-    shutil.rmtree(fresh, ignore_errors=True)
     shutil.copytree(ROOT / "appliance", fresh / "appliance", ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run([sys.executable, "-m", "mypyc", "--ignore-missing-imports", *HOT_PATH], cwd=fresh,
                           capture_output=True, text=True, env={**os.environ, "MYPYC_OPT_LEVEL": "3"})
     if proc.returncode != 0:
+        shutil.rmtree(dest, ignore_errors=True)
         errors = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if ": error:" in line]
         print("compiled build failed:\n" + "\n".join(errors or proc.stderr.strip().splitlines()[-20:]), file=sys.stderr)
         return 1
     for source in HOT_PATH:  # the extension modules take their place
         (fresh / source).unlink()
-    shutil.rmtree(fresh / "build", ignore_errors=True)
-    shutil.rmtree(dest, ignore_errors=True)
+    for leftover in ("build", ".mypy_cache"):
+        shutil.rmtree(fresh / leftover, ignore_errors=True)
+    if dest.exists():  # aside first: a process starting meanwhile finds one whole build or none
+        dest.rename(old)
     fresh.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
     print(f"compiled {len(HOT_PATH)} modules into {dest}: put it first on PYTHONPATH to run them")
     return 0
 

@@ -14,8 +14,8 @@ def pytest_configure(config):
         return
     from appliance.node import node
     if not node.__file__.endswith(".so"):
-        raise pytest.UsageError(f"OCKAM_COMPILED=1 but {node.__name__} is {node.__file__}: run make compiled, "
-                                "and put build/compiled first on PYTHONPATH (python -P)")
+        raise pytest.UsageError(f"OCKAM_COMPILED=1 but {node.__name__} is {node.__file__}: no compiled build "
+                                "(make compiled says why), or build/compiled is not first on PYTHONPATH (python -P)")
 
 
 def pytest_report_header(config):
@@ -33,4 +33,5 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         marker = item.get_closest_marker("pure_only")
         if marker is not None:
-            item.add_marker(pytest.mark.skip(reason=f"pure build only: patches {marker.args[0]}"))
+            what = marker.args[0] if marker.args else "a function of the hot path"
+            item.add_marker(pytest.mark.skip(reason=f"pure build only: patches {what}"))

@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import appliance
 from appliance.errors import ApplianceError
 from appliance.host import state
 
@@ -44,6 +46,12 @@ def child_environment() -> dict:
     it (its log is its own file, it is nobody's watchdog)."""
     env = {key: value for key, value in os.environ.items() if key not in SERVICE_ENVIRONMENT}
     env[BACKGROUND_ENV] = "1"
+    if not getattr(sys, "frozen", False):
+        # our own code first (self_command keeps the working directory off the path): a
+        # checkout run as `python -m appliance` is not installed anywhere else, and another
+        # installed `appliance` must not be what the node runs
+        root = str(Path(appliance.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     if getattr(sys, "frozen", False):
         # A onefile child would otherwise reuse our extraction directory, which is deleted
         # when this CLI exits; the node must unpack its own copy (PyInstaller >= 6.9).

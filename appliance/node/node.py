@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 import gevent
 from gevent.event import AsyncResult
@@ -19,7 +20,7 @@ from appliance.node.errors import AddressInUse, RequestTimeout
 from appliance.node.message import LocalMessage
 from appliance.node.worker import Worker
 from appliance.wire import probe
-from appliance.wire.address import MAX_ROUTE_HOPS, Address, Route, route_text
+from appliance.wire.address import MAX_ROUTE_HOPS, Address, route_text
 from appliance.wire.buffer import Buffer
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Node:
             self.counters["worker_errors"] += 1
             log.exception("worker %s failed to handle a message", address)
 
-    def send(self, onward: Route, payload: Buffer, return_route: Route = ()) -> None:
+    def send(self, onward: Sequence[Address], payload: Buffer, return_route: Sequence[Address] = ()) -> None:
         self.route(LocalMessage(tuple(onward), tuple(return_route), payload))
 
     def answer(self, request: LocalMessage, payload: Buffer, sender: Address | None = None) -> None:
@@ -84,7 +85,8 @@ class Node:
         replies): dropped rather than queued when the link back is far behind."""
         self.route(LocalMessage(request.return_route, (sender,) if sender else (), payload, None, True))
 
-    def request(self, onward: Route, payload: Buffer, timeout: float, cancel=None) -> LocalMessage | None:
+    def request(self, onward: Sequence[Address], payload: Buffer, timeout: float | None,
+                cancel=None) -> LocalMessage | None:
         """Send from a one-shot address and wait for the first message sent back to it; None
         if the `cancel` event is set first."""
         waiter = _ReplyWaiter()

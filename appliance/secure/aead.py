@@ -18,14 +18,13 @@ from nacl._sodium import ffi, lib
 from nacl.bindings import sodium_init
 
 from appliance.secure.errors import DecryptError, SecureError
-from appliance.wire.buffer import Buffer
 
 TAGLEN = 16
 sodium_init()  # idempotent; PyNaCl runs it on import too, but say so where it matters
 
 
 def _sealer(c_encrypt) -> Callable[..., bytearray]:
-    def encrypt(plaintext, ad: Buffer, nonce: Buffer, key: Buffer, prefix: bytes = b"", head: bytes = b"") -> bytearray:
+    def encrypt(plaintext, ad: bytes, nonce: bytes, key: bytes, prefix: bytes = b"", head: bytes = b"") -> bytearray:
         """`prefix` + ciphertext of `head` + `plaintext` + tag, in one buffer: the plaintext
         is copied into place once and encrypted there (a channel's nonce is the prefix, its
         message head the head), so a 128 KiB portal chunk is not copied three times."""
@@ -42,7 +41,7 @@ def _sealer(c_encrypt) -> Callable[..., bytearray]:
 
 
 def _opener(c_decrypt) -> Callable[..., bytearray]:
-    def decrypt(ciphertext, ad: Buffer, nonce: Buffer, key: Buffer) -> bytearray:
+    def decrypt(ciphertext, ad: bytes, nonce: bytes, key: bytes) -> bytearray:
         size = len(ciphertext) - TAGLEN
         if size < 0:
             raise DecryptError("ciphertext is shorter than its tag")

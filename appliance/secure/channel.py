@@ -13,7 +13,6 @@ import struct
 
 from appliance.secure.errors import DecryptError, ReplayError, SecureError
 from appliance.secure.suites import MAX_NONCE, TAGLEN, Suite
-from appliance.wire.buffer import Buffer
 
 REKEY_INTERVAL = 32
 WINDOW = 64
@@ -24,7 +23,7 @@ NONCE = struct.Struct(">Q")
 class ChannelEncryptor:
     __slots__ = ("suite", "key", "nonce")
 
-    def __init__(self, suite: Suite, key: Buffer):
+    def __init__(self, suite: Suite, key: bytes):
         self.suite = suite
         self.key = key
         self.nonce = 0
@@ -43,7 +42,7 @@ class ChannelEncryptor:
 class ChannelDecryptor:
     __slots__ = ("suite", "key", "previous_key", "epoch", "highest", "seen")
 
-    def __init__(self, suite: Suite, key: Buffer):
+    def __init__(self, suite: Suite, key: bytes):
         self.suite = suite
         self.key = key
         self.previous_key: bytes | None = None

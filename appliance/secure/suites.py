@@ -23,7 +23,7 @@ class Suite:
 
     __slots__ = ("id", "protocol_name", "_encrypt", "_decrypt", "_nonce")
 
-    def __init__(self, suite_id: int, protocol_name: Buffer, encrypt, decrypt, nonce):
+    def __init__(self, suite_id: int, protocol_name: bytes, encrypt, decrypt, nonce):
         self.id = suite_id
         self.protocol_name = protocol_name
         self._encrypt = encrypt
@@ -33,16 +33,16 @@ class Suite:
     def __repr__(self) -> str:
         return f"Suite({self.protocol_name.decode()})"
 
-    def encrypt(self, key: Buffer, nonce: int, ad: Buffer, plaintext, prefix: bytes = b"",
+    def encrypt(self, key: bytes, nonce: int, ad: bytes, plaintext, prefix: bytes = b"",
                 head: bytes = b"") -> bytearray:
         """`prefix` + AEAD(`head` + `plaintext`), in one new buffer (secure/aead.py)."""
         return self._encrypt(plaintext, ad, self._nonce(nonce), key, prefix, head)
 
-    def decrypt(self, key: Buffer, nonce: int, ad: Buffer, ciphertext) -> bytearray:
+    def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext) -> bytearray:
         """Raises DecryptError when the ciphertext is truncated or fails authentication."""
         return self._decrypt(ciphertext, ad, self._nonce(nonce), key)
 
-    def rekey(self, key: Buffer) -> bytes:
+    def rekey(self, key: bytes) -> bytes:
         """Noise REKEY: the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes)."""
         return bytes(memoryview(self.encrypt(key, MAX_NONCE, b"", bytes(32)))[:32])
 
@@ -97,11 +97,11 @@ def hkdf(chaining_key: Buffer, ikm: Buffer, outputs: int) -> tuple:
     return out1, out2, hmac.digest(temp, out2 + b"\x03", "sha256")
 
 
-def x25519_keypair(private: Buffer) -> tuple:
+def x25519_keypair(private: bytes) -> tuple:
     return private, sodium.crypto_scalarmult_base(private)
 
 
-def dh(private: Buffer, public: Buffer) -> bytes:
+def dh(private: bytes, public: bytes) -> bytes:
     try:
         return sodium.crypto_scalarmult(private, public)
     except (NaclRuntimeError, ValueError, TypeError) as exc:

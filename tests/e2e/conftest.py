@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.host.process import self_command
 from tests.helpers import echo_until_eof, wait_until
 
 
@@ -22,7 +23,7 @@ def ockam_command() -> list[str]:
     if os.environ.get("OCKAM_BIN"):
         return [os.environ["OCKAM_BIN"]]
     script = Path(sys.executable).parent / "ockam"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "appliance"]
+    return [str(script)] if script.exists() else self_command()
 
 
 class Ockam:

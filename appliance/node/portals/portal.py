@@ -45,6 +45,7 @@ from appliance.stream.state import ABORT_AND_TELL, Act, PortalStreamState, State
 from appliance.wire import portal as portal_wire
 from appliance.wire import probe, proxy_protocol
 from appliance.wire.address import Address
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError, WireError
 from appliance.wire.multiaddr import Tcp, parse_hostport
 
@@ -470,11 +471,11 @@ class Outlet(Worker):
             self._remember_origin(msg)
             return
         if probe.is_probe(payload):  # an inlet asks whether we are here (for it)
+            answer: Buffer | None = payload
             if self._refusal(msg.peer):
                 self.node.counters["outlet_probes_refused"] += 1
-                self.node.answer(msg, probe.unreachable_answer(payload) or payload, self.address)
-                return
-            self.node.answer(msg, payload, self.address)
+                answer = probe.unreachable_answer(payload)
+            self.node.answer(msg, answer, self.address)
             return
         if payload != portal_wire.PING:
             self.node.counters["bad_portal_messages"] += 1

@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 @trait
 class CloseNotifier:
-    """Mixin: `on_close(callback)` returns a function that cancels the watch."""
+    """Mixin (a mypyc trait: in the compiled build only compiled classes may use it):
+    `on_close(callback)` returns a function that cancels the watch."""
 
     def _init_close_notifier(self) -> None:
         self._close_callbacks: dict = {}

@@ -54,6 +54,7 @@ class _WindowsStyleSocket(stdsocket.socket):
         return errno.EWOULDBLOCK if code == errno.EINPROGRESS else code
 
 
+@pytest.mark.pure_only("sockets._connected")
 def test_a_connect_under_way_is_waited_for_however_the_system_says_it(monkeypatch):
     listener = Listener("127.0.0.1", 0, _echo_once)
     monkeypatch.setattr(sockets, "CONNECT_PENDING", frozenset((errno.EINPROGRESS, errno.EWOULDBLOCK)))  # Windows'
