@@ -99,16 +99,21 @@ $(BUILD_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[build]'
 	touch $(BUILD_STAMP)
 
-# dist/ockam: the whole appliance as one executable (rebuilt when a source changes)
+# dist/ockam: the whole appliance as one executable, with the compiled hot path when there is
+# a C compiler (rebuilt when a source changes)
 binary: dist/ockam
 
-dist/ockam: $(BUILD_STAMP) ockam.spec $(wildcard packaging/pyinstaller/*.py) $(shell find appliance -name '*.py')
-	$(FREEZE) --distpath dist --workpath build/pyinstaller
+FREEZE_FROM = $$(test -d $(COMPILED)/appliance && echo OCKAM_FREEZE_FROM=$(COMPILED))
+
+dist/ockam: $(BUILD_STAMP) $(COMPILE_STAMP) ockam.spec $(wildcard packaging/pyinstaller/*.py) packaging/compiled.py \
+            $(shell find appliance -name '*.py')
+	$(PY) packaging/compiled.py $(COMPILED)
+	env $(FREEZE_FROM) $(FREEZE) --distpath dist --workpath build/pyinstaller
 	@ls -l dist/ockam
 
 # two builds of the same commit must be byte-identical
 binary-check: dist/ockam
-	$(FREEZE) --distpath build/again --workpath build/pyinstaller-again
+	env $(FREEZE_FROM) $(FREEZE) --distpath build/again --workpath build/pyinstaller-again
 	cmp dist/ockam build/again/ockam && echo "reproducible: $$(sha256sum dist/ockam)"
 
 # the seed transcripts (plain and secure) driven through the frozen binary
