@@ -74,7 +74,9 @@ def test_dig_gets_its_answers_from_dnsmasq_through_an_encrypted_udp_portal_via_a
         thread.join(timeout=60)
     assert answers == {name: [ip] * 5 for name, ip in NAMES.items()}  # each client only its own answers
     shown = json.loads(ockam("udp-inlet", "show", "dns", "--at", "c", "--output", "json"))
-    assert shown["flows_total"] >= 41 and shown["datagrams_out"] >= 41 and shown["dropped"] == {}
+    # 41 queries at least; a dig whose source port an earlier one had used joins that flow
+    assert shown["datagrams_out"] >= 41 and 1 <= shown["flows_total"] <= shown["datagrams_out"]
+    assert shown["dropped"] == {}
 
 
 def test_syslog_lines_from_logger_arrive_whole(ockam):
