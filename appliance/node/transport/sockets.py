@@ -177,9 +177,10 @@ class HubSocket:
         self._hub.cancel_waits_close_and_then(waited_on, SocketClosed, self.sock.close)
 
 
-def _addresses(host: str, port: int, passive: bool = False) -> list:
-    """(family, sockaddr) for host:port; an IP literal without asking a resolver, as gevent
-    resolves names on a thread pool, which costs more than a whole loopback connection."""
+def addresses(host: str, port: int, passive: bool = False, kind: int = _stdsocket.SOCK_STREAM) -> list:
+    """(family, sockaddr) for host:port (TCP, or `kind`); an IP literal without asking a
+    resolver, as gevent resolves names on a thread pool, which costs more than a whole
+    loopback connection."""
     for family in (_stdsocket.AF_INET, _stdsocket.AF_INET6):
         try:
             _stdsocket.inet_pton(family, host)
@@ -187,14 +188,14 @@ def _addresses(host: str, port: int, passive: bool = False) -> list:
             continue
         return [(family, (host, port))]
     flags = _stdsocket.AI_PASSIVE if passive else 0
-    return [(info[0], info[4]) for info in getaddrinfo(host, port, 0, _stdsocket.SOCK_STREAM, 0, flags)]
+    return [(info[0], info[4]) for info in getaddrinfo(host, port, 0, kind, 0, flags)]
 
 
 def connect(host: str, port: int, timeout: float) -> HubSocket:
     """A connected, tuned TCP socket (each address of a name tried in turn, `timeout` for
     each), or the last OSError/gaierror. Nothing is left open when it fails or is killed."""
     error: OSError = OSError(errno.EHOSTUNREACH, "no address")
-    for family, address in _addresses(host, port):
+    for family, address in addresses(host, port):
         sock = None
         try:
             sock = HubSocket(_stdsocket.socket(family, _stdsocket.SOCK_STREAM))
@@ -269,7 +270,7 @@ class Listener:
     MAX_ACCEPTS connections per loop turn, so a flood cannot starve the greenlets."""
 
     def __init__(self, host: str, port: int, handle):
-        family, address = _addresses(host, port, passive=True)[0]
+        family, address = addresses(host, port, passive=True)[0]
         sock = _stdsocket.socket(family, _stdsocket.SOCK_STREAM)
         try:
             # a port in TIME_WAIT may be reused; Windows' SO_REUSEADDR would also let us bind a

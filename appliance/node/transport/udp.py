@@ -3,14 +3,13 @@ send the kernel has no room for is dropped, not queued (UDP may lose it anyway).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket as _stdsocket
 
 import gevent
-from gevent import socket as cooperative
 
 from appliance.node.errors import AddressInUse, RouteError
+from appliance.node.transport.sockets import addresses
 from appliance.wire.multiaddr import Tcp
 
 log = logging.getLogger(__name__)
@@ -70,21 +69,12 @@ class UdpSocket:
             self.sock.close()
 
 
-def _family(host: str) -> int:
-    try:
-        return _stdsocket.AF_INET6 if ipaddress.ip_address(host).version == 6 else _stdsocket.AF_INET
-    except ValueError:
-        return _stdsocket.AF_INET
-
-
 def bind_udp(target: Tcp, on_datagram) -> UdpSocket:
     """A UDP socket bound to `target` (an inlet's HOST:PORT; a host name is looked up)."""
-    host = target.host
-    if _family(host) == _stdsocket.AF_INET and not _is_ip(host):
-        host = _lookup(target)[0]
-    sock = _stdsocket.socket(_family(host), _stdsocket.SOCK_DGRAM)
+    family, address = _address(target, passive=True)
+    sock = _stdsocket.socket(family, _stdsocket.SOCK_DGRAM)
     try:
-        sock.bind((host, target.port))
+        sock.bind(address)
     except OSError as exc:
         sock.close()
         raise AddressInUse(f"cannot listen on UDP {target.hostport}: {exc.strerror or exc}") from None
@@ -94,8 +84,8 @@ def bind_udp(target: Tcp, on_datagram) -> UdpSocket:
 def connect_udp(target: Tcp, on_datagram) -> UdpSocket:
     """A UDP socket of its own for one flow to `target` (its source port is the flow's); a host
     name is looked up, so call it where a wait is allowed."""
-    address = (target.host, target.port) if _is_ip(target.host) else _lookup(target)
-    sock = _stdsocket.socket(_family(address[0]), _stdsocket.SOCK_DGRAM)
+    family, address = _address(target)
+    sock = _stdsocket.socket(family, _stdsocket.SOCK_DGRAM)
     try:
         sock.connect(address)
     except OSError as exc:
@@ -104,17 +94,10 @@ def connect_udp(target: Tcp, on_datagram) -> UdpSocket:
     return UdpSocket(sock, on_datagram)
 
 
-def _is_ip(host: str) -> bool:
+def _address(target: Tcp, passive: bool = False) -> tuple:
+    """(family, sockaddr) of `target`, as TCP connections find theirs (an IP literal asks no
+    resolver; a name is looked up by gevent's resolver, which does not stop the loop)."""
     try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
-def _lookup(target: Tcp) -> tuple:
-    try:
-        # gevent's: the node is not monkey-patched, and a lookup must not stop its loop
-        return cooperative.getaddrinfo(target.host, target.port, type=_stdsocket.SOCK_DGRAM)[0][4][:2]
+        return addresses(target.host, target.port, passive, _stdsocket.SOCK_DGRAM)[0]
     except OSError as exc:
         raise RouteError(f"cannot resolve {target.host}: {exc.strerror or exc}") from None
