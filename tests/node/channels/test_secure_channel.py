@@ -120,8 +120,8 @@ def test_tampered_and_replayed_ciphertext_is_dropped_and_counted(make_node, monk
     b.node.route(packet)  # replay
     tampered = bytearray(packet.payload)
     tampered[12] ^= 0x40
-    b.node.route(packet._replace(payload=bytes(tampered)))
-    b.node.route(packet._replace(payload=packet.payload[:10]))  # truncated
+    b.node.route(LocalMessage(packet.onward, packet.return_route, bytes(tampered)))
+    b.node.route(LocalMessage(packet.onward, packet.return_route, packet.payload[:10]))  # truncated
     assert b.node.counters["channel_messages_rejected"] == 3
     assert a.control.message_send(f"{end['address']}/service/echo", "still fine")["reply"] == "still fine"
 
