@@ -67,7 +67,7 @@ class ChannelDecryptor:
                 previous, key = key, self.suite.rekey(key)
         else:
             raise ReplayError(f"nonce {n} is outside the key window")
-        plaintext = self.suite.decrypt(key, n, b"", memoryview(packet)[NONCE.size:])
+        plaintext = self.suite.decrypt(key, n, b"", packet, NONCE.size)
         if epoch > self.epoch:
             self.epoch, self.key, self.previous_key = epoch, key, previous
         self._accept(n)

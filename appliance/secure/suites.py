@@ -38,9 +38,10 @@ class Suite:
         """`prefix` + AEAD(`head` + `plaintext`), in one new buffer (secure/aead.py)."""
         return self._encrypt(plaintext, ad, self._nonce(nonce), key, prefix, head)
 
-    def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext) -> bytearray:
-        """Raises DecryptError when the ciphertext is truncated or fails authentication."""
-        return self._decrypt(ciphertext, ad, self._nonce(nonce), key)
+    def decrypt(self, key: bytes, nonce: int, ad: bytes, ciphertext, start: int = 0) -> bytearray:
+        """Of the ciphertext and tag at ciphertext[start:]. Raises DecryptError when it is
+        truncated or fails authentication."""
+        return self._decrypt(ciphertext, start, ad, self._nonce(nonce), key)
 
     def rekey(self, key: bytes) -> bytes:
         """Noise REKEY: the first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes)."""

@@ -106,22 +106,23 @@ def encode_credential(credential: Buffer) -> bytes:
     return bytes((CREDENTIAL,)) + bare.encode_bytes(credential)
 
 
-def decode_channel_message(data) -> tuple:
-    """(PAYLOAD, onward, return, payload), (CREDENTIAL, (), (), credential), or (a signal:
-    CLOSE, CONFIRM, PROBE, PROBE_ACK, (), (), b"")."""
+def decode_channel_message(data, hint: int = 0) -> tuple:
+    """(PAYLOAD, onward, return, payload, the routes' length), (CREDENTIAL, (), (), credential,
+    0), or (a signal: CLOSE, CONFIRM, PROBE, PROBE_ACK, (), (), b"", 0). `hint`: the routes'
+    length of the channel's last PAYLOAD (wire/transport.py decode_routed)."""
     if not data:
         raise DecodeError("empty channel message")
     tag = data[0]
     if tag == PAYLOAD:
         # the payload, a view: `data` is the decrypted message, held by nothing else
-        return (PAYLOAD, *decode_routed(memoryview(data), 1, copy=False))
+        return (PAYLOAD, *decode_routed(memoryview(data), hint, copy=False))
     if tag == CREDENTIAL:
         reader = bare.Reader(data, 1)
         credential = reader.bytes()
         reader.expect_end()
-        return CREDENTIAL, (), (), credential
+        return CREDENTIAL, (), (), credential, 0
     if tag in SIGNALS and len(data) == 1:
-        return tag, (), (), b""
+        return tag, (), (), b"", 0
     if tag in SIGNALS:
         raise DecodeError(f"channel message {tag} has trailing bytes")
     raise DecodeError(f"unknown channel message {tag}")

@@ -60,45 +60,45 @@ def encode_frame(onward: Route, return_route: Route, payload) -> bytes:
 
 
 def decode_body(body, hint: int = 0) -> tuple:
-    """(onward, return route, payload, the routes' length) of a frame's body.
-
-    `hint` is the routes' length in the last message of the same link: when those bytes of
-    this one are a pair of routes decoded before, they are that pair (the encoding is
-    self-delimiting), and neither route is scanned again."""
+    """(onward, return route, payload, the routes' length) of a frame's body (see decode_routed)."""
     if not body or body[0] != VERSION:
         raise DecodeError(f"unknown transport message version {body[0]}" if body else "empty transport message")
+    return decode_routed(body, hint)
+
+
+def decode_routed(data, hint: int = 0, copy: bool = True) -> tuple:
+    """(onward, return route, payload, the routes' length) of the routes and payload after
+    data's first byte, the payload ending where data ends. Without `copy` (data a buffer
+    that nothing else holds) the payload is a view of it.
+
+    `hint` is the routes' length in the last message of the same link or channel: when
+    those bytes of this one are a pair of routes decoded before, they are that pair (the
+    encoding is self-delimiting), and neither route is scanned again."""
     if hint:
-        routes = _HEADS_IN.get(bytes(body[1:1 + hint]))
+        routes = _HEADS_IN.get(bytes(data[1:1 + hint]))
         if routes is not None:
-            return routes[0], routes[1], _read_payload(body, 1 + hint, True), hint
-    onward, pos = split_route(body, 1)
-    return_route, pos = split_route(body, pos)
-    if pos - 1 <= MAX_CACHED_HEAD:
-        remember(_HEADS_IN, bytes(body[1:pos]), (onward, return_route))
-    return onward, return_route, _read_payload(body, pos, True), pos - 1
-
-
-def decode_routed(data, pos: int, copy: bool = True) -> tuple:
-    """(onward, return route, payload) encoded from pos to the very end of data. Without
-    `copy` (data a memoryview of a buffer that nothing else holds) the payload is a view."""
-    onward, pos = split_route(data, pos)
+            return routes[0], routes[1], _read_payload(data, 1 + hint, copy), hint
+    onward, pos = split_route(data, 1)
     return_route, pos = split_route(data, pos)
-    return onward, return_route, _read_payload(data, pos, copy)
+    if pos - 1 <= MAX_CACHED_HEAD:
+        remember(_HEADS_IN, bytes(data[1:pos]), (onward, return_route))
+    return onward, return_route, _read_payload(data, pos, copy), pos - 1
 
 
 def _read_payload(data, pos: int, copy: bool):
     """The length-prefixed bytes at pos, which must end exactly where data ends."""
-    size = len(data)
-    if pos + 1 < size:  # the common cases, one- and two-byte lengths, without a Reader
-        if data[pos] < 0x80:
-            start = pos + 1 if pos + 1 + data[pos] == size else None
-        elif data[pos + 1] < 0x80:
-            start = pos + 2 if pos + 2 + (data[pos] & 0x7F | data[pos + 1] << 7) == size else None
-        else:
-            start = None
-        if start is not None:
-            return bytes(data[start:]) if copy else data[start:]
-    reader = bare.Reader(data, pos)
+    size, start, length = len(data), pos, 0
+    for shift in (0, 7, 14):  # lengths of one to three bytes (up to 2 MiB) without a Reader
+        if start >= size:
+            break
+        byte = data[start]
+        start += 1
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if start + length == size:
+                return bytes(data[start:]) if copy else data[start:]
+            break
+    reader = bare.Reader(data, pos)  # anything else: the checked reader says what is wrong
     payload = reader.bytes()
     reader.expect_end()
     return payload

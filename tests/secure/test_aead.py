@@ -22,9 +22,11 @@ def test_same_bytes_as_pynacl_and_round_trip(encrypt, decrypt, reference, size):
     key, nonce, ad, plaintext = os.urandom(32), os.urandom(12), os.urandom(size % 7), os.urandom(size)
     sealed = encrypt(plaintext, ad, nonce, key)
     assert sealed == reference(plaintext, ad, nonce, key)
-    assert decrypt(sealed, ad, nonce, key) == plaintext
-    framed = memoryview(b"\x00" * 8 + sealed)[8:]  # a view into a received frame is read in place
-    assert decrypt(framed, ad, nonce, key) == plaintext
+    assert decrypt(sealed, 0, ad, nonce, key) == plaintext
+    packet = b"nonce:8!" + sealed  # read in place after its nonce, no view cut to skip it
+    assert decrypt(packet, 8, ad, nonce, key) == plaintext
+    framed = memoryview(b"frame" + packet)[5:]  # a view into a received frame, likewise
+    assert decrypt(framed, 8, ad, nonce, key) == plaintext
     assert encrypt(plaintext, ad, nonce, key, prefix=b"nonce:8!") == b"nonce:8!" + sealed
     head = b"\x00\x01\x00\x04head"  # encrypted with the plaintext as one message, never joined to it
     assert encrypt(plaintext, ad, nonce, key, prefix=b"nonce:8!", head=head) == \
@@ -36,7 +38,9 @@ def test_tampered_truncated_or_wrong_key_is_refused(encrypt, decrypt, reference)
     key, nonce = os.urandom(32), os.urandom(12)
     sealed = bytearray(encrypt(b"attack at dawn", b"", nonce, key))
     sealed[3] ^= 1
-    for bad, k in ((bytes(sealed), key), (bytes(sealed[:15]), key), (b"", key),
-                   (encrypt(b"x", b"", nonce, key), os.urandom(32))):
-        with pytest.raises(DecryptError):
-            decrypt(bad, b"", nonce, k)
+    short, forged = "ciphertext is shorter than its tag", "authentication failed"
+    for bad, start, k, error in ((bytes(sealed), 0, key, forged), (bytes(sealed[:15]), 0, key, short),
+                                 (b"", 0, key, short), (b"nonce:8!" + bytes(sealed[:15]), 8, key, short),
+                                 (b"nonce:8", 8, key, short), (encrypt(b"x", b"", nonce, key), 0, os.urandom(32), forged)):
+        with pytest.raises(DecryptError, match=f"^{error}$"):
+            decrypt(bad, start, b"", nonce, k)

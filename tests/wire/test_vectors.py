@@ -109,17 +109,31 @@ def test_bad_portal_messages_are_typed_errors(message, error):
 def test_channel_probe_messages_are_one_byte_signals():
     from appliance.wire import secure_channel as sc
     assert (sc.PROBE_MESSAGE, sc.PROBE_ACK_MESSAGE) == (b"\x03", b"\x04")
-    assert sc.decode_channel_message(b"\x03") == (sc.PROBE, (), (), b"")
-    assert sc.decode_channel_message(b"\x04") == (sc.PROBE_ACK, (), (), b"")
+    assert sc.decode_channel_message(b"\x03") == (sc.PROBE, (), (), b"", 0)
+    assert sc.decode_channel_message(b"\x04") == (sc.PROBE_ACK, (), (), b"", 0)
     from appliance.wire.errors import DecodeError
     with pytest.raises(DecodeError, match="channel message 3 has trailing bytes"):
         sc.decode_channel_message(b"\x03\x00")
 
 
+def test_channel_payload_message_decodes_its_routes_once_per_channel():
+    """`00 | onward | return | len | payload`: the transport message's layout after another
+    first byte, and the same hint (the routes' length of the channel's last PAYLOAD)."""
+    from appliance.wire import secure_channel as sc
+    onward, back = (Address(0, b"ab"),), (Address(1, b"c"),)
+    message = sc.encode_payload(onward, back, b"payload")
+    assert message == bytes.fromhex("00 01 00 02 6162 01 01 01 63 07") + b"payload"
+    kind, got_onward, got_back, payload, hint = sc.decode_channel_message(message)
+    assert (kind, got_onward, got_back, bytes(payload), hint) == (sc.PAYLOAD, onward, back, b"payload", 9)
+    assert isinstance(payload, memoryview)  # a view of the decrypted message, not a copy
+    again = sc.decode_channel_message(sc.encode_payload(onward, back, b"next"), hint)
+    assert again[:3] == (sc.PAYLOAD, onward, back) and bytes(again[3]) == b"next" and again[4] == 9
+
+
 def test_channel_credential_message():
     from appliance.wire import secure_channel as sc
     assert sc.encode_credential(b"\xaa\xbb") == bytes.fromhex("0502aabb")
-    assert sc.decode_channel_message(bytes.fromhex("0502aabb")) == (sc.CREDENTIAL, (), (), b"\xaa\xbb")
+    assert sc.decode_channel_message(bytes.fromhex("0502aabb")) == (sc.CREDENTIAL, (), (), b"\xaa\xbb", 0)
     for bad in ("0503aabb", "0502aabbcc"):  # truncated, trailing bytes
         with pytest.raises(DecodeError):
             sc.decode_channel_message(bytes.fromhex(bad))

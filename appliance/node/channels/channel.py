@@ -107,6 +107,7 @@ class ChannelEnd(CloseNotifier):
         self._unwatch: Any = None  # stops watching the link this channel rides on
         self._enc: Any = None  # a ChannelEncryptor once established
         self._dec: Any = None
+        self._routes_hint = 0  # the routes' length of the peer's last PAYLOAD (wire/transport.py decode_routed)
         self.heard_at = 0.0  # loop time of the last authenticated message from the peer
         self._probing = SingleFlight()
         self._probe_answered: Event | None = None
@@ -203,13 +204,15 @@ class ChannelEnd(CloseNotifier):
 
     def _decrypt(self, msg: LocalMessage) -> None:
         try:
-            kind, onward, return_route, payload = wire.decode_channel_message(self._dec.decrypt(msg.payload))
+            kind, onward, return_route, payload, hint = wire.decode_channel_message(self._dec.decrypt(msg.payload),
+                                                                                     self._routes_hint)
         except (DecryptError, ReplayError, DecodeError) as exc:
             self.node.counters["channel_messages_rejected"] += 1
             log.debug("secure channel %s dropped a message: %s", self.encryptor.address, exc)
             return
         self.heard_at = self.node.clock.now()
         if kind == wire.PAYLOAD:
+            self._routes_hint = hint
             self.node.route(LocalMessage(onward, (self.encryptor.address,) + return_route, payload, self.peer))
         elif kind == wire.CLOSE:
             self.close(notify=False)
