@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # what the profile names, from the socket in to the socket out: the transport's read and
 # write paths, the router, relaying, the secure channel's data phase, portal streams, codecs
 HOT_PATH = (
+    "appliance/wire/bare.py",
     "appliance/wire/address.py",
     "appliance/wire/framing.py",
     "appliance/wire/transport.py",

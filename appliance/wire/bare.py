@@ -7,6 +7,9 @@ slicing, so hostile input can never make us allocate more than it actually sent.
 
 from __future__ import annotations
 
+import builtins
+
+from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 
 MAX_VARINT_BYTES = 10  # enough for a u64
@@ -25,7 +28,7 @@ def encode_uint(value: int) -> bytes:
     return bytes(out)
 
 
-def encode_bytes(data: bytes) -> bytes:
+def encode_bytes(data: Buffer) -> bytes:
     return encode_uint(len(data)) + data
 
 
@@ -38,7 +41,7 @@ class Reader:
 
     __slots__ = ("_buf", "_pos")
 
-    def __init__(self, buf: bytes | memoryview, pos: int = 0):
+    def __init__(self, buf: Buffer, pos: int = 0):
         self._buf = buf
         self._pos = pos
 
@@ -82,7 +85,7 @@ class Reader:
         except UnicodeDecodeError as exc:
             raise DecodeError("string is not valid UTF-8") from exc
 
-    def rest(self) -> bytes:
+    def rest(self) -> builtins.bytes:  # `bytes` is the method above in here
         return self.raw(self.remaining)
 
     def expect_end(self) -> None:
@@ -90,7 +93,7 @@ class Reader:
             raise DecodeError(f"{self.remaining} unexpected trailing bytes")
 
 
-def decode_string(data: bytes) -> str:
+def decode_string(data: Buffer) -> str:
     """Decode a buffer holding exactly one BARE string."""
     reader = Reader(data)
     text = reader.string()
