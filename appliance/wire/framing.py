@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 
-from appliance.wire.buffer import Buffer
 from appliance.wire.errors import FrameTooLarge, ProtocolVersionMismatch
 
 PROTOCOL_VERSION = 2  # 2: portal flow control (Credit, End) and channel probes; 1 peers are refused
@@ -20,6 +19,11 @@ HEADER = struct.Struct(">I")
 
 def encode_frame_header(length: int) -> bytes:
     return HEADER.pack(length)
+
+
+def _length_at(data: bytes, pos: int) -> int:
+    """The frame header at pos (HEADER.unpack_from, without a call through the struct module)."""
+    return data[pos] << 24 | data[pos + 1] << 16 | data[pos + 2] << 8 | data[pos + 3]
 
 
 class FrameDecoder:
@@ -34,7 +38,7 @@ class FrameDecoder:
         self._pending_len = 0
         self._version_seen = False
 
-    def feed(self, data: Buffer) -> list:
+    def feed(self, data: bytes) -> list:
         if not data:
             return []
         if not self._version_seen:
@@ -44,7 +48,7 @@ class FrameDecoder:
             self._version_seen = True
             data = data[1:]
         if not self._pending and len(data) >= 4:  # the common case: exactly one whole frame
-            (length,) = HEADER.unpack_from(data)
+            length = _length_at(data, 0)
             if len(data) == 4 + length and length <= self.max_frame:
                 return [memoryview(data)[4:]]
         if self._pending:
@@ -60,7 +64,7 @@ class FrameDecoder:
         view = memoryview(data)
         pos, end = 0, len(data)
         while end - pos >= 4:
-            (length,) = HEADER.unpack_from(data, pos)
+            length = _length_at(data, pos)
             if length > self.max_frame:
                 raise FrameTooLarge(f"peer sent a frame of {length} bytes (max {self.max_frame})")
             if end - pos - 4 < length:

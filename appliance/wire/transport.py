@@ -87,17 +87,18 @@ def decode_routed(data, hint: int = 0, copy: bool = True) -> tuple:
 
 def _read_payload(data, pos: int, copy: bool):
     """The length-prefixed bytes at pos, which must end exactly where data ends."""
-    size, start, length = len(data), pos, 0
-    for shift in (0, 7, 14):  # lengths of one to three bytes (up to 2 MiB) without a Reader
-        if start >= size:
-            break
-        byte = data[start]
-        start += 1
-        length |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            if start + length == size:
-                return bytes(data[start:]) if copy else data[start:]
-            break
+    size = len(data)
+    if pos < size:  # lengths of one to three bytes (up to 2 MiB) without a Reader
+        byte = data[pos]
+        start, length = pos + 1, byte & 0x7F
+        if byte >= 0x80 and start < size:
+            byte = data[start]
+            start, length = start + 1, length | (byte & 0x7F) << 7
+            if byte >= 0x80 and start < size:
+                byte = data[start]
+                start, length = start + 1, length | (byte & 0x7F) << 14
+        if byte < 0x80 and start + length == size:
+            return bytes(data[start:]) if copy else data[start:]
     reader = bare.Reader(data, pos)  # anything else: the checked reader says what is wrong
     payload = reader.bytes()
     reader.expect_end()
