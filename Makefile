@@ -5,10 +5,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # tool:Debian package (the package that brings the tool, when its name differs)
 SYSTEM_TOOLS := curl iperf3 socat prometheus nginx dnsmasq:dnsmasq-base dig:dnsutils logger:bsdutils
-BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench
+BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench perf
+# (linux-perf: perf, for bench-profile)
 # postgresql pulls in postgresql-NN (initdb, postgres and pgbench, under /usr/lib/postgresql/NN/bin)
 # and postgresql-client-common (the /usr/bin/pgbench wrapper)
-BENCH_PACKAGES := redis-server redis-tools openssh-server openssh-client postgresql
+BENCH_PACKAGES := redis-server redis-tools openssh-server openssh-client postgresql linux-perf
 
 BUILD_STAMP := $(VENV)/.build-installed
 COMPILE_STAMP := $(VENV)/.compile-installed
@@ -20,7 +21,7 @@ WITH_COMPILED := OCKAM_COMPILED=1 PYTHONPATH=$(CURDIR)/$(COMPILED):$(CURDIR)
 FREEZE := PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
           $(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN ockam.spec
 
-.PHONY: run test test-fast test-tcp-control test-compiled compiled bench bench-pure bench-floor bench-deps \
+.PHONY: run test test-fast test-tcp-control test-compiled compiled bench bench-pure bench-floor bench-profile bench-deps \
         system-deps clean binary binary-check smoke binary-windows binary-windows-check test-windows
 
 $(STAMP): pyproject.toml
@@ -90,6 +91,10 @@ bench: $(STAMP) bench-deps compiled
 
 bench-pure: $(STAMP) bench-deps
 	$(PY) -m bench $(BENCH_ARGS)
+
+# where the nodes' CPU goes, by our compiled functions (perf; BENCH_ARGS="--plain --clients 1")
+bench-profile: $(STAMP) bench-deps compiled
+	$(WITH_COMPILED) $(PY) -P -m bench.profile $(BENCH_ARGS)
 
 # the ceiling of three relaying processes: bare forwarder chains next to OpenSSH and ours
 bench-floor: $(STAMP) bench-deps
