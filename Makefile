@@ -5,11 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # tool:Debian package (the package that brings the tool, when its name differs)
 SYSTEM_TOOLS := curl iperf3 socat prometheus nginx dnsmasq:dnsmasq-base dig:dnsutils logger:bsdutils
-BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench perf
-# (linux-perf: perf, for bench-profile)
+BENCH_TOOLS  := redis-server redis-benchmark sshd pgbench
 # postgresql pulls in postgresql-NN (initdb, postgres and pgbench, under /usr/lib/postgresql/NN/bin)
 # and postgresql-client-common (the /usr/bin/pgbench wrapper)
-BENCH_PACKAGES := redis-server redis-tools openssh-server openssh-client postgresql linux-perf
+BENCH_PACKAGES := redis-server redis-tools openssh-server openssh-client postgresql
 
 BUILD_STAMP := $(VENV)/.build-installed
 COMPILE_STAMP := $(VENV)/.compile-installed
@@ -92,8 +91,11 @@ bench: $(STAMP) bench-deps compiled
 bench-pure: $(STAMP) bench-deps
 	$(PY) -m bench $(BENCH_ARGS)
 
-# where the nodes' CPU goes, by our compiled functions (perf; BENCH_ARGS="--plain --clients 1")
+# where the nodes' CPU goes, by our compiled functions (perf; BENCH_ARGS="--plain --clients 1");
+# perf is installed apart (Debian's linux-perf): where it cannot be, only this target says so
 bench-profile: $(STAMP) bench-deps compiled
+	@command -v perf >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq linux-perf >/dev/null; } \
+	  || echo "could not install linux-perf: bench-profile needs perf"
 	$(WITH_COMPILED) $(PY) -P -m bench.profile $(BENCH_ARGS)
 
 # the ceiling of three relaying processes: bare forwarder chains next to OpenSSH and ours

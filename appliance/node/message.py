@@ -33,7 +33,7 @@ class LocalMessage:
 
     def __repr__(self) -> str:
         return (f"LocalMessage(onward={self.onward!r}, return_route={self.return_route!r}, "
-                f"payload={bytes(self.payload)[:64]!r}, peer={self.peer!r})")
+                f"payload={bytes(self.payload[:64])!r}, peer={self.peer!r})")
 
     def step(self, prepend_return: Optional[object] = None) -> "LocalMessage":
         """The same message with the first onward hop removed (and optionally a return hop added)."""

@@ -39,6 +39,7 @@ class FrameDecoder:
         self._version_seen = False
 
     def feed(self, data: bytes) -> list:
+        """`data` is what a socket gave: bytes (the compiled build refuses anything else)."""
         if not data:
             return []
         if not self._version_seen:
