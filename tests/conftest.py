@@ -9,26 +9,33 @@ import os
 import pytest
 
 
+def _router_file() -> str:
+    """Where the router was imported from: a shared library in the compiled build."""
+    from appliance.node import node
+    return node.__file__
+
+
+def _compiled() -> bool:
+    return _router_file().endswith(".so")
+
+
 def pytest_configure(config):
     if os.environ.get("OCKAM_COMPILED") != "1":
         return
-    from appliance.node import node
-    if not node.__file__.endswith(".so"):
-        raise pytest.UsageError(f"OCKAM_COMPILED=1 but {node.__name__} is {node.__file__}: no compiled build "
+    if not _compiled():
+        raise pytest.UsageError(f"OCKAM_COMPILED=1 but appliance.node.node is {_router_file()}: no compiled build "
                                 "(make compiled says why), or build/compiled is not first on PYTHONPATH (python -P)")
 
 
 def pytest_report_header(config):
-    from appliance.node import node
-    return f"hot path: {'compiled' if node.__file__.endswith('.so') else 'pure Python'} ({node.__file__})"
+    return f"hot path: {'compiled' if _compiled() else 'pure Python'} ({_router_file()})"
 
 
 def pytest_collection_modifyitems(config, items):
     """`@pytest.mark.pure_only(reason)`: a test that patches a function or method of the hot
     path to provoke what it checks. Compiled code calls its own functions directly, so the
     patch would not take there; the pure build checks it."""
-    from appliance.node import node
-    if not node.__file__.endswith(".so"):
+    if not _compiled():
         return
     for item in items:
         marker = item.get_closest_marker("pure_only")

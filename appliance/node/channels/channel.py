@@ -95,8 +95,7 @@ class ChannelEnd(CloseNotifier):
         self.suite = suite
         self.authorized = authorized
         self.via = via
-        self.handshake: Any = ChannelHandshake(suite, initiator, channels.static_private,
-                                                                   self._prove, authorized)
+        self.handshake: Any = ChannelHandshake(suite, initiator, channels.static_private, self._prove, authorized)
         self.decryptor = _Decryptor(self)
         self.encryptor = _Encryptor(self)
         self.remote_route: tuple = ()
