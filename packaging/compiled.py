@@ -44,6 +44,7 @@ HOT_PATH = (
     "appliance/node/message.py",
     "appliance/node/worker.py",
     "appliance/node/node.py",
+    "appliance/node/shortcuts.py",
     "appliance/node/transport/links.py",
     "appliance/node/transport/sockets.py",
     "appliance/node/transport/writer.py",

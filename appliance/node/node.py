@@ -18,6 +18,7 @@ from gevent.event import AsyncResult
 from appliance.node.clock import Clock
 from appliance.node.errors import AddressInUse, RequestTimeout
 from appliance.node.message import LocalMessage
+from appliance.node.shortcuts import Shortcuts
 from appliance.node.worker import Worker
 from appliance.wire import probe
 from appliance.wire.address import MAX_ROUTE_HOPS, Address, route_text
@@ -33,15 +34,18 @@ class Node:
         self.clock = clock or Clock()
         self.workers: dict[Address, Worker] = {}
         self.counters: Counter = Counter()
+        self.shortcuts = Shortcuts()  # what messages through its links do, while its workers stay the same
 
     # --- registry -------------------------------------------------------------------------
     def register(self, worker: Worker) -> None:
         if worker.address in self.workers:
             raise AddressInUse(f"address {worker.address} is already in use on node {self.name}")
         self.workers[worker.address] = worker
+        self.shortcuts.clear()
 
     def unregister(self, address: Address) -> None:
-        self.workers.pop(address, None)
+        if self.workers.pop(address, None) is not None:
+            self.shortcuts.clear()
 
     def stop(self) -> None:
         for worker in list(self.workers.values()):
@@ -50,6 +54,7 @@ class Node:
             except Exception:  # noqa: BLE001 - shutting down: one bad worker must not stop the rest
                 log.exception("error stopping worker %s", worker.address)
         self.workers.clear()
+        self.shortcuts.clear()
 
     # --- routing ----------------------------------------------------------------------------
     def route(self, msg: LocalMessage) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mypy_extensions import mypyc_attr
 
 from appliance.node.message import LocalMessage
-from appliance.wire.address import Address
+from appliance.wire.address import Address, Route
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -20,6 +20,12 @@ class Worker:
 
     def handle(self, msg: LocalMessage) -> None:
         raise NotImplementedError
+
+    def readdress(self, onward: Route) -> Route | None:
+        """The onward route this worker passes a message on with, when that is all it does to
+        it (same return route, payload and peer, nothing counted or kept): a relay's name.
+        None for a worker that does more. The node then skips it (node/shortcuts.py)."""
+        return None
 
     def stop(self) -> None:
         """Called when the node unregisters the worker or shuts down."""

@@ -39,10 +39,11 @@ class TransportMessage(NamedTuple):
 def encode_head(onward: Route, return_route: Route, payload_length: int, tag: bytes = b"\x01") -> bytes:
     """Everything before the payload. The same layout after another first byte is a secure
     channel's PAYLOAD message, which encodes and decodes through these functions too."""
-    return _routes_head(onward, return_route, tag) + bare.encode_uint(payload_length)
+    return routes_head(onward, return_route, tag) + bare.encode_uint(payload_length)
 
 
-def _routes_head(onward: Route, return_route: Route, tag: Buffer) -> bytes:
+def routes_head(onward: Route, return_route: Route, tag: Buffer = b"\x01") -> bytes:
+    """The first byte and both routes: what comes before the payload's length."""
     head = _HEADS_OUT.get((onward, return_route, tag))
     if head is None:
         head = tag + encode_route(onward) + encode_route(return_route)
@@ -53,10 +54,18 @@ def _routes_head(onward: Route, return_route: Route, tag: Buffer) -> bytes:
 
 def encode_frame(onward: Route, return_route: Route, payload) -> bytes:
     """The message with its TCP frame header, joined once: the payload is copied once."""
-    head = _routes_head(onward, return_route, b"\x01")
+    head = routes_head(onward, return_route)
     size = len(payload)
     length = bytes((size,)) if size < 0x80 else bare.encode_uint(size)
     return b"".join((HEADER.pack(len(head) + len(length) + size), head, length, payload))
+
+
+def reframe(head: bytes, body, routes_end: int) -> bytes:
+    """A frame of a received body's payload (its length and bytes, after its routes end)
+    behind another `head` (routes_head): a message passed on with new routes and its
+    payload neither decoded nor copied but once."""
+    rest = body[routes_end:]
+    return b"".join((HEADER.pack(len(head) + len(rest)), head, rest))
 
 
 def decode_body(body, hint: int = 0) -> tuple:
@@ -87,8 +96,20 @@ def decode_routed(data, hint: int = 0, copy: bool = True) -> tuple:
 
 def _read_payload(data, pos: int, copy: bool):
     """The length-prefixed bytes at pos, which must end exactly where data ends."""
+    start = payload_at(data, pos)
+    if start >= 0:
+        return bytes(data[start:]) if copy else data[start:]
+    reader = bare.Reader(data, pos)  # anything else: the checked reader says what is wrong
+    payload = reader.bytes()
+    reader.expect_end()
+    return payload
+
+
+def payload_at(data, pos: int) -> int:
+    """Where the payload whose length is at pos starts, when that length is of one to three
+    bytes (up to 2 MiB) and the payload ends exactly where data ends; -1 otherwise."""
     size = len(data)
-    if pos < size:  # lengths of one to three bytes (up to 2 MiB) without a Reader
+    if pos < size:
         byte = data[pos]
         start, length = pos + 1, byte & 0x7F
         if byte >= 0x80 and start < size:
@@ -98,8 +119,5 @@ def _read_payload(data, pos: int, copy: bool):
                 byte = data[start]
                 start, length = start + 1, length | (byte & 0x7F) << 14
         if byte < 0x80 and start + length == size:
-            return bytes(data[start:]) if copy else data[start:]
-    reader = bare.Reader(data, pos)  # anything else: the checked reader says what is wrong
-    payload = reader.bytes()
-    reader.expect_end()
-    return payload
+            return start
+    return -1

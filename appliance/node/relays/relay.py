@@ -29,7 +29,7 @@ from appliance.node.sources import arrival_link, message_source
 from appliance.node.worker import Worker
 from appliance.observe.condition import Condition
 from appliance.wire import relay as relay_wire
-from appliance.wire.address import Address, route_text
+from appliance.wire.address import Address, Route, route_text
 from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 
@@ -58,6 +58,10 @@ class RelayWorker(Worker):
             sender.relayed = True
         self.service.node.route(LocalMessage(self.forward_route + msg.onward[1:], msg.return_route,
                                              msg.payload, msg.peer))
+
+    def readdress(self, onward: Route) -> Route:
+        """All it does once its sender is marked as using this node as a relay (above)."""
+        return self.forward_route + onward[1:]
 
     def stop(self) -> None:
         self.service.relays.pop(self.address.inner.decode(), None)

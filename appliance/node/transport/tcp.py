@@ -31,7 +31,7 @@ from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError, WireError
 from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder
 from appliance.wire.multiaddr import Tcp, parse_hostport
-from appliance.wire.transport import decode_body, encode_frame
+from appliance.wire.transport import decode_body, encode_frame, payload_at, reframe
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class TcpConnection(Worker, CloseNotifier):
         self.routed = False  # has routed a message (heartbeats do not count): idle timeout
         self.relayed = False  # has sent a message through a relay name of this node
         self._routes_hint = 0  # the routes' length in the last message (wire/transport.py decode_body)
+        self.node.shortcuts.clear()  # learnt of the link's last socket (which it marked `relayed`)
         self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
         self.spoke = True  # sent something since the last tick
@@ -119,9 +120,7 @@ class TcpConnection(Worker, CloseNotifier):
 
     def handle(self, msg: LocalMessage) -> None:
         frame = encode_frame(msg.onward[1:], msg.return_route, msg.payload)
-        if len(frame) - 4 > self.transport.max_frame:  # the peer would close the link for it
-            self.node.counters["dropped_too_large"] += 1
-            log.debug("dropped a message of %d bytes for %s: over the frame limit", len(frame) - 4, self.peer)
+        if self._too_large(frame):
             return
         backlog = self.writer.backlog
         if backlog >= DATAGRAM_BACKLOG and msg.datagram:  # what may be lost is, rather than delay the rest
@@ -129,12 +128,32 @@ class TcpConnection(Worker, CloseNotifier):
             return
         if (msg.answer or backlog >= ACCOUNT_FROM) and not self._admit(msg, len(frame), backlog):
             return
+        self._send(frame)
+
+    def forward(self, head: bytes, body, routes_end: int) -> bool:
+        """Send on what another link received, behind `head` (node/shortcuts.py); False when
+        it must take the long way instead: this link is so far behind that its queue's
+        admission decides."""
+        if self.writer.backlog >= ACCOUNT_FROM:
+            return False
+        frame = reframe(head, body, routes_end)
+        if not self._too_large(frame):
+            self._send(frame)
+        return True
+
+    def _too_large(self, frame: bytes) -> bool:
+        if len(frame) - 4 <= self.transport.max_frame:
+            return False
+        self.node.counters["dropped_too_large"] += 1  # the peer would close the link for it
+        log.debug("dropped a message of %d bytes for %s: over the frame limit", len(frame) - 4, self.peer)
+        return True
+
+    def _send(self, frame: bytes) -> None:
         self.spoke = True
         try:
             self.writer.write(frame)
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
-            return
 
     def _admit(self, msg: LocalMessage, size: int, backlog: int) -> bool:
         """May `msg` join this link's queue (node/transport/queues.py)? Asked for every answer, and for
@@ -220,7 +239,8 @@ class TcpConnection(Worker, CloseNotifier):
         """Route frames[start:], YIELD_EVERY at a time: after each such slice the socket rests
         and the rest waits for the next turn of the loop, so others' I/O is served between."""
         end = min(start + YIELD_EVERY, len(frames))
-        route, own, counters = self.node.route, (self.address,), self.node.counters
+        node = self.node
+        route, shortcuts, counters = node.route, node.shortcuts, node.counters
         batch = end - start > 1  # what they cause is written once, at the end of this turn
         Batch.depth += batch
         routed = False
@@ -228,17 +248,28 @@ class TcpConnection(Worker, CloseNotifier):
             for frame in frames[start:end]:
                 if not frame:
                     continue  # a heartbeat
-                try:
-                    onward, return_route, payload, self._routes_hint = decode_body(frame, self._routes_hint)
-                except DecodeError as exc:  # one bad message: the framing is intact, the link stays
-                    counters["dropped_bad_messages"] += 1
-                    log.debug("dropped a message from %s: %s", self.peer, exc)
-                    continue
-                if onward:
-                    routed = True
-                    route(LocalMessage(onward, own + return_route, payload))
-                    if sock is not self.sock or not self.connected:
-                        return  # closed by what it caused: the rest of the read is not delivered
+                routes_end = self._routes_hint + 1
+                known = shortcuts.get(self, frame, routes_end) if routes_end > 1 else None
+                payload_start = payload_at(frame, routes_end) if known is not None else -1
+                if known is not None and payload_start >= 0:  # routes seen before, a well-formed payload
+                    link = known.link
+                    if link is None or not link.forward(known.head, frame, routes_end):
+                        route(LocalMessage(known.onward, known.return_route, bytes(frame[payload_start:])))
+                else:  # the long way
+                    try:
+                        onward, return_route, payload, self._routes_hint = decode_body(frame, self._routes_hint)
+                    except DecodeError as exc:  # one bad message: the framing is intact, the link stays
+                        counters["dropped_bad_messages"] += 1
+                        log.debug("dropped a message from %s: %s", self.peer, exc)
+                        continue
+                    if not onward:
+                        continue
+                    return_route = (self.address,) + return_route
+                    shortcuts.learn(node, self, frame, self._routes_hint + 1, onward, return_route)
+                    route(LocalMessage(onward, return_route, payload))  # what it changes, it forgets
+                routed = True
+                if sock is not self.sock or not self.connected:
+                    return  # closed by what it caused: the rest of the read is not delivered
         finally:
             Batch.depth -= batch
             if routed:  # heartbeats do not count
