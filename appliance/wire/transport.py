@@ -60,12 +60,13 @@ def encode_frame(onward: Route, return_route: Route, payload) -> bytes:
     return b"".join((HEADER.pack(len(head) + len(length) + size), head, length, payload))
 
 
-def reframe(head: bytes, body, routes_end: int) -> bytes:
-    """A frame of a received body's payload (its length and bytes, after its routes end)
-    behind another `head` (routes_head): a message passed on with new routes and its
-    payload neither decoded nor copied but once."""
+def reframe(head: bytes, body, routes_end: int) -> tuple:
+    """A received body's payload (its length and bytes, after its routes end) framed behind
+    another `head` (routes_head), in two parts: the frame's header and the head, and a view
+    of the body's rest. A message passed on with new routes: its payload is not decoded,
+    and copied only if the sender joins the two."""
     rest = body[routes_end:]
-    return b"".join((HEADER.pack(len(head) + len(rest)), head, rest))
+    return HEADER.pack(len(head) + len(rest)) + head, rest
 
 
 def decode_body(body, hint: int = 0) -> tuple:

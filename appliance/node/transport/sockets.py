@@ -50,6 +50,7 @@ CONNECT_PENDING = frozenset((errno.EINPROGRESS, errno.EWOULDBLOCK) if os.name ==
 _REUSE_OPTION: Any = getattr(_stdsocket, "SO_EXCLUSIVEADDRUSE", None) if os.name == "nt" else _stdsocket.SO_REUSEADDR
 _SIO_KEEPALIVE_VALS = getattr(_stdsocket, "SIO_KEEPALIVE_VALS", None) if os.name == "nt" else None
 _WINSOCK_ERRORS = getattr(_stdsocket, "errorTab", {})  # Windows only: WSAE... code -> text
+_GATHERS = hasattr(_stdsocket.socket, "sendmsg")  # not on Windows
 
 
 class HubSocket:
@@ -129,6 +130,16 @@ class HubSocket:
         """As much of `data` as the kernel takes now (0 when its buffer is full); never waits."""
         try:
             return self.sock.send(data)
+        except BlockingIOError:
+            return 0
+
+    def send_parts(self, parts: list) -> int:
+        """As much of the parts, in order, as the kernel takes now, in one system call: a
+        gathering sendmsg, or where there is none (Windows) one send of their join."""
+        if not _GATHERS:
+            return self.send(b"".join(parts))
+        try:
+            return self.sock.sendmsg(parts)
         except BlockingIOError:
             return 0
 

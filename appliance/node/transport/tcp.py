@@ -40,6 +40,7 @@ CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
+GATHER_FROM = 16 * 1024  # a payload passed on this long stays a view of the receive, sent gathered with its new head
 YIELD_EVERY = 16  # frames handled before others get a turn: a flood in one read must not stall them
 
 
@@ -120,7 +121,7 @@ class TcpConnection(Worker, CloseNotifier):
 
     def handle(self, msg: LocalMessage) -> None:
         frame = encode_frame(msg.onward[1:], msg.return_route, msg.payload)
-        if self._too_large(frame):
+        if self._too_large(len(frame)):
             return
         backlog = self.writer.backlog
         if backlog >= DATAGRAM_BACKLOG and msg.datagram:  # what may be lost is, rather than delay the rest
@@ -136,22 +137,24 @@ class TcpConnection(Worker, CloseNotifier):
         admission decides."""
         if self.writer.backlog >= ACCOUNT_FROM:
             return False
-        frame = reframe(head, body, routes_end)
-        if not self._too_large(frame):
-            self._send(frame)
+        frame, rest = reframe(head, body, routes_end)
+        if len(rest) < GATHER_FROM:
+            frame, rest = frame + rest, None
+        if not self._too_large(len(frame) + (len(rest) if rest is not None else 0)):
+            self._send(frame, rest)
         return True
 
-    def _too_large(self, frame: bytes) -> bool:
-        if len(frame) - 4 <= self.transport.max_frame:
+    def _too_large(self, frame_size: int) -> bool:
+        if frame_size - 4 <= self.transport.max_frame:
             return False
         self.node.counters["dropped_too_large"] += 1  # the peer would close the link for it
-        log.debug("dropped a message of %d bytes for %s: over the frame limit", len(frame) - 4, self.peer)
+        log.debug("dropped a message of %d bytes for %s: over the frame limit", frame_size - 4, self.peer)
         return True
 
-    def _send(self, frame: bytes) -> None:
+    def _send(self, frame: bytes, rest=None) -> None:
         self.spoke = True
         try:
-            self.writer.write(frame)
+            self.writer.write(frame, rest)
         except ConnectionClosed:
             self.node.counters["dropped_closed_connection"] += 1
 

@@ -32,12 +32,15 @@ class WritableSocket(Protocol):
 
     def send(self, data) -> int: ...
 
+    def send_parts(self, parts: list) -> int: ...
+
     def wait_writable(self) -> None: ...
 
     def unsent(self) -> int | None: ...
 
 DEFAULT_LIMIT = 1 << 30  # last resort only: a link whose peer reads nothing is found by LinkMonitor
-MAX_SEND = 256 * 1024  # bytes joined for one send: few syscalls without re-copying a long queue
+MAX_SEND = 256 * 1024  # bytes gathered for one send: few syscalls without a long queue in one
+MAX_PARTS = 512  # chunks gathered for one send (Linux takes at most 1024 in one sendmsg)
 
 
 _turn = 0  # the loop's turns, counted by a check watcher (once per turn; libuv has no prepare watchers)
@@ -94,22 +97,31 @@ class SocketWriter:
         self.closed = False
         _count_turns()
 
-    def write(self, data) -> None:
+    def write(self, data, rest=None) -> None:
+        """Send `data`, and `rest` after it without joining the two (a payload passed on
+        behind a new head: one gathering send, no copy)."""
         if self.closed:
             raise ConnectionClosed("socket is closed")
         if not Batch.depth and self.idle and self._turn != _turn:
             self._turn = _turn
             try:
-                sent = self._sock.send(data)
+                sent = self._sock.send(data) if rest is None else self._sock.send_parts([data, rest])
             except OSError as exc:
                 self._fail(exc)
                 raise ConnectionClosed(f"socket write failed: {exc}") from None
             if sent < len(data):
                 self._queue(memoryview(data)[sent:])
+                sent_of_rest = 0
+            else:
+                sent_of_rest = sent - len(data)
+            if rest is not None and sent_of_rest < len(rest):
+                self._queue(memoryview(rest)[sent_of_rest:] if sent_of_rest else rest)
             if sent:
                 self._progress(sent)  # last: what it causes may close this writer
             return
         self._queue(data)
+        if rest is not None:
+            self._queue(rest)
 
     def _queue(self, data) -> None:
         self._chunks.append(data)
@@ -184,28 +196,36 @@ class SocketWriter:
             self._set_idle()
 
     def _send_now(self) -> bool:
-        """Send until the queue is empty or the kernel is full; False when the socket failed."""
+        """Send until the queue is empty or the kernel is full; False when the socket failed.
+        Queued chunks go out together in one gathering send: none is copied into another."""
         chunks = self._chunks
         while chunks:
             count, size = 1, len(chunks[0])
-            while count < len(chunks) and size < MAX_SEND:
+            while count < len(chunks) and size < MAX_SEND and count < MAX_PARTS:
                 size += len(chunks[count])
                 count += 1
-            data = chunks[0] if count == 1 else b"".join(chunks[:count])
-            del chunks[:count]
             try:
-                sent = self._sock.send(data)
+                sent = self._sock.send(chunks[0]) if count == 1 else self._sock.send_parts(chunks[:count])
             except OSError as exc:
                 self._fail(exc, later=True)  # we may be in the hub, which must not wait
                 return False
             self._size -= sent
-            if sent < len(data):
-                chunks.insert(0, memoryview(data)[sent:])
+            self._drop_sent(sent)
             if sent:
                 self._progress(sent)
-            if sent < len(data) or self.closed:
+            if sent < size or self.closed:
                 break
         return not self.closed
+
+    def _drop_sent(self, sent: int) -> None:
+        """Take the first `sent` bytes off the queue: whole chunks, then the front of one."""
+        chunks, whole = self._chunks, 0
+        while whole < len(chunks) and sent >= len(chunks[whole]):
+            sent -= len(chunks[whole])
+            whole += 1
+        del chunks[:whole]
+        if sent:
+            chunks[0] = memoryview(chunks[0])[sent:]
 
     def _progress(self, sent: int) -> None:
         self.sent += sent

@@ -58,6 +58,10 @@ class _RecordingSocket:
             self.sends.append(bytes(data[:n]))
         return n
 
+    def send_parts(self, parts) -> int:
+        """One send of several chunks, recorded as their join (HubSocket gathers them)."""
+        return self.send(b"".join(parts))
+
     def wait_writable(self) -> None:
         gevent.sleep(0.001)
         self.capacity += 1 << 20
@@ -99,6 +103,47 @@ def test_a_socket_that_takes_little_at_a_time_still_gets_everything_in_order():
     assert producer.successful()
     assert writer.flush(timeout=10)
     assert b"".join(sock.sends) == data
+
+
+def test_a_gathered_send_the_kernel_takes_part_of_leaves_exactly_the_rest_queued():
+    sock = _RecordingSocket(per_send=5)
+    writer = SocketWriter(sock)
+    with Batch():
+        for part in (b"abc", b"defg", b"hi"):
+            writer.write(part)
+    next_turn()  # one send of the three: five bytes go, "fg" and "hi" wait for the socket
+    assert writer.flush(timeout=1)
+    assert sock.sends == [b"abcde", b"fghi"] and writer.sent == 9
+
+
+@pytest.mark.parametrize("per_send, sends", [
+    (2, [b"ab", b"cd", b"ef", b"g"]),  # the kernel stops inside the first part
+    (5, [b"abcde", b"fg"]),  # inside the second
+    (7, [b"abcdefg"]),  # takes both
+])
+def test_a_write_in_two_parts_goes_out_in_one_send_and_what_is_left_after_it(per_send, sends):
+    sock = _RecordingSocket(per_send=per_send)
+    writer = SocketWriter(sock)
+    next_turn()
+    writer.write(b"abc", memoryview(b"defg"))
+    assert sock.sends == sends[:1]
+    assert writer.flush(timeout=1)
+    assert sock.sends == sends and writer.sent == 7
+
+
+def test_chunks_queued_past_the_kernel_s_buffers_arrive_whole_and_in_order_over_a_real_socket():
+    ours, theirs = _pair()
+    writer = SocketWriter(ours)
+    parts = [os.urandom(size) for size in (1, 70_000, 3, 131_072, 5000) * 20]  # bytes and, once cut, views
+    with Batch():
+        for part in parts:
+            writer.write(part)
+    expected = b"".join(parts)
+    received = bytearray()
+    while len(received) < len(expected):
+        received += theirs.recv(1 << 20)
+    assert received == expected
+    assert writer.flush(timeout=10) and writer.sent == len(expected)
 
 
 class _BrokenSocket(_RecordingSocket):
