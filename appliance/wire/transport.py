@@ -55,9 +55,22 @@ def routes_head(onward: Route, return_route: Route, tag: Buffer = b"\x01") -> by
 def encode_frame(onward: Route, return_route: Route, payload) -> bytes:
     """The message with its TCP frame header, joined once: the payload is copied once."""
     head = routes_head(onward, return_route)
-    size = len(payload)
+    header, length = _frame_prefix(head, len(payload))
+    return b"".join((header, head, length, payload))
+
+
+def frame_head(onward: Route, return_route: Route, size: int) -> bytes:
+    """All of a message's frame before its payload of `size` bytes: a long payload is sent
+    after it, gathered, rather than copied behind it."""
+    head = routes_head(onward, return_route)
+    header, length = _frame_prefix(head, size)
+    return b"".join((header, head, length))
+
+
+def _frame_prefix(head: bytes, size: int) -> tuple:
+    """The frame header and the payload's length, for a payload of `size` behind `head`."""
     length = bytes((size,)) if size < 0x80 else bare.encode_uint(size)
-    return b"".join((HEADER.pack(len(head) + len(length) + size), head, length, payload))
+    return HEADER.pack(len(head) + len(length) + size), length
 
 
 def reframe(head: bytes, body, routes_end: int) -> tuple:

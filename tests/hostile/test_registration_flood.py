@@ -29,13 +29,18 @@ NO_RATE = {"registrations_per_second_per_source": 100000}
 
 def test_registration_rate_per_source(hostile, attackers):
     """Defaults: 500 registrations at once on one connection: the first 50 (the burst) are
-    answered, and accepted; the other 450 are dropped unanswered and counted."""
+    answered, and accepted; the rest are dropped unanswered and counted. The bucket refills
+    at 50 a second on the relay's real clock while it works through the 500 (in turns of
+    16 frames, among the other processes of a loaded machine): each 20 ms that takes lets
+    one more through, up to 10 (200 ms) here."""
     net = hostile(client=False)
     attacker = attackers(net.attacker("127.0.0.2"))
     replies = attacker.register_many([f"flood-{i}" for i in range(500)], timeout=3.0)
-    assert {"ok": sum(1 for r in replies if r is not None and r.ok), "unanswered": replies.count(None),
+    ok = sum(1 for r in replies if r is not None and r.ok)
+    assert 50 <= ok <= 60, f"{ok} of 500 registrations at once accepted"
+    assert {"unanswered": replies.count(None), "refused": len(replies) - ok - replies.count(None),
             "relay registrations_dropped": net.counter("relay", "registrations_dropped")} == \
-        {"ok": 50, "unanswered": 450, "relay registrations_dropped": 450}
+        {"unanswered": 500 - ok, "refused": 0, "relay registrations_dropped": 500 - ok}
 
 
 def test_relays_per_connection(hostile, attackers):

@@ -31,7 +31,7 @@ from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError, WireError
 from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder
 from appliance.wire.multiaddr import Tcp, parse_hostport
-from appliance.wire.transport import decode_body, encode_frame, payload_at, reframe
+from appliance.wire.transport import decode_body, encode_frame, frame_head, payload_at, reframe
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
-GATHER_FROM = 16 * 1024  # a payload passed on this long stays a view of the receive, sent gathered with its new head
+GATHER_FROM = 16 * 1024  # a payload this long is sent gathered behind its frame's head, not copied into one frame
 YIELD_EVERY = 16  # frames handled before others get a turn: a flood in one read must not stall them
 
 
@@ -120,16 +120,22 @@ class TcpConnection(Worker, CloseNotifier):
             pass  # the peer is already gone: its reader finds out at once
 
     def handle(self, msg: LocalMessage) -> None:
-        frame = encode_frame(msg.onward[1:], msg.return_route, msg.payload)
-        if self._too_large(len(frame)):
+        payload = msg.payload
+        if len(payload) < GATHER_FROM:
+            frame, rest = encode_frame(msg.onward[1:], msg.return_route, payload), None
+            size = len(frame)
+        else:  # nothing holds a payload to change it: it is sent where it is
+            frame, rest = frame_head(msg.onward[1:], msg.return_route, len(payload)), payload
+            size = len(frame) + len(payload)
+        if self._too_large(size):
             return
         backlog = self.writer.backlog
         if backlog >= DATAGRAM_BACKLOG and msg.datagram:  # what may be lost is, rather than delay the rest
             self.node.counters["datagrams_dropped_link_behind"] += 1
             return
-        if (msg.answer or backlog >= ACCOUNT_FROM) and not self._admit(msg, len(frame), backlog):
+        if (msg.answer or backlog >= ACCOUNT_FROM) and not self._admit(msg, size, backlog):
             return
-        self._send(frame)
+        self._send(frame, rest)
 
     def forward(self, head: bytes, body, routes_end: int) -> bool:
         """Send on what another link received, behind `head` (node/shortcuts.py); False when
@@ -140,7 +146,8 @@ class TcpConnection(Worker, CloseNotifier):
         frame, rest = reframe(head, body, routes_end)
         if len(rest) < GATHER_FROM:
             frame, rest = frame + rest, None
-        if not self._too_large(len(frame) + (len(rest) if rest is not None else 0)):
+        size = len(frame) + (len(rest) if rest is not None else 0)
+        if not self._too_large(size):
             self._send(frame, rest)
         return True
 
