@@ -35,7 +35,7 @@ PARTS = (
     ("channel", ("aead___", "suites___", "secure___channel___", "secure_channel___", "channels___channel___")),
     ("portal", ("portals___", "state___", "credit___", "wire___portal___")),
     ("routing", ("node___", "address___", "relays___", "relay___", "message___", "message_____", "worker___",
-                 "links___")),
+                 "links___", "shortcuts___")),
     ("transport", ("tcp___", "framing___", "transport___", "writer___", "sockets___", "bare___")),
 )
 KERNEL, LOOP = "kernel", "event loop"
