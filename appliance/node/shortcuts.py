@@ -11,18 +11,20 @@ decode to, with the link already in front of the return route.
 What the long way decides depends only on the routes' bytes and on the node's workers: the
 node forgets every shortcut when a worker comes or goes (Node.register, Node.unregister).
 What depends on the moment, the out link's backlog and its admission, is asked each time
-(TcpConnection.forward). Bounded like wire/address.py's caches, node-wide: a flood of routes
-empties it, it cannot grow it.
+(TcpConnection.forward). Bounded node-wide, in entries and in the hops an entry holds: a
+flood of routes empties it, it cannot grow it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
-from appliance.wire.address import MAX_ROUTE_HOPS, Route, remember
+from appliance.wire.address import MAX_ROUTE_HOPS, Route
 from appliance.wire.transport import MAX_CACHED_HEAD, routes_head
 
 MAX_READDRESSES = 4  # workers that only re-address, one after another, before the link out
+MAX_SHORTCUTS = 2048  # entries, node-wide; emptied when full
+MAX_HOPS = 16  # of both routes together, in an entry: a portal's are 4 to 8; a stranger's 64 + 64 are not kept
 
 
 class Shortcut:
@@ -39,24 +41,30 @@ class Shortcut:
 
 
 class Shortcuts:
+    """The node's table: (arrival link, the version and routes' bytes) -> Shortcut."""
+
     __slots__ = ("_known",)
 
     def __init__(self) -> None:
         self._known: dict = {}
 
-    def get(self, link: Any, body, routes_end: int) -> Optional[Shortcut]:
+    def get(self, link: Any, body, routes_end: int) -> Shortcut | None:
         """What a message that `link` received does, if its first routes_end bytes (the
         version and the routes) were seen on that link before."""
+        if routes_end > MAX_CACHED_HEAD:
+            return None  # never learnt: not worth the copy of the key
         return self._known.get((link, bytes(body[:routes_end])))
 
     def learn(self, node, link: Any, body, routes_end: int, onward: Route, return_route: Route) -> None:
         """Remember what the message `link` received, with routes decoded to onward and
         return_route (the link in front), does; for ordinary routes only."""
-        if routes_end > MAX_CACHED_HEAD:
+        if routes_end > MAX_CACHED_HEAD or len(onward) + len(return_route) > MAX_HOPS:
             return
         out = _leaving(node, onward, return_route)
         link_out, head = out if out is not None else (None, b"")
-        remember(self._known, (link, bytes(body[:routes_end])), Shortcut(onward, return_route, link_out, head))
+        if len(self._known) >= MAX_SHORTCUTS:
+            self._known.clear()
+        self._known[(link, bytes(body[:routes_end]))] = Shortcut(onward, return_route, link_out, head)
 
     def clear(self) -> None:
         self._known.clear()

@@ -23,8 +23,10 @@ class Worker:
 
     def readdress(self, onward: Route) -> Route | None:
         """The onward route this worker passes a message on with, when that is all it does to
-        it (same return route, payload and peer, nothing counted or kept): a relay's name.
-        None for a worker that does more. The node then skips it (node/shortcuts.py)."""
+        it (same return route, payload and peer): a relay's name. None for a worker that
+        does more. The node then skips it for the rest of a stream (node/shortcuts.py): the
+        first message of each pair of routes from a link still comes through `handle`, so
+        what `handle` does besides (a relay marks the link `relayed`) must be done once."""
         return None
 
     def stop(self) -> None:

@@ -113,7 +113,7 @@ def _read_payload(data, pos: int, copy: bool):
     start = payload_at(data, pos)
     if start >= 0:
         return bytes(data[start:]) if copy else data[start:]
-    reader = bare.Reader(data, pos)  # anything else: the checked reader says what is wrong
+    reader = bare.Reader(data, pos)  # anything else: the checked reader decides, and says what is wrong
     payload = reader.bytes()
     reader.expect_end()
     return payload
@@ -121,7 +121,8 @@ def _read_payload(data, pos: int, copy: bool):
 
 def payload_at(data, pos: int) -> int:
     """Where the payload whose length is at pos starts, when that length is of one to three
-    bytes (up to 2 MiB) and the payload ends exactly where data ends; -1 otherwise."""
+    bytes (up to 2 MiB) in its shortest form (as we encode it: a relay passes the bytes on
+    as they are) and the payload ends exactly where data ends; -1 otherwise."""
     size = len(data)
     if pos < size:
         byte = data[pos]
@@ -132,6 +133,6 @@ def payload_at(data, pos: int) -> int:
             if byte >= 0x80 and start < size:
                 byte = data[start]
                 start, length = start + 1, length | (byte & 0x7F) << 14
-        if byte < 0x80 and start + length == size:
+        if byte < 0x80 and (byte or start == pos + 1) and start + length == size:
             return start
     return -1

@@ -3,7 +3,7 @@ learns of a pair of routes, byte for byte, and when it must say "the long way"."
 
 from types import SimpleNamespace
 
-from appliance.node.shortcuts import MAX_READDRESSES, Shortcuts
+from appliance.node.shortcuts import MAX_HOPS, MAX_READDRESSES, Shortcuts
 from appliance.node.worker import Worker
 from appliance.wire.address import MAX_ROUTE_HOPS, Address
 from appliance.wire.transport import MAX_CACHED_HEAD, decode_body, encode_frame, routes_head
@@ -76,9 +76,17 @@ def test_this_nodes_own_workers_and_unknown_addresses_take_the_long_way_with_rou
 
 
 def test_routes_the_router_would_drop_take_the_long_way():
-    too_long = (ME,) * MAX_ROUTE_HOPS  # with the arrival link in front: one hop over
-    assert learnt(registry(Link(B)), (B, ECHO), too_long).link is None
-    assert learnt(registry(Link(B)), (B, ECHO), too_long[1:]).link is not None
+    """A relay name whose forward route makes the onward route longer than any node may
+    route: the router drops it (dropped_route_too_long), so the table says "the long way"."""
+    long_forward = (B,) + (ME,) * (MAX_ROUTE_HOPS - 1)
+    assert learnt(registry(Link(B), Renamer(NAME, long_forward)), (NAME,)).link is not None  # 64 hops: routed
+    assert learnt(registry(Link(B), Renamer(NAME, long_forward)), (NAME, ECHO)).link is None  # 65
+
+
+def test_routes_of_many_hops_are_not_kept():
+    """MAX_HOPS counts both routes, the arrival link's hop and `me` in the return route here."""
+    assert learnt(registry(Link(B)), (B,) + (ECHO,) * (MAX_HOPS - 3)) is not None
+    assert learnt(registry(Link(B)), (B,) + (ECHO,) * (MAX_HOPS - 2)) is None
 
 
 def test_re_addressing_is_followed_a_bounded_number_of_times():

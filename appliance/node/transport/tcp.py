@@ -40,7 +40,7 @@ CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
-GATHER_FROM = 16 * 1024  # a payload this long is sent gathered behind its frame's head, not copied into one frame
+GATHER_FROM = 16 * 1024  # a payload this long may be sent behind its frame's head, not copied into one frame
 YIELD_EVERY = 16  # frames handled before others get a turn: a flood in one read must not stall them
 
 
@@ -68,6 +68,17 @@ def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT) -> HubSocket:
         raise RouteError(f"cannot resolve {target.host}: {exc.strerror}") from None
     except OSError as exc:
         raise RouteError(f"cannot connect to {target.hostport}: {os_reason(exc)}") from None
+
+
+def _sent_where_it_is(payload) -> bool:
+    """Is this payload sent as it is, behind its frame's head (a gathering send), rather than
+    copied into one frame? When it is long, and most of what it is a view of: a queued view
+    holds its whole buffer (a receive of many frames), and a link's queue counts the view.
+    Nothing holds a payload to change it."""
+    if len(payload) < GATHER_FROM:
+        return False
+    whole = payload.obj if isinstance(payload, memoryview) else payload
+    return len(payload) * 2 >= len(whole)
 
 
 class TcpConnection(Worker, CloseNotifier):
@@ -121,10 +132,10 @@ class TcpConnection(Worker, CloseNotifier):
 
     def handle(self, msg: LocalMessage) -> None:
         payload = msg.payload
-        if len(payload) < GATHER_FROM:
+        if not _sent_where_it_is(payload):
             frame, rest = encode_frame(msg.onward[1:], msg.return_route, payload), None
             size = len(frame)
-        else:  # nothing holds a payload to change it: it is sent where it is
+        else:
             frame, rest = frame_head(msg.onward[1:], msg.return_route, len(payload)), payload
             size = len(frame) + len(payload)
         if self._too_large(size):
@@ -144,7 +155,7 @@ class TcpConnection(Worker, CloseNotifier):
         if self.writer.backlog >= ACCOUNT_FROM:
             return False
         frame, rest = reframe(head, body, routes_end)
-        if len(rest) < GATHER_FROM:
+        if not _sent_where_it_is(rest):
             frame, rest = frame + rest, None
         size = len(frame) + (len(rest) if rest is not None else 0)
         if not self._too_large(size):

@@ -13,6 +13,8 @@ from appliance.node.errors import ConnectionClosed
 from appliance.node.transport.sockets import HubSocket, SocketClosed
 from appliance.node.transport.writer import Batch, SocketWriter
 
+pytestmark = pytest.mark.timeout(60)  # a writer that loses track of its queue waits for ever
+
 
 def _pair():
     ours, theirs = stdsocket.socketpair()
@@ -144,6 +146,19 @@ def test_chunks_queued_past_the_kernel_s_buffers_arrive_whole_and_in_order_over_
         received += theirs.recv(1 << 20)
     assert received == expected
     assert writer.flush(timeout=10) and writer.sent == len(expected)
+
+
+def test_more_chunks_than_one_gathering_send_may_carry_go_out_in_several():
+    ours, theirs = _pair()
+    writer = SocketWriter(ours)
+    parts = [bytes((i % 256,)) for i in range(3000)]  # Linux takes at most 1024 parts in one sendmsg
+    with Batch():
+        for part in parts:
+            writer.write(part)
+    received = bytearray()
+    while len(received) < len(parts):
+        received += theirs.recv(1 << 16)
+    assert received == b"".join(parts) and writer.flush(timeout=10) and not writer.closed
 
 
 class _BrokenSocket(_RecordingSocket):

@@ -1,9 +1,11 @@
 """A relay passes a stream's messages on by the shortcut its first one taught it
-(node/shortcuts.py): the same bytes as the long way, a new registration followed at once,
-a bad payload behind known routes still dropped and counted."""
+(node/shortcuts.py): the same bytes as the long way, a new registration or a lost one
+followed at once, a bad payload or one too large behind known routes dropped and counted."""
 
+from appliance.node.transport.tcp import GATHER_FROM, _sent_where_it_is
 from appliance.wire.address import Address
 from appliance.wire.transport import decode_body, encode_frame, routes_head
+from tests.helpers import recv_exactly, wait_until
 from tests.node.conftest import RawPeer
 
 NAME, SERVICE, ME = Address.local("forward_to_b"), Address.local("service"), Address.local("me")
@@ -17,6 +19,14 @@ def registered(make_node):
     b = RawPeer(hostport)
     assert b.register("b").ok
     return relay, hostport, b, RawPeer(hostport)
+
+
+def raw_body(peer: RawPeer) -> bytes:
+    """The next frame's body as it came, not decoded (heartbeats skipped)."""
+    while True:
+        length = int.from_bytes(recv_exactly(peer.sock, 4), "big")
+        if length:
+            return recv_exactly(peer.sock, length)
 
 
 def test_a_stream_through_a_relay_arrives_as_the_long_way_writes_it(make_node):
@@ -65,3 +75,43 @@ def test_a_bad_payload_behind_known_routes_is_dropped_and_counted(make_node):
     sender.send((NAME, SERVICE), (ME,), b"after")
     assert b.receive().payload == b"after"
     assert relay.node.counters["dropped_bad_messages"] == 1  # counted before "after" was read
+
+
+def test_a_payload_length_in_a_longer_form_than_ours_is_passed_on_in_ours(make_node):
+    _, _, b, sender = registered(make_node)
+    frame = encode_frame((NAME, SERVICE), (ME,), b"good")
+    for _ in range(2):  # the long way, then what would be the shortcut
+        sender.send_body(frame[4:-5] + b"\x84\x80\x00good")  # 4, in three bytes
+        assert raw_body(b).endswith(b"\x02me\x04good")
+
+
+def test_a_frame_that_the_new_head_makes_too_large_is_dropped_every_time(make_node):
+    relay = make_node("relay", max_frame=4096)
+    hostport = make_node.listener("relay")
+    b, sender = RawPeer(hostport), RawPeer(hostport)
+    assert b.register("b").ok
+    fits_here = 4096 - len(encode_frame((NAME, SERVICE), (ME,), b"")) + 4 - 3  # 3 bytes of length
+    for _ in range(2):  # the relay's link address joins the return route: over the limit on b's link
+        sender.send((NAME, SERVICE), (ME,), bytes(fits_here))
+    sender.send((NAME, SERVICE), (ME,), b"small")
+    assert b.receive().payload == b"small"
+    assert relay.node.counters["dropped_too_large"] == 2
+
+
+def test_after_the_name_s_link_is_lost_its_stream_is_dropped_as_unknown(make_node):
+    relay, _, b, sender = registered(make_node)
+    sender.send((NAME, SERVICE), (ME,), b"before")
+    assert b.receive().payload == b"before"
+    b.sock.close()
+    wait_until(lambda: "forward_to_b" not in relay.forwarding.relays, what="the relay to lose b")
+    sender.send((NAME, SERVICE), (ME,), b"after")
+    assert sender.echo(b"barrier") == b"barrier"
+    assert (relay.node.counters["dropped_unknown_address"], relay.node.counters["dropped_closed_connection"]) == (1, 0)
+
+
+def test_a_long_payload_is_queued_as_a_view_only_when_it_is_most_of_its_buffer():
+    receive = bytes(100_000)
+    assert _sent_where_it_is(memoryview(receive)[10:])
+    assert not _sent_where_it_is(memoryview(receive)[:GATHER_FROM])  # would hold 100 000 bytes for 16 384
+    assert not _sent_where_it_is(memoryview(receive)[:GATHER_FROM - 1])
+    assert _sent_where_it_is(bytearray(GATHER_FROM)) and not _sent_where_it_is(bytes(GATHER_FROM - 1))
