@@ -77,8 +77,7 @@ def _sent_where_it_is(payload) -> bool:
     Nothing holds a payload to change it."""
     if len(payload) < GATHER_FROM:
         return False
-    whole = payload.obj if isinstance(payload, memoryview) else payload
-    return len(payload) * 2 >= len(whole)
+    return not isinstance(payload, memoryview) or len(payload) * 2 >= memoryview(payload.obj).nbytes
 
 
 class TcpConnection(Worker, CloseNotifier):
