@@ -54,32 +54,16 @@ def routes_head(onward: Route, return_route: Route, tag: Buffer = b"\x01") -> by
 
 def encode_frame(onward: Route, return_route: Route, payload) -> bytes:
     """The message with its TCP frame header, joined once: the payload is copied once."""
+    return b"".join((*frame_prefix(onward, return_route, len(payload)), payload))
+
+
+def frame_prefix(onward: Route, return_route: Route, size: int) -> tuple:
+    """(frame header, first byte and routes, the payload's length): all of a message's frame
+    before its payload of `size` bytes, in parts, to be joined with the payload or sent
+    before it (a gathering send: a long payload is not copied behind them)."""
     head = routes_head(onward, return_route)
-    header, length = _frame_prefix(head, len(payload))
-    return b"".join((header, head, length, payload))
-
-
-def frame_head(onward: Route, return_route: Route, size: int) -> bytes:
-    """All of a message's frame before its payload of `size` bytes: a long payload is sent
-    after it, gathered, rather than copied behind it."""
-    head = routes_head(onward, return_route)
-    header, length = _frame_prefix(head, size)
-    return b"".join((header, head, length))
-
-
-def _frame_prefix(head: bytes, size: int) -> tuple:
-    """The frame header and the payload's length, for a payload of `size` behind `head`."""
     length = bytes((size,)) if size < 0x80 else bare.encode_uint(size)
-    return HEADER.pack(len(head) + len(length) + size), length
-
-
-def reframe(head: bytes, body, routes_end: int) -> tuple:
-    """A received body's payload (its length and bytes, after its routes end) framed behind
-    another `head` (routes_head), in two parts: the frame's header and the head, and a view
-    of the body's rest. A message passed on with new routes: its payload is not decoded,
-    and copied only if the sender joins the two."""
-    rest = body[routes_end:]
-    return HEADER.pack(len(head) + len(rest)) + head, rest
+    return HEADER.pack(len(head) + len(length) + size), head, length
 
 
 def decode_body(body, hint: int = 0) -> tuple:

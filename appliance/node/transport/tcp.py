@@ -29,9 +29,9 @@ from appliance.node.worker import Worker
 from appliance.node.transport.writer import Batch, SocketWriter
 from appliance.wire.address import Address
 from appliance.wire.errors import DecodeError, WireError
-from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder
+from appliance.wire.framing import DEFAULT_MAX_FRAME, PROTOCOL_VERSION_BYTE, FrameDecoder, encode_frame_header
 from appliance.wire.multiaddr import Tcp, parse_hostport
-from appliance.wire.transport import decode_body, encode_frame, frame_head, payload_at, reframe
+from appliance.wire.transport import decode_body, frame_prefix, payload_at
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,16 @@ def connect_tcp(target: Tcp, timeout: float = CONNECT_TIMEOUT) -> HubSocket:
         raise RouteError(f"cannot resolve {target.host}: {exc.strerror}") from None
     except OSError as exc:
         raise RouteError(f"cannot connect to {target.hostport}: {os_reason(exc)}") from None
+
+
+def _framed(prefix: tuple, payload) -> tuple:
+    """(first part, second part or None, size) of a frame to send: its prefix's parts and the
+    payload joined once, or the payload left where it is (_sent_where_it_is)."""
+    if _sent_where_it_is(payload):
+        first = b"".join(prefix)
+        return first, payload, len(first) + len(payload)
+    frame = b"".join((*prefix, payload))
+    return frame, None, len(frame)
 
 
 def _sent_where_it_is(payload) -> bool:
@@ -112,7 +122,6 @@ class TcpConnection(Worker, CloseNotifier):
         self.routed = False  # has routed a message (heartbeats do not count): idle timeout
         self.relayed = False  # has sent a message through a relay name of this node
         self._routes_hint = 0  # the routes' length in the last message (wire/transport.py decode_body)
-        self.node.shortcuts.clear()  # learnt of the link's last socket (which it marked `relayed`)
         self.connected = True
         self.heard = True  # liveness (LinkMonitor): received something since the last tick
         self.spoke = True  # sent something since the last tick
@@ -130,13 +139,7 @@ class TcpConnection(Worker, CloseNotifier):
             pass  # the peer is already gone: its reader finds out at once
 
     def handle(self, msg: LocalMessage) -> None:
-        payload = msg.payload
-        if not _sent_where_it_is(payload):
-            frame, rest = encode_frame(msg.onward[1:], msg.return_route, payload), None
-            size = len(frame)
-        else:
-            frame, rest = frame_head(msg.onward[1:], msg.return_route, len(payload)), payload
-            size = len(frame) + len(payload)
+        frame, rest, size = _framed(frame_prefix(msg.onward[1:], msg.return_route, len(msg.payload)), msg.payload)
         if self._too_large(size):
             return
         backlog = self.writer.backlog
@@ -153,10 +156,8 @@ class TcpConnection(Worker, CloseNotifier):
         admission decides."""
         if self.writer.backlog >= ACCOUNT_FROM:
             return False
-        frame, rest = reframe(head, body, routes_end)
-        if not _sent_where_it_is(rest):
-            frame, rest = frame + rest, None
-        size = len(frame) + (len(rest) if rest is not None else 0)
+        payload = body[routes_end:]  # its length and bytes, not decoded
+        frame, rest, size = _framed((encode_frame_header(len(head) + len(payload)), head), payload)
         if not self._too_large(size):
             self._send(frame, rest)
         return True
@@ -339,6 +340,7 @@ class TcpConnection(Worker, CloseNotifier):
                 return
             self._redialer = None
             self._attach(sock)
+            self.node.shortcuts.clear()  # learnt of the last socket, which it marked `relayed`
             self.node.counters["links_redialled"] += 1
             log.info("connection %s to %s is back", self.id, self.peer)
             self.start_reading()
