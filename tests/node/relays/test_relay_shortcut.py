@@ -2,8 +2,12 @@
 (node/shortcuts.py): the same bytes as the long way, a new registration or a lost one
 followed at once, a bad payload or one too large behind known routes dropped and counted."""
 
+from gevent import socket
+
 from appliance.node.transport.tcp import GATHER_FROM, _sent_where_it_is
 from appliance.wire.address import Address
+from appliance.wire.framing import PROTOCOL_VERSION_BYTE
+from appliance.wire.multiaddr import Tcp
 from appliance.wire.transport import decode_body, encode_frame, routes_head
 from tests.helpers import recv_exactly, wait_until
 from tests.node.conftest import RawPeer
@@ -107,6 +111,39 @@ def test_after_the_name_s_link_is_lost_its_stream_is_dropped_as_unknown(make_nod
     sender.send((NAME, SERVICE), (ME,), b"after")
     assert sender.echo(b"barrier") == b"barrier"
     assert (relay.node.counters["dropped_unknown_address"], relay.node.counters["dropped_closed_connection"]) == (1, 0)
+
+
+def test_a_redialled_link_takes_the_long_way_again_and_is_marked_relayed(make_node):
+    """A link the node dialled uses its relay. After a redial, the stream's next message goes
+    through the relay's `handle` again, even behind other routes of the same length, so the
+    new socket is marked `relayed` (the connection budget keeps a link that relays)."""
+    relay, _, b, _ = registered(make_node)
+    far = socket.socket()
+    far.bind(("127.0.0.1", 0))
+    far.listen(2)
+    link = relay.tcp.connect(Tcp(*far.getsockname()), persistent=True)
+
+    def accepted():
+        sock, _ = far.accept()
+        sock.sendall(PROTOCOL_VERSION_BYTE)
+        assert recv_exactly(sock, 1) == PROTOCOL_VERSION_BYTE
+        return sock
+
+    first = accepted()
+    first.sendall(encode_frame((NAME, SERVICE), (ME,), b"before"))
+    assert b.receive().payload == b"before" and link.relayed
+    first.close()
+    second = accepted()
+    wait_until(lambda: relay.node.counters["links_redialled"] == 1, what="the link to be redialled")
+    assert not link.relayed
+    unknown = Address.local("x" * len(NAME.inner))  # routes as long as the stream's: the link's hint is theirs
+    second.sendall(encode_frame((unknown, SERVICE), (ME,), b"nowhere"))
+    wait_until(lambda: relay.node.counters["dropped_unknown_address"] == 1, what="the unknown address")
+    second.sendall(encode_frame((NAME, SERVICE), (ME,), b"after"))  # the same link, the same routes' bytes
+    assert b.receive().payload == b"after"
+    assert link.relayed
+    second.close()
+    far.close()
 
 
 def test_a_long_payload_is_queued_as_a_view_only_when_it_is_most_of_its_buffer():
