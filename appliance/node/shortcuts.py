@@ -17,14 +17,14 @@ flood of routes empties it, it cannot grow it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from appliance.wire.address import MAX_ROUTE_HOPS, Route
 from appliance.wire.transport import MAX_CACHED_HEAD, routes_head
 
-MAX_READDRESSES = 4  # workers that only re-address, one after another, before the link out
-MAX_SHORTCUTS = 2048  # entries, node-wide; emptied when full
-MAX_HOPS = 16  # of both routes together, in an entry: a portal's are 4 to 8; a stranger's 64 + 64 are not kept
+MAX_READDRESSES: Final = 4  # workers that only re-address, one after another, before the link out
+MAX_SHORTCUTS: Final = 2048  # entries, node-wide; emptied when full
+MAX_HOPS: Final = 16  # of both routes together, in an entry: a portal's are 4 to 8; a stranger's 64 + 64 are not kept
 
 
 class Shortcut:

@@ -12,20 +12,20 @@ it), decryption writes into it.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Final
 
 from nacl._sodium import ffi, lib
 from nacl.bindings import sodium_init
 
 from appliance.secure.errors import DecryptError, SecureError
 
-TAGLEN = 16
+TAGLEN: Final = 16
 sodium_init()  # idempotent; PyNaCl runs it on import too, but say so where it matters
 
 
-_NULL = ffi.NULL
+_NULL: Final = ffi.NULL
 _from_buffer = ffi.from_buffer
-_TAG_ROOM = bytes(TAGLEN)
+_TAG_ROOM: Final = bytes(TAGLEN)
 
 
 def _sealer(c_encrypt) -> Callable[..., bytearray]:

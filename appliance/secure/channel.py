@@ -10,14 +10,15 @@ highest it has authenticated; state only moves after a packet authenticates.
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from appliance.secure.errors import DecryptError, ReplayError, SecureError
 from appliance.secure.suites import MAX_NONCE, TAGLEN, Suite
 
-REKEY_INTERVAL = 32
-WINDOW = 64
-MAX_EPOCH_JUMP = 1024  # bounds the rekeying work one packet can cause
-NONCE = struct.Struct(">Q")
+REKEY_INTERVAL: Final = 32
+WINDOW: Final = 64
+MAX_EPOCH_JUMP: Final = 1024  # bounds the rekeying work one packet can cause
+NONCE: Final = struct.Struct(">Q")
 
 
 class ChannelEncryptor:

@@ -23,6 +23,7 @@ turns away a second one (an answer to a repeated Ping) with Disconnect.
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 from appliance.stream.credit import DEFAULT_WINDOW, INITIAL_WINDOW, ReceiveWindow, SendCredit
 from appliance.stream.errors import StreamError, UnexpectedMessage
@@ -73,7 +74,7 @@ class Act(_Enum):
 
 
 S = State
-TRANSITIONS = {
+TRANSITIONS: Final = {
     (S.AWAITING_PONG, Event.PONG): S.OPEN,
     (S.AWAITING_ACK, Event.CREDIT): S.OPEN,
     (S.OPEN, Event.CREDIT): S.OPEN,
@@ -86,11 +87,11 @@ TRANSITIONS = {
     (S.REMOTE_ENDED, Event.CREDIT): S.REMOTE_ENDED,
     (S.REMOTE_ENDED, Event.LOCAL_EOF): S.CLOSED,
 }
-EVENTS = {event.value: event for event in Event}  # by portal message tag (and LOCAL_EOF's name)
-SENDING = frozenset((S.OPEN, S.REMOTE_ENDED))  # states in which we may send Payload
-RECEIVING = frozenset((S.OPEN, S.LOCAL_ENDED))  # states in which the peer may
-NOTHING = ()
-ABORT_AND_TELL = ((Act.SEND, wire.DISCONNECT), (Act.ABORT, None))
+EVENTS: Final = {event.value: event for event in Event}  # by portal message tag (and LOCAL_EOF's name)
+SENDING: Final = frozenset((S.OPEN, S.REMOTE_ENDED))  # states in which we may send Payload
+RECEIVING: Final = frozenset((S.OPEN, S.LOCAL_ENDED))  # states in which the peer may
+NOTHING: Final = ()
+ABORT_AND_TELL: Final = ((Act.SEND, wire.DISCONNECT), (Act.ABORT, None))
 
 
 class PortalStreamState:

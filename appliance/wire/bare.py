@@ -8,11 +8,12 @@ slicing, so hostile input can never make us allocate more than it actually sent.
 from __future__ import annotations
 
 import builtins
+from typing import Final
 
 from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 
-MAX_VARINT_BYTES = 10  # enough for a u64
+MAX_VARINT_BYTES: Final = 10  # enough for a u64
 
 
 def encode_uint(value: int) -> bytes:

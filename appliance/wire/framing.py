@@ -8,13 +8,14 @@ is rejected before anything is buffered for it. A frame whose body is empty is a
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from appliance.wire.errors import FrameTooLarge, ProtocolVersionMismatch
 
-PROTOCOL_VERSION = 2  # 2: portal flow control (Credit, End) and channel probes; 1 peers are refused
-PROTOCOL_VERSION_BYTE = bytes((PROTOCOL_VERSION,))
-DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB: room for 256 KiB portal chunks, small enough to bound memory
-HEADER = struct.Struct(">I")
+PROTOCOL_VERSION: Final = 2  # 2: portal flow control (Credit, End) and channel probes; 1 peers are refused
+PROTOCOL_VERSION_BYTE: Final = bytes((PROTOCOL_VERSION,))
+DEFAULT_MAX_FRAME: Final = 1 << 20  # 1 MiB: room for 256 KiB portal chunks, small enough to bound memory
+HEADER: Final = struct.Struct(">I")
 
 
 def encode_frame_header(length: int) -> bytes:

@@ -10,17 +10,24 @@ an outlet of an older version drops it as unknown and answers the Ping all the s
 
 from __future__ import annotations
 
+from typing import Final
 from appliance.wire import bare
 from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 
-PING = b"\x00"
-PONG = b"\x01"
-DISCONNECT = b"\x02"
-END = b"\x05"
-PING_TAG, PONG_TAG, DISCONNECT_TAG, PAYLOAD_TAG, CREDIT_TAG, END_TAG, ORIGIN_TAG = range(7)
-MAX_ADDRESS = 262  # "[" + 45 characters of IPv6 + "]:" + 5 digits, with room: HOST:PORT, not more
-MAX_CREDIT = 1 << 32  # a larger grant is not a window anybody means
+PING: Final = b"\x00"
+PONG: Final = b"\x01"
+DISCONNECT: Final = b"\x02"
+END: Final = b"\x05"
+PING_TAG: Final = 0
+PONG_TAG: Final = 1
+DISCONNECT_TAG: Final = 2
+PAYLOAD_TAG: Final = 3
+CREDIT_TAG: Final = 4
+END_TAG: Final = 5
+ORIGIN_TAG: Final = 6
+MAX_ADDRESS: Final = 262  # "[" + 45 characters of IPv6 + "]:" + 5 digits, with room: HOST:PORT, not more
+MAX_CREDIT: Final = 1 << 32  # a larger grant is not a window anybody means
 
 
 def encode_payload(data: Buffer) -> bytes:

@@ -12,7 +12,7 @@ established only once it has authenticated that (or fails on a refusal instead).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from appliance.wire import bare
 from appliance.wire.address import Route
@@ -20,9 +20,9 @@ from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 from appliance.wire.transport import decode_routed, encode_head
 
-VERSION = 1
+VERSION: Final = 1
 INIT, RESPONSE, FINISH, REFUSE = 1, 2, 3, 4
-MAX_CREDENTIALS = 16
+MAX_CREDENTIALS: Final = 16
 
 
 def encode_init(suite_id: int, noise_message: Buffer) -> bytes:
@@ -81,8 +81,13 @@ class IdentityProof(NamedTuple):
         return cls(key, signature, credentials)
 
 
-PAYLOAD, CLOSE, CONFIRM, PROBE, PROBE_ACK, CREDENTIAL = 0, 1, 2, 3, 4, 5
-SIGNALS = (CLOSE, CONFIRM, PROBE, PROBE_ACK)  # one byte, nothing after it
+PAYLOAD: Final = 0
+CLOSE: Final = 1
+CONFIRM: Final = 2
+PROBE: Final = 3
+PROBE_ACK: Final = 4
+CREDENTIAL: Final = 5
+SIGNALS: Final = (CLOSE, CONFIRM, PROBE, PROBE_ACK)  # one byte, nothing after it
 
 
 def encode_payload(onward: Route, return_route: Route, payload: Buffer) -> bytes:
@@ -95,10 +100,10 @@ def payload_head(onward: Route, return_route: Route, payload_length: int) -> byt
     return encode_head(onward, return_route, payload_length, tag=b"\x00")
 
 
-CLOSE_MESSAGE = b"\x01"
-CONFIRM_MESSAGE = b"\x02"
-PROBE_MESSAGE = b"\x03"  # are you still there? (the peer answers PROBE_ACK)
-PROBE_ACK_MESSAGE = b"\x04"
+CLOSE_MESSAGE: Final = b"\x01"
+CONFIRM_MESSAGE: Final = b"\x02"
+PROBE_MESSAGE: Final = b"\x03"  # are you still there? (the peer answers PROBE_ACK)
+PROBE_ACK_MESSAGE: Final = b"\x04"
 
 
 def encode_credential(credential: Buffer) -> bytes:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from appliance.wire import bare
 from appliance.wire.address import Route, encode_route, remember, split_route
@@ -13,14 +13,14 @@ from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError
 from appliance.wire.framing import HEADER
 
-VERSION = 1
+VERSION: Final = 1
 
 # Every message of a stream carries the same two routes: both directions remember the bytes
 # of a pair of routes and what they decode to. Bounded like address.py's caches, and only
 # for pairs of ordinary size: a stranger's 64 hops of 1 KiB addresses are not kept.
-MAX_CACHED_HEAD = 1024  # bytes of a pair of routes; a portal's are about 150
-_HEADS_OUT: dict = {}  # (onward, return route, first byte) -> that byte + their encoding
-_HEADS_IN: dict = {}  # the encoding of both routes -> (onward, return route)
+MAX_CACHED_HEAD: Final = 1024  # bytes of a pair of routes; a portal's are about 150
+_HEADS_OUT: Final[dict] = {}  # (onward, return route, first byte) -> that byte + their encoding
+_HEADS_IN: Final[dict] = {}  # the encoding of both routes -> (onward, return route)
 
 
 class TransportMessage(NamedTuple):

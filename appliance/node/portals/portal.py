@@ -20,7 +20,7 @@ import logging
 import os
 from collections import Counter, OrderedDict
 from socket import SO_ERROR, SOL_SOCKET
-from typing import Any
+from typing import Any, Final
 
 import gevent
 from gevent.event import Event
@@ -51,12 +51,12 @@ from appliance.wire.multiaddr import Tcp, parse_hostport
 
 log = logging.getLogger(__name__)
 
-CHUNK = 128 * 1024
+CHUNK: Final = 128 * 1024
 TARGET_CONNECT_TIMEOUT = 5.0
 FLUSH_IDLE = 30.0  # a closing stream whose client takes nothing for this long is reset
-ORIGIN = bytes([portal_wire.ORIGIN_TAG])
-MAX_ORIGINS = 4096  # Origins an outlet holds for Pings still to come
-MAX_ORIGIN_ROUTE = 1024  # bytes of return route an Origin may be kept under (a few hops are tens)
+ORIGIN: Final = bytes([portal_wire.ORIGIN_TAG])
+MAX_ORIGINS: Final = 4096  # Origins an outlet holds for Pings still to come
+MAX_ORIGIN_ROUTE: Final = 1024  # bytes of return route an Origin may be kept under (a few hops are tens)
 REFUSAL_LOG_EVERY = 60.0  # an inlet refusing clients while its route is down says so this often
 
 

@@ -14,7 +14,7 @@ import os
 import random
 import time
 from collections import Counter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -35,7 +35,7 @@ from appliance.wire.errors import DecodeError
 
 log = logging.getLogger(__name__)
 
-SERVICE = "forwarding_service"
+SERVICE: Final = "forwarding_service"
 DEFAULT_GRACE = 30.0  # seconds a lost plain relay's name waits for its registrant
 IDENTITY_NAME_KEPT = 600.0  # seconds an identity's lost name is safe from eviction by a full node
 REFUSAL_LOG_EVERY = 3600.0  # a peer retrying in a loop is logged once an hour

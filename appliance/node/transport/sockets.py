@@ -20,7 +20,7 @@ import os
 import socket as _stdsocket
 import struct
 import sys
-from typing import Any
+from typing import Any, Final
 
 import gevent
 from gevent import get_hub
@@ -37,12 +37,12 @@ except (ImportError, AttributeError):
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE = (300, 75, 2)  # idle, interval, probes - as Ockam
-SMALL_READ = 64 * 1024
-BACKLOG = 1024
+KEEPALIVE: Final = (300, 75, 2)  # idle, interval, probes - as Ockam
+SMALL_READ: Final = 64 * 1024
+BACKLOG: Final = 1024
 MAX_ACCEPTS = 100  # per loop turn
-OPTIONS_INHERITED = sys.platform.startswith("linux")  # accepted sockets take the listener's options
-LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+OPTIONS_INHERITED: Final = sys.platform.startswith("linux")  # accepted sockets take the listener's options
+LINGER_RESET: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 ACCEPT_RETRY = 0.1  # seconds to wait after accept failed (out of file descriptors)
 # a non-blocking connect under way: EINPROGRESS; on Windows WSAEWOULDBLOCK (errno.EWOULDBLOCK
 # there; on Linux that is EAGAIN, which a connect answers when no local port is free)
@@ -50,7 +50,7 @@ CONNECT_PENDING = frozenset((errno.EINPROGRESS, errno.EWOULDBLOCK) if os.name ==
 _REUSE_OPTION: Any = getattr(_stdsocket, "SO_EXCLUSIVEADDRUSE", None) if os.name == "nt" else _stdsocket.SO_REUSEADDR
 _SIO_KEEPALIVE_VALS = getattr(_stdsocket, "SIO_KEEPALIVE_VALS", None) if os.name == "nt" else None
 _WINSOCK_ERRORS = getattr(_stdsocket, "errorTab", {})  # Windows only: WSAE... code -> text
-_GATHERS = hasattr(_stdsocket.socket, "sendmsg")  # not on Windows
+_GATHERS: Final = hasattr(_stdsocket.socket, "sendmsg")  # not on Windows
 
 
 class HubSocket:

@@ -11,7 +11,7 @@ import logging
 import os
 import random
 import socket as _stdsocket
-from typing import Any
+from typing import Any, Final
 
 import gevent
 
@@ -35,13 +35,13 @@ from appliance.wire.transport import decode_body, frame_prefix, payload_at
 
 log = logging.getLogger(__name__)
 
-RECV_SIZE = 256 * 1024
+RECV_SIZE: Final = 256 * 1024
 CONNECT_TIMEOUT = 10.0
 REDIAL_FIRST = 0.25  # seconds before a lost persistent connection dials again; doubles...
 REDIAL_MAX = 2.0  # ...up to this, each wait randomised to 50-100 %
 REDIAL_STABLE = 10.0  # the backoff starts again only after a connection stayed up this long
-GATHER_FROM = 16 * 1024  # a payload this long may be sent behind its frame's head, not copied into one frame
-YIELD_EVERY = 16  # frames handled before others get a turn: a flood in one read must not stall them
+GATHER_FROM: Final = 16 * 1024  # a payload this long may be sent behind its frame's head, not copied into one frame
+YIELD_EVERY: Final = 16  # frames handled before others get a turn: a flood in one read must not stall them
 
 
 def os_reason(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ and a queue above `limit` fails the writer like a broken socket.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import gevent
 from gevent.event import Event
@@ -38,9 +38,9 @@ class WritableSocket(Protocol):
 
     def unsent(self) -> int | None: ...
 
-DEFAULT_LIMIT = 1 << 30  # last resort only: a link whose peer reads nothing is found by LinkMonitor
-MAX_SEND = 256 * 1024  # bytes gathered for one send: few syscalls without a long queue in one
-MAX_PARTS = 512  # chunks gathered for one send (Linux takes at most 1024 in one sendmsg)
+DEFAULT_LIMIT: Final = 1 << 30  # last resort only: a link whose peer reads nothing is found by LinkMonitor
+MAX_SEND: Final = 256 * 1024  # bytes gathered for one send: few syscalls without a long queue in one
+MAX_PARTS: Final = 512  # chunks gathered for one send (Linux takes at most 1024 in one sendmsg)
 
 
 _turn = 0  # the loop's turns, counted by a check watcher (once per turn; libuv has no prepare watchers)
