@@ -11,6 +11,7 @@ an outlet of an older version drops it as unknown and answers the Ping all the s
 from __future__ import annotations
 
 from typing import Final
+
 from appliance.wire import bare
 from appliance.wire.buffer import Buffer
 from appliance.wire.errors import DecodeError

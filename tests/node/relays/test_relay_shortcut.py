@@ -115,10 +115,12 @@ def test_after_the_name_s_link_is_lost_its_stream_is_dropped_as_unknown(make_nod
 
 def test_a_redialled_link_takes_the_long_way_again_and_is_marked_relayed(make_node):
     """A link the node dialled uses its relay. After a redial, the stream's next message goes
-    through the relay's `handle` again, even behind other routes of the same length, so the
-    new socket is marked `relayed` (the connection budget keeps a link that relays)."""
+    through the relay's `handle` again, even behind other routes of the same length: what
+    the long way records of a socket (`relayed`) is recorded of the new one too. (The budget
+    reads it only of accepted links, which do not redial; the flag stays true of every link.)"""
     relay, _, b, _ = registered(make_node)
     far = socket.socket()
+    far.settimeout(10)
     far.bind(("127.0.0.1", 0))
     far.listen(2)
     link = relay.tcp.connect(Tcp(*far.getsockname()), persistent=True)
@@ -126,7 +128,7 @@ def test_a_redialled_link_takes_the_long_way_again_and_is_marked_relayed(make_no
     def accepted():
         sock, _ = far.accept()
         sock.sendall(PROTOCOL_VERSION_BYTE)
-        assert recv_exactly(sock, 1) == PROTOCOL_VERSION_BYTE
+        assert recv_exactly(sock, 1, timeout=10) == PROTOCOL_VERSION_BYTE
         return sock
 
     first = accepted()
