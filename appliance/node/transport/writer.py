@@ -104,18 +104,17 @@ class SocketWriter:
             raise ConnectionClosed("socket is closed")
         if not Batch.depth and self.idle and self._turn != _turn:
             self._turn = _turn
+            parts = None if rest is None else [data, rest]
             try:
-                sent = self._sock.send(data) if rest is None else self._sock.send_parts([data, rest])
+                sent = self._sock.send(data) if parts is None else self._sock.send_parts(parts)
             except OSError as exc:
                 self._fail(exc)
                 raise ConnectionClosed(f"socket write failed: {exc}") from None
-            if sent < len(data):
+            if parts is not None:
+                for part in _unsent(parts, sent):
+                    self._queue(part)
+            elif sent < len(data):
                 self._queue(memoryview(data)[sent:])
-                sent_of_rest = 0
-            else:
-                sent_of_rest = sent - len(data)
-            if rest is not None and sent_of_rest < len(rest):
-                self._queue(memoryview(rest)[sent_of_rest:] if sent_of_rest else rest)
             if sent:
                 self._progress(sent)  # last: what it causes may close this writer
             return
@@ -210,22 +209,12 @@ class SocketWriter:
                 self._fail(exc, later=True)  # we may be in the hub, which must not wait
                 return False
             self._size -= sent
-            self._drop_sent(sent)
+            chunks[:count] = _unsent(chunks[:count], sent)
             if sent:
                 self._progress(sent)
             if sent < size or self.closed:
                 break
         return not self.closed
-
-    def _drop_sent(self, sent: int) -> None:
-        """Take the first `sent` bytes off the queue: whole chunks, then the front of one."""
-        chunks, whole = self._chunks, 0
-        while whole < len(chunks) and sent >= len(chunks[whole]):
-            sent -= len(chunks[whole])
-            whole += 1
-        del chunks[:whole]
-        if sent:
-            chunks[0] = memoryview(chunks[0])[sent:]
 
     def _progress(self, sent: int) -> None:
         self.sent += sent
@@ -243,3 +232,16 @@ class SocketWriter:
                 gevent.spawn(self._on_error, exc)
             else:
                 self._on_error(exc)
+
+
+def _unsent(parts: list, sent: int) -> list:
+    """What is left of `parts`, in order, once a send took their first `sent` bytes: the
+    parts it did not reach, the one it stopped inside cut to a view of its rest."""
+    whole = 0
+    while whole < len(parts) and sent >= len(parts[whole]):
+        sent -= len(parts[whole])
+        whole += 1
+    left = parts[whole:]
+    if sent:
+        left[0] = memoryview(left[0])[sent:]
+    return left

@@ -120,6 +120,7 @@ def test_a_gathered_send_the_kernel_takes_part_of_leaves_exactly_the_rest_queued
 
 @pytest.mark.parametrize("per_send, sends", [
     (2, [b"ab", b"cd", b"ef", b"g"]),  # the kernel stops inside the first part
+    (3, [b"abc", b"def", b"g"]),  # at the end of the first: the second waits whole
     (5, [b"abcde", b"fg"]),  # inside the second
     (7, [b"abcdefg"]),  # takes both
 ])
